@@ -1,0 +1,90 @@
+"""The JSON document format of learned losses, and its strict validation.
+
+A loss file is plain data: a format tag, a version, the loss kind, its
+expression or parameters, the transforms and free-form metadata. Loading
+validates every field and never executes anything from the file. Any problem
+is a ``ValueError`` that names the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+FORMAT_TAG = "evomal-loss"
+FORMAT_VERSION = 1
+
+
+class LossFileError(ValueError):
+    """A loss document is malformed, truncated or tampered with."""
+
+
+def fail(source: str, message: str) -> LossFileError:
+    return LossFileError(f"{source}: {message}")
+
+
+def require_fields(
+    doc: Any,
+    required: Mapping[str, type | tuple[type, ...]],
+    optional: Mapping[str, Any],
+    source: str,
+) -> dict[str, Any]:
+    """Check that ``doc`` is an object with exactly the known fields of the right JSON types."""
+    if not isinstance(doc, dict):
+        raise fail(source, f"expected a JSON object at the top level, found {type(doc).__name__}")
+    unknown = sorted(set(doc) - set(required) - set(optional))
+    if unknown:
+        raise fail(
+            source,
+            f"unknown field(s) {unknown}; this file was not written by evomal "
+            "or was edited by hand",
+        )
+    missing = sorted(set(required) - set(doc))
+    if missing:
+        raise fail(source, f"missing field(s) {missing}; the file may be truncated")
+    for name, kind in {**required, **optional}.items():
+        if name not in doc:
+            continue
+        value = doc[name]
+        if isinstance(value, bool) and kind is not bool:
+            raise fail(source, f"field {name!r} must not be a boolean")
+        if not isinstance(value, kind):
+            expected = (
+                kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            )
+            raise fail(source, f"field {name!r} must be {expected}, found {type(value).__name__}")
+    return doc
+
+
+def check_header(doc: Mapping[str, Any], kind: str, source: str) -> None:
+    if doc.get("format") != FORMAT_TAG:
+        raise fail(
+            source,
+            f"not an evomal loss file (format tag is {doc.get('format')!r}, "
+            f"expected {FORMAT_TAG!r})",
+        )
+    if doc.get("version") != FORMAT_VERSION:
+        raise fail(
+            source,
+            f"unsupported format version {doc.get('version')!r}; this evomal "
+            f"reads version {FORMAT_VERSION}",
+        )
+    if doc.get("kind") != kind:
+        raise fail(source, f"loss kind is {doc.get('kind')!r}, expected {kind!r}")
+
+
+def float_list(value: Any, name: str, source: str, length: int | None = None) -> list[float]:
+    """A list of finite numbers (not booleans), optionally of a given length."""
+    if not isinstance(value, list):
+        raise fail(source, f"field {name!r} must be a list of numbers")
+    out = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise fail(source, f"{name}[{i}] must be a number, found {type(v).__name__}")
+        if not math.isfinite(v):
+            raise fail(source, f"{name}[{i}] is not finite")
+        out.append(float(v))
+    if length is not None and len(out) != length:
+        raise fail(source, f"field {name!r} has {len(out)} entries, expected {length}")
+    return out

@@ -1,0 +1,44 @@
+"""The README's set-up commands are the ones CI runs."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _setup_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_readme_has_exactly_two_setup_commands():
+    commands = _setup_commands()
+    assert len(commands) == 2
+    run, test = commands
+    assert run.strip().startswith("python3 -m venv")
+    assert "evomal " in run
+    assert test.strip().endswith("pytest")
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    _, test = _setup_commands()
+    assert test.strip() in [line.strip() for line in ci]
+
+
+def test_ci_runs_the_readme_run_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    run, _ = _setup_commands()
+    main_job = run.split("&&")[-1].strip()
+    assert main_job in ci
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    """Every ```python block in the README runs as written (in a scratch directory)."""
+    monkeypatch.chdir(tmp_path)
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.+?)\n```", readme, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
