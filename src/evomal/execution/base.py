@@ -1,0 +1,54 @@
+"""The one seam for parallelism: an executor maps a stage function over jobs.
+
+The GP loop and the evaluator never know where candidates run. An executor
+receives the run's :class:`~evomal.methods.context.ContextSpec` once
+(``start``), builds or ships the context to its workers, and then maps
+``fn(context, job)`` over lists of jobs, returning results in job order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from evomal.methods.context import ContextSpec, EvaluationContext
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+StageFn = Callable[[EvaluationContext, Any], Any]
+
+
+class Executor(Protocol):
+    """Maps stage functions over jobs in the context of one run."""
+
+    def start(self, spec: ContextSpec) -> None:
+        """Ship the run's context to the workers (once)."""
+
+    def map(self, fn: StageFn, jobs: Sequence[Any]) -> list[Any]:
+        """``[fn(context, job) for job in jobs]``, in job order, wherever it runs."""
+
+    def close(self) -> None:
+        """Release workers."""
+
+
+class SerialExecutor:
+    """Runs every job in this process, one after another."""
+
+    def __init__(self) -> None:
+        self._context: EvaluationContext | None = None
+
+    def start(self, spec: ContextSpec) -> None:
+        self._context = EvaluationContext(spec)
+
+    @property
+    def context(self) -> EvaluationContext:
+        if self._context is None:
+            raise RuntimeError("executor not started: call start(spec) first")
+        return self._context
+
+    def map(self, fn: StageFn, jobs: Sequence[Any]) -> list[Any]:
+        return [fn(self.context, job) for job in jobs]
+
+    def close(self) -> None:
+        self._context = None

@@ -1,0 +1,219 @@
+"""The GP outer loop (paper Section 3.1.2, Fig. 1). No I/O, no printing.
+
+The loop owns the population and the random generator; it hands the
+individuals that need scoring to an evaluator (a callable over a list of
+trees) and announces what happens through a listener, which is where the run
+store, the progress bar and any logger attach. Its whole state is plain data
+(:class:`GPState`), so a run checkpoints after every generation and resumes to
+exactly the same result.
+
+One generation: score the individuals without a fitness; record the best;
+then build the next population from the elites (the best 5%, at least one,
+copied unchanged) and tournament-selected parents varied by one-point
+crossover (probability 0.7 per pair) and uniform subtree mutation
+(probability 0.25 per individual). Offspring taller than the height limit are
+replaced by their parent; changed offspring are repaired so that they use
+both ``y`` and ``fx``. Unchanged individuals keep their fitness.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evomal.gp.operators import (
+    cx_one_point,
+    fitness_key,
+    mut_uniform,
+    repair,
+    sel_best,
+    sel_tournament,
+)
+from evomal.methods.evaluator import Outcome
+from evomal.runs.config import GPConfig
+from evomal.symbolic.generate import gen_half_and_half
+from evomal.symbolic.primitives import PrimitiveSet
+from evomal.symbolic.tree import Tree, parse
+
+Evaluate = Callable[[Sequence[Tree]], list[Outcome]]
+
+
+@dataclass
+class CandidateEvent:
+    """One scored candidate."""
+
+    generation: int
+    index: int
+    outcome: Outcome
+
+
+@dataclass
+class GenerationEvent:
+    """A finished generation: its summary and the state to checkpoint."""
+
+    generation: int
+    summary: dict[str, Any]
+    state: GPState
+
+
+Listener = Callable[[CandidateEvent | GenerationEvent], None]
+
+
+@dataclass
+class GPState:
+    """Everything needed to continue a GP run, as plain data."""
+
+    generation: int  # the next generation to score
+    population: list[dict[str, Any]]  # {"expression": str, "outcome": dict | None}
+    rng_state: dict[str, Any]
+    best: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    evaluator_state: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GPState:
+        return cls(**copy.deepcopy(data))
+
+
+class GeneticProgramming:
+    """The outer loop over a population of loss trees."""
+
+    def __init__(
+        self, config: GPConfig, evaluate: Evaluate, listener: Listener | None = None
+    ) -> None:
+        self.config = config
+        self.evaluate = evaluate
+        self.listener = listener or (lambda event: None)
+        self.pset = PrimitiveSet(tuple(config.functions), tuple(config.terminals))
+
+    def initial_state(self, seed: int) -> GPState:
+        """A ramped half-and-half population (repaired), and the generator that made it."""
+        rng = np.random.default_rng(seed)
+        c = self.config
+        population = [
+            {
+                "expression": str(
+                    repair(
+                        rng,
+                        gen_half_and_half(rng, c.init_min_height, c.init_max_height, self.pset),
+                        self.pset,
+                    )
+                ),
+                "outcome": None,
+            }
+            for _ in range(c.population_size)
+        ]
+        return GPState(0, population, dict(rng.bit_generator.state))
+
+    def run(
+        self,
+        state: GPState,
+        evaluator_state: Callable[[], dict[str, Any]] | None = None,
+        max_generations: int | None = None,
+    ) -> GPState:
+        """Run generations from ``state`` until the budget (or ``max_generations`` more) is spent.
+
+        ``evaluator_state`` returns the evaluator's caches, stored in each
+        checkpointed state.
+        """
+        state = GPState.from_dict(state.as_dict())
+        ran = 0
+        while state.generation < self.config.generations and not state.done:
+            if max_generations is not None and ran >= max_generations:
+                break
+            self._generation(state, evaluator_state)
+            ran += 1
+        return state
+
+    # -- one generation --------------------------------------------------------
+
+    def _generation(
+        self, state: GPState, evaluator_state: Callable[[], dict[str, Any]] | None
+    ) -> None:
+        g = state.generation
+        todo = [i for i, ind in enumerate(state.population) if ind["outcome"] is None]
+        outcomes = self.evaluate([parse(state.population[i]["expression"]) for i in todo])
+        for i, outcome in zip(todo, outcomes, strict=True):
+            state.population[i]["outcome"] = outcome.as_dict()
+            self.listener(CandidateEvent(g, i, outcome))
+        self._update_best(state, g)
+        summary = self._summary(state, g, [o.verdict for o in outcomes])
+        state.history.append(summary)
+        if g + 1 >= self.config.generations:
+            state.done = True
+        else:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state.rng_state
+            state.population = self._breed(rng, state.population)
+            state.rng_state = dict(rng.bit_generator.state)
+        state.generation = g + 1
+        if evaluator_state is not None:
+            state.evaluator_state = evaluator_state()
+        self.listener(GenerationEvent(g, summary, GPState.from_dict(state.as_dict())))
+
+    def _update_best(self, state: GPState, generation: int) -> None:
+        for ind in state.population:
+            out = ind["outcome"]
+            if out is None or out["fitness"] is None:
+                continue
+            best = state.best
+            if best is None or fitness_key(out["fitness"]) < fitness_key(best["fitness"]):
+                state.best = {**copy.deepcopy(out), "generation": generation}
+
+    @staticmethod
+    def _summary(state: GPState, generation: int, verdicts: list[str]) -> dict[str, Any]:
+        fits = [ind["outcome"]["fitness"] for ind in state.population if ind["outcome"]]
+        finite = [f for f in fits if f is not None]
+        return {
+            "generation": generation,
+            "scored": len(verdicts),
+            "verdicts": dict(Counter(verdicts)),
+            "population_best": min(finite) if finite else None,
+            "population_mean": sum(finite) / len(finite) if finite else None,
+            "best_so_far": state.best["fitness"] if state.best else None,
+            "best_expression": state.best["expression"] if state.best else None,
+        }
+
+    def _breed(
+        self, rng: np.random.Generator, population: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        c = self.config
+        fitnesses = [ind["outcome"]["fitness"] if ind["outcome"] else None for ind in population]
+        elites = [copy.deepcopy(population[i]) for i in sel_best(fitnesses, c.n_elites)]
+        chosen = sel_tournament(rng, fitnesses, c.population_size - len(elites), c.tournament_size)
+        parents = [parse(population[i]["expression"]) for i in chosen]
+        children = list(parents)
+        changed = [False] * len(children)
+        for i in range(1, len(children), 2):
+            if float(rng.random()) < c.crossover_prob:
+                a, b = cx_one_point(rng, children[i - 1], children[i])
+                for j, new in ((i - 1, a), (i, b)):
+                    if new != children[j] and new.height <= c.max_height:
+                        children[j], changed[j] = new, True
+        for i in range(len(children)):
+            if float(rng.random()) < c.mutation_prob:
+                new = mut_uniform(
+                    rng, children[i], c.mutation_min_height, c.mutation_max_height, self.pset
+                )
+                if new != children[i] and new.height <= c.max_height:
+                    children[i], changed[i] = new, True
+        offspring = []
+        for i, child in enumerate(children):
+            if changed[i]:
+                fixed = repair(rng, child, self.pset)
+                child = fixed if fixed.height <= c.max_height else parents[i]
+                changed[i] = child != parents[i]
+            if changed[i]:
+                offspring.append({"expression": str(child), "outcome": None})
+            else:
+                offspring.append(copy.deepcopy(population[chosen[i]]))
+        return elites + offspring

@@ -1,0 +1,52 @@
+"""A base learner for one task: seeded fresh initialisations and a functional forward.
+
+The local search resets the base model at every meta step (Algorithm 1), and
+fitness trains from the run's seeded initial weights. Both draw initial
+parameters here, from ``build_model(..., seed=s)``, so an initialisation in
+the local search follows exactly the distribution the model uses for real
+training, and a seed always gives the same weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from evomal.tasks.models import build_model
+from evomal.tasks.task import Task
+
+State = dict[str, Tensor]
+
+
+@dataclass
+class BaseLearner:
+    """A task paired with a model architecture (by registered name)."""
+
+    task: Task
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.template = self.build(seed=0)
+        self.template.train()
+
+    def build(self, seed: int) -> nn.Module:
+        """A fresh module with weights drawn from ``seed``, on the task's device."""
+        module = build_model(
+            self.model, self.task.input_shape, self.task.n_outputs, seed=seed, **self.options
+        )
+        return module.to(self.task.device)
+
+    def initial_state(self, seed: int) -> tuple[State, State]:
+        """Parameters and buffers of a fresh initialisation drawn from ``seed`` (detached)."""
+        module = self.build(seed)
+        params = {k: v.detach() for k, v in module.named_parameters()}
+        buffers = {k: v.detach() for k, v in module.named_buffers()}
+        return params, buffers
+
+    def forward(self, params: State, buffers: State, x: Tensor) -> Tensor:
+        """The template's forward pass with the given parameters and buffers."""
+        return functional_call(self.template, (params, buffers), (x,))

@@ -1,0 +1,150 @@
+"""Local search: optimise a tree's edge weights phi through unrolled SGD (Algorithm 1).
+
+Each of the ``S_meta`` meta steps, for every training task:
+
+1. reset the base model to a fresh initialisation drawn from the run's seeded
+   stream (the authors' code resets every step);
+2. take ``S_base`` differentiable SGD steps on the learned loss
+   ``M_phi(y, f_theta(x))``;
+3. compute the task loss (cross-entropy / MSE) of the updated model on a
+   fresh batch;
+
+then update phi with Adam on the sum of the task losses. Gradients are taken
+with respect to phi only, with ``torch.func.grad`` nested around the inner
+step (which is itself a ``torch.func.grad``), so the meta-gradient flows
+through the inner update as in Eq. (7).
+
+Everything is seeded from the run seed alone: every candidate sees the same
+sequence of initialisations and batches (common random numbers), so a
+candidate's result depends only on its tree and the run seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import grad, grad_and_value
+
+from evomal.meta.base_learner import BaseLearner, State
+from evomal.symbolic.compile import CompiledLoss
+from evomal.training.loop import EpochSampler, make_generator
+from evomal.training.metrics import task_loss
+
+#: Meta steps between finiteness checks (each check is one host sync).
+CHECK_EVERY = 25
+
+
+@dataclass(frozen=True)
+class LocalSearchResult:
+    """The optimised weights and the summed task loss at each meta step."""
+
+    phi: Tensor
+    meta_losses: list[float]
+    diverged: bool
+    reason: str | None = None
+
+
+def initial_phi(n_edges: int, std: float, seed: int) -> Tensor:
+    """phi ~ N(1, std^2), drawn from a generator seeded by ``seed`` (paper: std 1e-3)."""
+    generator = torch.Generator().manual_seed(seed)
+    return 1.0 + std * torch.randn(n_edges, generator=generator)
+
+
+def meta_step_seeds(run_seed: int, steps: int) -> list[int]:
+    """The seeds of the base-model resets, one per meta step, from the run seed."""
+    state = np.random.SeedSequence([run_seed, 0x10CA1]).generate_state(max(steps, 1))
+    return [int(s) for s in state[:steps]]
+
+
+def unrolled_task_loss(
+    phi: Tensor,
+    loss: CompiledLoss,
+    learner: BaseLearner,
+    params: State,
+    buffers: State,
+    inner_batches: Sequence[tuple[Tensor, Tensor]],
+    outer_batch: tuple[Tensor, Tensor],
+    base_lr: float,
+) -> Tensor:
+    """Task loss after one SGD step per inner batch on the learned loss, as a function of phi."""
+
+    def learned(p: State, x: Tensor, y: Tensor) -> Tensor:
+        return loss(learner.forward(p, buffers, x), y, phi)
+
+    for x, y in inner_batches:
+        grads = grad(learned)(params, x, y)
+        params = {k: params[k] - base_lr * grads[k] for k in params}
+    x, y = outer_batch
+    return task_loss(learner.task.kind, learner.forward(params, buffers, x), y)
+
+
+def optimise_phi(
+    loss: CompiledLoss,
+    phi0: Tensor,
+    learners: Sequence[BaseLearner],
+    *,
+    steps: int,
+    base_steps: int,
+    base_lr: float,
+    meta_lr: float,
+    batch_size: int,
+    run_seed: int,
+) -> LocalSearchResult:
+    """Algorithm 1: ``steps`` Adam updates of phi through ``base_steps`` unrolled SGD steps."""
+    phi = phi0.detach().clone().to(learners[0].task.device)
+    if steps == 0 or phi.numel() == 0:
+        return LocalSearchResult(phi, [], False)
+    phi.requires_grad_(True)
+    optimiser = torch.optim.Adam([phi], lr=meta_lr)
+    seeds = meta_step_seeds(run_seed, steps)
+    samplers = []
+    for i, learner in enumerate(learners):
+        device = learner.task.device
+        samplers.append(
+            EpochSampler(
+                len(learner.task.train), batch_size, make_generator(run_seed + i, device), device
+            )
+        )
+
+    def batch(j: int) -> tuple[Tensor, Tensor]:
+        task = learners[j].task
+        idx = samplers[j].next()
+        x = task.train.x[idx]
+        x = (
+            task.augmentation.train_batch(x, samplers[j].generator)
+            if not task.augmentation.is_identity
+            else x
+        )
+        return x, task.train.y[idx]
+
+    def total_task_loss(phi_: Tensor, states: list[tuple[State, State]], data: list) -> Tensor:
+        total = torch.zeros((), device=phi_.device)
+        for j, learner in enumerate(learners):
+            params, buffers = states[j]
+            inner, outer = data[j]
+            total = total + unrolled_task_loss(
+                phi_, loss, learner, params, buffers, inner, outer, base_lr
+            )
+        return total
+
+    meta_losses = torch.empty(steps, device=phi.device)
+    for step in range(steps):
+        states = [learner.initial_state(seeds[step] + j) for j, learner in enumerate(learners)]
+        data = [([batch(j) for _ in range(base_steps)], batch(j)) for j in range(len(learners))]
+        phi_grad, value = grad_and_value(total_task_loss)(phi.detach(), states, data)
+        phi.grad = phi_grad
+        optimiser.step()
+        meta_losses[step] = value.detach()
+        if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
+            # One host sync every CHECK_EVERY steps: stop early once phi or the loss blow up.
+            window = meta_losses[: step + 1]
+            if not bool(torch.isfinite(window).all()) or not bool(torch.isfinite(phi).all()):
+                history = window.tolist()
+                bad = next((i for i, v in enumerate(history) if not np.isfinite(v)), step)
+                reason = f"non-finite meta loss or phi by meta step {bad}"
+                return LocalSearchResult(phi.detach(), history, True, reason)
+    return LocalSearchResult(phi.detach(), meta_losses.tolist(), False)

@@ -1,0 +1,202 @@
+"""The run directory: config, environment, events, checkpoints and the best loss.
+
+Layout of ``RUN_DIR``::
+
+    config.json       the resolved SearchConfig
+    run.json          what was searched (task, model) and the environment
+    events.jsonl      one line per scored candidate
+    generations.jsonl one summary line per generation
+    checkpoint.json   GP population, caches and RNG state after the last generation
+    best_loss.json    the best loss so far, loadable by LearnedLoss.load
+    result.json       the final result (written when the search ends)
+
+Every JSON file is written atomically. The checkpoint records how many event
+lines it covers, so resuming drops lines written after it (a generation that
+was interrupted is scored again, with the same results).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from evomal.gp.loop import CandidateEvent, GenerationEvent, GPState
+from evomal.losses.learned import LearnedLoss
+from evomal.runs.config import SearchConfig, from_dict, to_dict
+from evomal.runs.files import read_json, write_json_atomic
+
+CHECKPOINT_VERSION = 1
+
+
+def environment(config: SearchConfig) -> dict[str, Any]:
+    """Versions, seed and device: what a reader needs to reproduce the run."""
+    import numpy
+    import sympy
+    import torch
+
+    import evomal
+
+    return {
+        "evomal": evomal.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "sympy": sympy.__version__,
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_available": torch.cuda.is_available(),
+        "seed": config.seed,
+        "device": config.execution.device,
+        "argv": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+def _clean(data: Any) -> Any:
+    """Replace NaN/inf by None so strict JSON can hold every record."""
+    if isinstance(data, dict):
+        return {k: _clean(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_clean(v) for v in data]
+    return _finite_or_none(data)
+
+
+class RunStore:
+    """Writes and reads one run directory. The GP loop's listener."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # -- paths ---------------------------------------------------------------
+
+    @property
+    def events_path(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def generations_path(self) -> Path:
+        return self.root / "generations.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.root / "checkpoint.json"
+
+    @property
+    def best_loss_path(self) -> Path:
+        return self.root / "best_loss.json"
+
+    # -- creation and loading --------------------------------------------------
+
+    def create(self, config: SearchConfig, spec: dict[str, Any]) -> None:
+        """Start a new run directory; refuses one that already holds a run."""
+        if self.checkpoint_path.exists() or (self.root / "config.json").exists():
+            raise ValueError(
+                f"{self.root} already holds a run; resume it with `evomal resume {self.root}` "
+                "or choose another --out directory"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.root / "config.json", to_dict(config))
+        write_json_atomic(
+            self.root / "run.json", {"spec": spec, "environment": environment(config)}
+        )
+        for path in (self.events_path, self.generations_path):
+            path.write_text("")
+
+    def load_config(self) -> SearchConfig:
+        data = read_json(self.root / "config.json", "run config")
+        return from_dict(SearchConfig, data)
+
+    def load_spec(self) -> dict[str, Any]:
+        data = read_json(self.root / "run.json", "run description")
+        if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
+            raise ValueError(f"{self.root / 'run.json'} is not an evomal run description")
+        return data["spec"]
+
+    def load_checkpoint(self) -> tuple[GPState | None, dict[str, Any]]:
+        """The last checkpointed state (or None before the first generation) and extras."""
+        if not (self.root / "config.json").exists():
+            raise ValueError(f"{self.root} is not an evomal run directory (no config.json)")
+        if not self.checkpoint_path.exists():
+            self._truncate(self.events_path, 0)
+            self._truncate(self.generations_path, 0)
+            return None, {}
+        data = read_json(self.checkpoint_path, "checkpoint")
+        if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(
+                f"{self.checkpoint_path} is not a version-{CHECKPOINT_VERSION} checkpoint"
+            )
+        self._truncate(self.events_path, int(data["event_lines"]))
+        self._truncate(self.generations_path, int(data["generation_lines"]))
+        return GPState.from_dict(data["state"]), data.get("extra", {})
+
+    @staticmethod
+    def _truncate(path: Path, lines: int) -> None:
+        """Keep the first ``lines`` lines (drops events of an interrupted generation)."""
+        if not path.exists():
+            path.write_text("")
+            return
+        kept = path.read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
+        path.write_text("".join(kept), encoding="utf-8")
+
+    # -- listening -----------------------------------------------------------
+
+    def __call__(self, event: CandidateEvent | GenerationEvent) -> None:
+        if isinstance(event, CandidateEvent):
+            record = {
+                "generation": event.generation,
+                "index": event.index,
+                **event.outcome.as_dict(),
+            }
+            self._append(self.events_path, record)
+        else:
+            self._append(self.generations_path, event.summary)
+            self.checkpoint(event.state)
+
+    def _append(self, path: Path, record: dict[str, Any]) -> None:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(_clean(record), allow_nan=False) + "\n")
+            handle.flush()
+
+    def checkpoint(self, state: GPState, extra: dict[str, Any] | None = None) -> None:
+        """Atomically write the state, with the number of event lines it covers."""
+        write_json_atomic(
+            self.checkpoint_path,
+            {
+                "version": CHECKPOINT_VERSION,
+                "event_lines": _count_lines(self.events_path),
+                "generation_lines": _count_lines(self.generations_path),
+                "state": _clean(state.as_dict()),
+                "extra": extra or {},
+            },
+        )
+
+    def save_best(self, loss: LearnedLoss, metadata: dict[str, Any]) -> None:
+        loss.save(self.best_loss_path, metadata=_clean(metadata))
+
+    def save_result(self, result: dict[str, Any]) -> None:
+        write_json_atomic(self.root / "result.json", _clean(result))
+
+    def read_events(self) -> list[dict[str, Any]]:
+        if not self.events_path.exists():
+            return []
+        return [json.loads(line) for line in self.events_path.read_text().splitlines() if line]
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return path.read_text(encoding="utf-8").count("\n")

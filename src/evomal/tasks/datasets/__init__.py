@@ -1,0 +1,1 @@
+"""Dataset loaders: each returns a :class:`evomal.tasks.registry.RawData` (original split)."""

@@ -1,0 +1,303 @@
+"""The ``Task``: data splits, kind, shapes, task loss and metric, in one value.
+
+A search needs a task and spends nearly all its time training on it, so a
+task keeps its splits as tensors that live on the training device. The
+splits follow the paper (Section 4.2): the original test split is the test
+set, and 10% of the original training split, chosen by a seed, is held out
+for validation. Standardisation uses statistics of the remaining training
+part only, never of validation or test data.
+
+The test split is for meta-testing only. :meth:`Task.without_test` returns
+the view a search receives: reading its test split raises an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from evomal.symbolic.transforms import TASK_KINDS, check_choice
+from evomal.tasks.augmentation import Augmentation
+
+#: How features are standardised with training statistics.
+#: ``feature``: per-feature mean/std (tabular data); ``none``: leave as is
+#: (images are normalised per channel by their :class:`Augmentation`).
+STANDARDISE = ("feature", "none")
+
+
+class HiddenTestSplitError(RuntimeError):
+    """Raised when code running a search tries to read the test split."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Inputs and targets of one split, as tensors with a shared first dimension."""
+
+    x: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(
+                f"inputs and targets disagree on the number of samples: {self.x.shape[0]} vs "
+                f"{self.y.shape[0]}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Task:
+    """A supervised learning task: splits, kind, shapes, task loss and metric.
+
+    Build one with :meth:`from_tensors`, :meth:`from_datasets` or
+    :func:`evomal.tasks.get_task`. ``kind`` is ``"classification"`` (task
+    loss cross-entropy, metric error rate) or ``"regression"`` (task loss and
+    metric MSE). ``n_outputs`` is the model's output width (the number of
+    classes, 1 for binary classification with a sigmoid, or the number of
+    regression targets).
+    """
+
+    name: str
+    kind: str
+    train: Split
+    val: Split
+    _test: Split | None
+    n_outputs: int
+    input_shape: tuple[int, ...]
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        check_choice(self.kind, TASK_KINDS, "task kind")
+        if self.n_outputs < 1:
+            raise ValueError(f"n_outputs must be positive, got {self.n_outputs}")
+        for split_name, split in (("train", self.train), ("validation", self.val)):
+            if len(split) == 0:
+                raise ValueError(f"the {split_name} split of task {self.name!r} is empty")
+            if tuple(split.x.shape[1:]) != tuple(self.input_shape):
+                raise ValueError(
+                    f"{split_name} inputs have shape {tuple(split.x.shape[1:])}, expected "
+                    f"{self.input_shape}"
+                )
+
+    # -- splits --------------------------------------------------------------
+
+    @property
+    def test(self) -> Split:
+        """The original test split. Hidden (raises) in the view a search receives."""
+        if self._test is None:
+            raise HiddenTestSplitError(
+                f"the test split of task {self.name!r} is hidden: a search must not read it "
+                "(use the validation split for fitness; meta-test on the full task)"
+            )
+        return self._test
+
+    @property
+    def has_test(self) -> bool:
+        return self._test is not None
+
+    def without_test(self) -> Task:
+        """The same task with its test split hidden, as handed to a search."""
+        return replace(self, _test=None)
+
+    def to(self, device: torch.device | str) -> Task:
+        """The task with every split (and the augmentation statistics) on ``device``."""
+        return replace(
+            self,
+            train=self.train.to(device),
+            val=self.val.to(device),
+            _test=None if self._test is None else self._test.to(device),
+            augmentation=self.augmentation.to(device),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.x.device
+
+    # -- construction --------------------------------------------------------
+
+    @classmethod
+    def from_tensors(
+        cls,
+        name: str,
+        kind: str,
+        x_train: Tensor | np.ndarray,
+        y_train: Tensor | np.ndarray,
+        x_test: Tensor | np.ndarray,
+        y_test: Tensor | np.ndarray,
+        *,
+        n_outputs: int | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        standardise: str = "feature",
+        standardise_targets: bool = False,
+        augmentation: Augmentation | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> Task:
+        """Build a task from arrays: carve validation, standardise, infer shapes.
+
+        ``val_fraction`` of the training samples (chosen by ``seed``) become
+        the validation split. With ``standardise="feature"`` each input
+        feature is centred and scaled by the mean and standard deviation of
+        the remaining training samples. ``standardise_targets`` does the same
+        for regression targets (metrics are then in standardised units).
+        Classification labels must be integers in ``[0, n_classes)``.
+        """
+        check_choice(kind, TASK_KINDS, "task kind")
+        check_choice(standardise, STANDARDISE, "standardisation")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        xtr, ytr = (
+            _as_tensor(x_train, floating=True),
+            _as_tensor(y_train, floating=kind != "classification"),
+        )
+        xte, yte = (
+            _as_tensor(x_test, floating=True),
+            _as_tensor(y_test, floating=kind != "classification"),
+        )
+        if xtr.shape[1:] != xte.shape[1:]:
+            raise ValueError(
+                f"train and test inputs differ in shape: {tuple(xtr.shape[1:])} vs "
+                f"{tuple(xte.shape[1:])}"
+            )
+        if kind == "classification":
+            n_classes = _check_labels(ytr, yte, n_outputs)
+            n_outputs = 1 if n_classes == 2 and n_outputs == 1 else n_classes
+        else:
+            if ytr.ndim == 1:
+                ytr, yte = ytr.unsqueeze(1), yte.unsqueeze(1)
+            n_outputs = int(ytr.shape[1]) if n_outputs is None else n_outputs
+            if ytr.shape[1] != n_outputs:
+                raise ValueError(
+                    f"regression targets have {ytr.shape[1]} columns, n_outputs={n_outputs}"
+                )
+
+        n = xtr.shape[0]
+        n_val = max(1, round(val_fraction * n))
+        if n - n_val < 1:
+            raise ValueError(
+                f"task {name!r} has too few training samples ({n}) to hold out validation"
+            )
+        perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+        train = Split(xtr[train_idx], ytr[train_idx])
+        val = Split(xtr[val_idx], ytr[val_idx])
+        test = Split(xte, yte)
+
+        stats: dict[str, Any] = {}
+        if standardise == "feature":
+            mean, std = _mean_std(train.x)
+            train, val, test = (Split((s.x - mean) / std, s.y) for s in (train, val, test))
+            stats["feature_mean_std"] = (mean, std)
+        if standardise_targets and kind == "regression":
+            mean, std = _mean_std(train.y)
+            train, val, test = (Split(s.x, (s.y - mean) / std) for s in (train, val, test))
+            stats["target_mean_std"] = (mean, std)
+        aug = augmentation if augmentation is not None else Augmentation()
+        aug = aug.fitted(train.x)
+        return cls(
+            name=name,
+            kind=kind,
+            train=train,
+            val=val,
+            _test=test,
+            n_outputs=n_outputs,
+            input_shape=tuple(int(d) for d in xtr.shape[1:]),
+            augmentation=aug,
+            info={**(info or {}), **stats, "val_seed": seed, "val_fraction": val_fraction},
+        )
+
+    @classmethod
+    def from_datasets(
+        cls,
+        name: str,
+        kind: str,
+        train: torch.utils.data.Dataset,
+        test: torch.utils.data.Dataset,
+        **kwargs: Any,
+    ) -> Task:
+        """Build a task from two map-style ``Dataset``s of ``(input, target)`` pairs.
+
+        The datasets are read once into tensors (the training loop keeps data
+        on the device and samples indices; it never iterates a DataLoader).
+        Keyword arguments go to :meth:`from_tensors`.
+        """
+        xtr, ytr = _materialise(train, "train")
+        xte, yte = _materialise(test, "test")
+        return cls.from_tensors(name, kind, xtr, ytr, xte, yte, **kwargs)
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-data description (for run directories and reports)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "n_outputs": self.n_outputs,
+            "input_shape": list(self.input_shape),
+            "n_train": len(self.train),
+            "n_val": len(self.val),
+            "n_test": len(self._test) if self._test is not None else None,
+            "augmentation": self.augmentation.describe(),
+        }
+
+
+def _as_tensor(value: Tensor | np.ndarray | Sequence[Any], floating: bool) -> Tensor:
+    t = value if isinstance(value, Tensor) else torch.as_tensor(np.asarray(value))
+    if floating:
+        return t.to(torch.get_default_dtype())
+    if t.is_floating_point():
+        if not torch.equal(t, t.round()):
+            raise ValueError("classification labels must be integers")
+        t = t.round()
+    return t.to(torch.long).reshape(-1) if t.ndim > 1 and t.shape[-1] == 1 else t.to(torch.long)
+
+
+def _check_labels(ytr: Tensor, yte: Tensor, n_outputs: int | None) -> int:
+    if ytr.ndim != 1 or yte.ndim != 1:
+        raise ValueError(
+            f"classification labels must be 1-D, got {tuple(ytr.shape)} and {tuple(yte.shape)}"
+        )
+    low = int(min(ytr.min(), yte.min()))
+    n_classes = int(max(ytr.max(), yte.max())) + 1
+    if low < 0:
+        raise ValueError(f"classification labels must be >= 0, found {low}")
+    if n_outputs is not None:
+        if n_outputs == 1 and n_classes <= 2:
+            return 2
+        if n_outputs < n_classes:
+            raise ValueError(f"labels go up to {n_classes - 1} but n_outputs={n_outputs}")
+        return n_outputs
+    return n_classes
+
+
+def _mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
+    mean = x.mean(dim=0, keepdim=True)
+    std = x.std(dim=0, keepdim=True)
+    # A constant feature keeps its scale instead of dividing by zero.
+    return mean, torch.where(std > 1e-8, std, torch.ones_like(std))
+
+
+def _materialise(dataset: torch.utils.data.Dataset, which: str) -> tuple[Tensor, Tensor]:
+    try:
+        n = len(dataset)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"the {which} dataset must be map-style (define __len__)") from None
+    if n == 0:
+        raise ValueError(f"the {which} dataset is empty")
+    xs, ys = [], []
+    for i in range(n):
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ValueError(f"{which} dataset items must be (input, target) pairs")
+        xs.append(torch.as_tensor(np.asarray(item[0])))
+        ys.append(torch.as_tensor(np.asarray(item[1])))
+    return torch.stack(xs), torch.stack(ys)

@@ -1,0 +1,18 @@
+"""Training base models: the loop, task losses and metrics, optimiser settings."""
+
+from evomal.training.loop import EpochSampler, TrainResult, evaluate, resolve_loss, train
+from evomal.training.metrics import metric, metric_name, per_sample_metric, task_loss
+from evomal.training.optim import SGDConfig
+
+__all__ = [
+    "EpochSampler",
+    "SGDConfig",
+    "TrainResult",
+    "evaluate",
+    "metric",
+    "metric_name",
+    "per_sample_metric",
+    "resolve_loss",
+    "task_loss",
+    "train",
+]

@@ -1,0 +1,232 @@
+"""The training loop: as cheap per step as a bare PyTorch loop.
+
+A search trains thousands of base models, so the loop keeps to what a
+hand-written loop does: the data stay on the device, each step takes a slice
+of an on-device permutation (epochs without replacement), the model, loss,
+backward and ``optimizer.step()`` run, and the step's loss is written into a
+preallocated on-device buffer. There is no DataLoader and no host sync per
+step: finiteness is checked every ``check_every`` steps with one sync, and a
+non-finite loss or parameter ends training with a *diverged* result rather
+than carrying on.
+
+Determinism: the base model is built from ``seed``, and batches and
+augmentation draw from a generator seeded with ``seed``, so the same seed
+gives the same initial weights, the same batches and the same result
+(on the same device and build).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from evomal.tasks.task import Split, Task
+from evomal.training.metrics import metric_name, per_sample_metric, task_loss
+from evomal.training.optim import SGDConfig
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced. ``diverged`` runs carry the reason."""
+
+    steps: int
+    steps_done: int
+    diverged: bool
+    reason: str | None
+    val_metric: float | None
+    test_metric: float | None
+    metric: str
+    seconds: float
+    loss_history: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "loss_history"}
+
+
+class EpochSampler:
+    """Yields index batches from on-device permutations, one epoch after another.
+
+    The last incomplete batch of an epoch is dropped so every step sees a
+    full batch (as ``DataLoader(drop_last=True, shuffle=True)`` would).
+    """
+
+    def __init__(
+        self, n: int, batch_size: int, generator: torch.Generator, device: torch.device
+    ) -> None:
+        self.n = n
+        self.batch_size = min(batch_size, n)
+        self.generator = generator
+        self.device = device
+        self._perm = torch.empty(0, dtype=torch.long, device=device)
+        self._pos = 0
+
+    def next(self) -> Tensor:
+        if self._pos + self.batch_size > self._perm.shape[0]:
+            self._perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return idx
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``; global RNG state is left alone."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
+def resolve_loss(loss: Any, task: Task) -> LossFn:
+    """Turn ``"ce"``, ``"mse"``, ``"task"``, a loss module or a callable into ``f(y_pred, y_true)``.
+
+    A learned loss must have been learned for the same kind of task: a
+    classification loss expects probabilities and labels, not raw targets.
+    """
+    if isinstance(loss, str):
+        wanted = {"ce": "classification", "mse": "regression", "task": task.kind}.get(loss)
+        if wanted is None:
+            raise ValueError(f"unknown loss {loss!r}; use 'ce', 'mse', 'task', or a loss file")
+        if wanted != task.kind:
+            raise ValueError(
+                f"loss {loss!r} is for {wanted} but task {task.name!r} is {task.kind}; "
+                f"use {'ce' if task.kind == 'classification' else 'mse'}"
+            )
+        kind = task.kind
+        return lambda y_pred, y_true: task_loss(kind, y_pred, y_true)
+    loss_task = getattr(loss, "task", None)
+    if isinstance(loss_task, str) and loss_task != task.kind:
+        raise ValueError(
+            f"this loss was learned for {loss_task} but task {task.name!r} is {task.kind}"
+        )
+    if not callable(loss):
+        raise ValueError(f"loss must be callable, got {type(loss).__name__}")
+    return loss
+
+
+def evaluate(model: nn.Module, split: Split, task: Task, batch_size: int = 1024) -> Tensor:
+    """The task metric of ``model`` on ``split`` as a 0-d tensor (eval mode, no grad)."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), device=split.x.device)
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            x = task.augmentation.eval_batch(split.x[start : start + batch_size])
+            out = model(x)
+            total = (
+                total + per_sample_metric(task.kind, out, split.y[start : start + batch_size]).sum()
+            )
+    model.train(was_training)
+    return total / len(split)
+
+
+def _nonfinite_parameters(model: nn.Module) -> bool:
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    return bool(flags) and not bool(torch.stack(flags).all())
+
+
+def train(
+    model: nn.Module | str,
+    loss: Any,
+    task: Task,
+    steps: int,
+    optimizer: SGDConfig | None = None,
+    *,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    evaluate_val: bool = True,
+    evaluate_test: bool = False,
+    check_every: int = 100,
+    progress: ProgressFn | None = None,
+    model_options: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``task`` with ``loss`` for ``steps`` SGD steps.
+
+    ``model`` is a module or a registered model name (built for the task's
+    shapes from ``seed``). ``loss`` is ``"ce"``/``"mse"``/``"task"``, a
+    :class:`evomal.LearnedLoss` or any ``f(y_pred, y_true) -> scalar``.
+    ``progress(step, steps)`` is called every ``check_every`` steps. Returns
+    the validation (and optionally test) metric; a run whose loss or
+    parameters become non-finite stops and is reported as diverged.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if check_every < 1:
+        raise ValueError(f"check_every must be >= 1, got {check_every}")
+    dev = torch.device(device) if device is not None else task.device
+    task = task.to(dev) if task.device != dev else task
+    if isinstance(model, str):
+        from evomal.tasks.models import build_model
+
+        model = build_model(
+            model, task.input_shape, task.n_outputs, seed=seed, **(model_options or {})
+        )
+    model = model.to(dev)
+    model.train()
+    loss_fn = resolve_loss(loss, task)
+    if isinstance(loss, nn.Module):
+        loss.to(dev)
+    config = optimizer or SGDConfig()
+    opt = config.build(model.parameters())
+    generator = make_generator(seed, dev)
+    sampler = EpochSampler(len(task.train), batch_size, generator, dev)
+    x_all, y_all = task.train.x, task.train.y
+    aug = task.augmentation
+    augment = not aug.is_identity
+    losses = torch.empty(steps, device=dev)
+    milestones = set(config.milestones)
+
+    diverged, reason, done = False, None, 0
+    start = time.perf_counter()
+    for step in range(steps):
+        if step in milestones:
+            for group in opt.param_groups:
+                group["lr"] = config.lr_at(step)
+        idx = sampler.next()
+        xb, yb = x_all[idx], y_all[idx]
+        if augment:
+            xb = aug.train_batch(xb, generator)
+        value = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        losses[step] = value.detach()
+        done = step + 1
+        if done % check_every == 0 or done == steps:
+            window = losses[max(0, done - check_every) : done]
+            if not bool(torch.isfinite(window).all()):
+                bad = int(torch.nonzero(~torch.isfinite(window))[0]) + max(0, done - check_every)
+                diverged, reason = True, f"non-finite training loss at step {bad}"
+            elif _nonfinite_parameters(model):
+                diverged, reason = True, f"non-finite parameters by step {done}"
+            if progress is not None:
+                progress(done, steps)
+            if diverged:
+                break
+
+    val_metric = test_metric = None
+    if not diverged:
+        if evaluate_val:
+            val_metric = float(evaluate(model, task.val, task))
+        if evaluate_test:
+            test_metric = float(evaluate(model, task.test, task))
+    history = losses[:done].tolist()
+    return TrainResult(
+        steps=steps,
+        steps_done=done,
+        diverged=diverged,
+        reason=reason,
+        val_metric=val_metric,
+        test_metric=test_metric,
+        metric=metric_name(task.kind),
+        seconds=time.perf_counter() - start,
+        loss_history=history,
+    )

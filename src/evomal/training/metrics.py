@@ -1,0 +1,43 @@
+"""Task losses and metrics, vectorised and free of host syncs.
+
+The task loss is what the local search minimises through the unrolled step
+(cross-entropy for classification, MSE for regression); the metric is what
+fitness and meta-testing report (error rate, MSE). Both return tensors so a
+caller decides when to synchronise.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def task_loss(kind: str, y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """Cross-entropy (binary cross-entropy with one output) or mean squared error."""
+    if kind == "classification":
+        if y_pred.ndim == 1 or y_pred.shape[-1] == 1:
+            return F.binary_cross_entropy_with_logits(
+                y_pred.reshape(-1), y_true.reshape(-1).to(y_pred.dtype)
+            )
+        return F.cross_entropy(y_pred, y_true)
+    return F.mse_loss(y_pred, y_true.reshape(y_pred.shape).to(y_pred.dtype))
+
+
+def per_sample_metric(kind: str, y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """Per-sample error indicator (classification) or squared error (regression)."""
+    if kind == "classification":
+        if y_pred.ndim == 1 or y_pred.shape[-1] == 1:
+            predicted = (y_pred.reshape(-1) > 0).to(y_true.dtype)
+            return (predicted != y_true.reshape(-1)).to(y_pred.dtype)
+        return (y_pred.argmax(dim=-1) != y_true).to(y_pred.dtype)
+    diff = y_pred - y_true.reshape(y_pred.shape).to(y_pred.dtype)
+    return diff.pow(2).reshape(diff.shape[0], -1).mean(dim=1)
+
+
+def metric(kind: str, y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """Error rate (classification) or mean squared error (regression), as a 0-d tensor."""
+    return per_sample_metric(kind, y_pred, y_true).mean()
+
+
+def metric_name(kind: str) -> str:
+    return "error rate" if kind == "classification" else "MSE"

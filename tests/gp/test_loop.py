@@ -1,0 +1,82 @@
+"""The GP loop with a cheap deterministic evaluator: invariants, determinism, resume."""
+
+import itertools
+import json
+
+from evomal.gp.loop import CandidateEvent, GenerationEvent, GeneticProgramming, GPState
+from evomal.methods.evaluator import EVALUATED, Outcome
+from evomal.runs.config import GPConfig
+from evomal.symbolic import parse
+
+
+def size_fitness(trees):
+    """Smaller trees are fitter; a tree using sign is 'failed' (fitness None)."""
+    return [
+        Outcome(
+            str(t),
+            str(t),
+            [1.0] * t.n_edges,
+            None if "sign" in t.nodes else t.size / 100,
+            EVALUATED,
+        )
+        for t in trees
+    ]
+
+
+CONFIG = GPConfig(population_size=10, generations=6, max_height=6)
+
+
+def run(seed=0, config=CONFIG, listener=None):
+    gp = GeneticProgramming(config, size_fitness, listener)
+    return gp.run(gp.initial_state(seed))
+
+
+def test_invariants_hold_every_generation():
+    seen = []
+    state = run(listener=seen.append)
+    generations = [e for e in seen if isinstance(e, GenerationEvent)]
+    assert len(generations) == CONFIG.generations
+    assert state.done and state.generation == CONFIG.generations
+    bests = [g.summary["population_best"] for g in generations]
+    assert all(b2 <= b1 for b1, b2 in itertools.pairwise(bests))  # elitism
+    for g in generations:
+        assert len(g.state.population) == CONFIG.population_size
+        for ind in g.state.population:
+            tree = parse(ind["expression"])
+            assert tree.variables() == {"y", "fx"}
+            assert tree.height <= CONFIG.max_height
+    assert state.best["fitness"] == min(b for b in bests if b is not None)
+
+
+def test_only_new_individuals_are_scored():
+    events = []
+    run(listener=events.append)
+    per_gen = {}
+    for e in events:
+        if isinstance(e, CandidateEvent):
+            per_gen[e.generation] = per_gen.get(e.generation, 0) + 1
+    assert per_gen[0] == CONFIG.population_size
+    # after generation 0, elites and unchanged copies keep their fitness
+    assert all(per_gen.get(g, 0) < CONFIG.population_size for g in range(1, CONFIG.generations))
+
+
+def test_same_seed_same_run_different_seed_different():
+    a, b, c = run(0), run(0), run(1)
+    assert a.history == b.history and a.population == b.population
+    assert a.population != c.population
+
+
+def test_resume_from_a_json_checkpoint_reaches_the_same_result():
+    gp = GeneticProgramming(CONFIG, size_fitness)
+    uninterrupted = gp.run(gp.initial_state(3))
+    partial = gp.run(gp.initial_state(3), max_generations=2)
+    assert partial.generation == 2 and not partial.done
+    restored = GPState.from_dict(json.loads(json.dumps(partial.as_dict())))
+    resumed = gp.run(restored)
+    assert resumed.as_dict() == uninterrupted.as_dict()
+
+
+def test_elitism_keeps_at_least_one():
+    assert GPConfig(population_size=10, elitism=0.05).n_elites == 1
+    assert GPConfig(population_size=25, elitism=0.05).n_elites == 1
+    assert GPConfig(population_size=40, elitism=0.05).n_elites == 2

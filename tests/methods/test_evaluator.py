@@ -1,0 +1,159 @@
+"""Candidate scoring: filters, caches, fault isolation, determinism."""
+
+import numpy as np
+import pytest
+import torch
+
+from evomal.execution.base import SerialExecutor
+from evomal.gp.filters import gradient_norms, gradient_signature, rejection_score
+from evomal.methods import stages
+from evomal.methods.context import ContextSpec, EvaluationContext
+from evomal.methods.evaluator import (
+    CACHED,
+    EVALUATED,
+    FAILED,
+    GRADIENT_EQUIVALENT,
+    REJECTED,
+    CandidateEvaluator,
+)
+from evomal.runs.config import build_config
+from evomal.symbolic import compile_tree, parse
+from evomal.tasks import Task
+
+CE = "mul(-1, mul(y, log(fx)))"
+
+
+def _task():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 6)).astype(np.float32)
+    y = (x @ rng.normal(size=(6, 3))).argmax(1)
+    return Task.from_tensors("toy", "classification", x, y, x[:40], y[:40])
+
+
+def _config(*overrides):
+    return build_config(
+        None,
+        [
+            "local_search.steps=3",
+            "fitness.steps=20",
+            "training.lr=0.1",
+            "training.batch_size=32",
+            *overrides,
+        ],
+    )
+
+
+def _evaluator(*overrides):
+    config = _config(*overrides)
+    executor = SerialExecutor()
+    executor.start(ContextSpec((_task().without_test(),), "linear", config))
+    return CandidateEvaluator(config.filters, "classification", executor), executor
+
+
+def test_rejection_protocol_scores():
+    ctx = EvaluationContext(ContextSpec((_task(),), "linear", _config()))
+    probe = ctx.probes[0]
+    good = compile_tree(CE)
+    assert rejection_score(good, torch.ones(5), probe, 50, 0.1) > 0.9
+    anti = compile_tree("mul(y, log(fx))")  # minimising it makes the true class less likely
+    assert rejection_score(anti, torch.ones(3), probe, 50, 0.1) < 0.0
+    constant = compile_tree("add(sub(fx, fx), y)")
+    assert rejection_score(constant, torch.ones(4), probe, 50, 0.1) == 0.0
+
+
+def test_gradient_signature_equal_for_equal_gradients():
+    ctx = EvaluationContext(ContextSpec((_task(),), "linear", _config()))
+    probe = ctx.probes[0]
+    sig = lambda expr: gradient_signature(  # noqa: E731
+        gradient_norms(compile_tree(expr), torch.ones(parse(expr).n_edges), probe), 2
+    )
+    assert sig(CE) == sig("add(mul(-1, mul(y, log(fx))), 1)")  # differs by a constant
+    assert sig(CE) != sig("mul(-1, mul(y, log(square(fx))))")  # twice the gradient
+
+
+def test_equivalence_cache_and_duplicates():
+    evaluator, _ = _evaluator()
+    first = evaluator.evaluate([parse(CE), parse("mul(mul(y, log(fx)), -1)")])
+    assert first[0].verdict == EVALUATED
+    assert first[1].verdict == CACHED and first[1].reused_from == CE
+    assert first[1].fitness == first[0].fitness
+    again = evaluator.evaluate([parse("mul(-1, mul(log(fx), y))")])
+    assert again[0].verdict == CACHED and again[0].fitness == first[0].fitness
+    assert again[0].loss_expression() == CE  # phi belongs to the source tree
+
+
+def test_rejections_are_cached_too():
+    evaluator, _ = _evaluator()
+    (out,) = evaluator.evaluate([parse("mul(y, log(fx))")])
+    assert out.verdict == REJECTED and out.fitness is None and "below threshold" in out.reason
+    (again,) = evaluator.evaluate([parse("mul(log(fx), y)")])
+    assert again.verdict == CACHED and again.fitness is None
+    assert "rejected" in again.reason
+
+
+def test_gradient_equivalence_reuses_fitness_within_and_across_batches():
+    evaluator, _ = _evaluator("local_search.enabled=false")
+    outs = evaluator.evaluate([parse(CE), parse("add(mul(-1, mul(y, log(fx))), 1)")])
+    assert [o.verdict for o in outs] == [EVALUATED, GRADIENT_EQUIVALENT]
+    assert outs[1].fitness == outs[0].fitness and outs[1].reused_from == CE
+    (later,) = evaluator.evaluate([parse("add(mul(-1, mul(y, log(fx))), -1)")])
+    assert later.verdict == GRADIENT_EQUIVALENT and later.fitness == outs[0].fitness
+
+
+def test_filters_can_be_switched_off():
+    evaluator, _ = _evaluator(
+        "filters.equivalence_cache=false",
+        "filters.rejection=false",
+        "filters.gradient_equivalence=false",
+    )
+    outs = evaluator.evaluate([parse(CE), parse(CE), parse("mul(y, log(fx))")])
+    assert [o.verdict for o in outs] == [EVALUATED, EVALUATED, EVALUATED]
+    assert outs[0].fitness == outs[1].fitness  # same tree, same seed: same result
+
+
+def test_faults_stay_inside_one_candidate(monkeypatch):
+    evaluator, _ = _evaluator("filters.rejection=false")
+    real = stages.train
+
+    def flaky(model, loss, *args, **kwargs):
+        if "square" in loss.expression:
+            raise RuntimeError("simulated crash")
+        return real(model, loss, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "train", flaky)
+    outs = evaluator.evaluate([parse("square(sub(fx, y))"), parse(CE)])
+    assert outs[0].verdict == FAILED and "simulated crash" in outs[0].reason
+    assert outs[0].fitness is None
+    assert outs[1].verdict == EVALUATED and outs[1].fitness is not None
+
+
+def test_non_finite_loss_fails_cleanly():
+    evaluator, _ = _evaluator()
+    deep = "square(square(square(square(square(square(log(sub(fx, fx))))))))"
+    (out,) = evaluator.evaluate([parse(f"add({deep}, mul(y, fx))")])
+    assert out.verdict == FAILED and "non-finite" in out.reason
+
+
+def test_evaluation_is_deterministic_under_the_run_seed():
+    a, _ = _evaluator()
+    b, _ = _evaluator()
+    trees = [parse(CE), parse("square(sub(fx, y))"), parse("max(fx, y)")]
+    assert [o.as_dict() | {"seconds": {}} for o in a.evaluate(trees)] == [
+        o.as_dict() | {"seconds": {}} for o in b.evaluate(trees)
+    ]
+
+
+def test_state_round_trips():
+    evaluator, executor = _evaluator()
+    evaluator.evaluate([parse(CE), parse("mul(y, log(fx))")])
+    clone = CandidateEvaluator(evaluator.filters, "classification", executor)
+    clone.load_state_dict(evaluator.state_dict())
+    assert clone.state_dict() == evaluator.state_dict()
+
+
+@pytest.mark.parametrize("screening", ["before", "both"])
+def test_screening_before_skips_the_local_search_of_rejected_candidates(screening):
+    evaluator, _ = _evaluator(f"filters.screening={screening}", "local_search.steps=5")
+    (out,) = evaluator.evaluate([parse("mul(y, log(fx))")])
+    assert out.verdict == REJECTED
+    assert out.seconds["local_search"] == 0.0

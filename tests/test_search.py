@@ -1,0 +1,119 @@
+"""End-to-end: a tiny search, its run directory, resuming, and the all-rejected case."""
+
+import json
+
+import numpy as np
+import pytest
+
+from evomal import LearnedLoss
+from evomal.runs.config import build_config
+from evomal.runs.store import RunStore
+from evomal.search import resume, search
+from evomal.tasks import Task
+
+TINY = [
+    "gp.population_size=5",
+    "gp.generations=3",
+    "local_search.steps=3",
+    "fitness.steps=30",
+    "training.lr=0.1",
+    "training.batch_size=32",
+    "meta_test.steps=50",
+]
+
+
+def _task():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    y = (x @ rng.normal(size=(8, 4))).argmax(1)
+    return Task.from_tensors("toy", "classification", x, y, x[:60], y[:60])
+
+
+def test_tiny_search_writes_a_complete_run_directory(tmp_path):
+    config = build_config(None, TINY)
+    result = search(_task(), "linear", config, out=tmp_path / "run")
+    store = RunStore(tmp_path / "run")
+    for name in (
+        "config.json",
+        "run.json",
+        "events.jsonl",
+        "generations.jsonl",
+        "checkpoint.json",
+        "best_loss.json",
+        "result.json",
+    ):
+        assert (tmp_path / "run" / name).exists(), name
+    events = store.read_events()
+    assert len(events) >= config.gp.population_size
+    for event in events:
+        assert {"generation", "expression", "key", "phi", "fitness", "verdict", "seconds"} <= set(
+            event
+        )
+    assert result.best is not None
+    loaded = LearnedLoss.load(tmp_path / "run" / "best_loss.json")
+    assert loaded.expression == result.best.expression
+    assert loaded.phi.tolist() == result.best.phi.tolist()
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["environment"]["seed"] == 0 and "torch" in run["environment"]
+    assert len(result.history) == config.gp.generations
+
+
+def test_search_never_reads_the_test_split(monkeypatch):
+    task = _task()
+    seen = []
+    original = Task.test.fget
+
+    def spy(self):
+        seen.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(Task, "test", property(spy))
+    search(task, "linear", build_config(None, TINY))
+    assert seen == []
+
+
+def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path):
+    config = build_config(None, [*TINY, "gp.generations=4", "seed=3"])
+    full = search(_task(), "linear", config, out=tmp_path / "full")
+    part = search(_task(), "linear", config, out=tmp_path / "part", max_generations=2)
+    assert len(part.history) == 2
+    # simulate a kill mid-generation: events written after the last checkpoint
+    with (tmp_path / "part" / "events.jsonl").open("a") as handle:
+        handle.write('{"generation": 2, "partial": true}\n')
+    resumed = resume(tmp_path / "part", task=_task())
+    assert resumed.best.expression == full.best.expression
+    assert resumed.best.phi.tolist() == full.best.phi.tolist()
+    assert resumed.best_fitness == full.best_fitness
+    assert resumed.history == full.history
+
+    def strip(events):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in events]
+
+    assert strip(RunStore(tmp_path / "part").read_events()) == strip(
+        RunStore(tmp_path / "full").read_events()
+    )
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path):
+    config = build_config(None, [*TINY, "gp.generations=1"])
+    search(_task(), "linear", config, out=tmp_path / "run")
+    before = (tmp_path / "run" / "events.jsonl").read_text()
+    with pytest.raises(ValueError, match="already holds a run"):
+        search(_task(), "linear", config, out=tmp_path / "run")
+    assert (tmp_path / "run" / "events.jsonl").read_text() == before
+
+
+def test_all_rejected_run_ends_with_a_clear_statement():
+    config = build_config(None, [*TINY, "filters.rejection_threshold=1.5", "gp.generations=2"])
+    result = search(_task(), "linear", config)
+    assert result.best is None and result.best_fitness is None
+    assert "no candidate passed the filters" in result.message
+    assert result.fallback is not None  # the best rejected loss, still usable
+    assert set(result.verdicts) <= {"rejected", "cached", "failed"}
+
+
+def test_gplfl_keeps_phi_at_one():
+    config = build_config(None, [*TINY, "method=gplfl"])
+    result = search(_task(), "linear", config)
+    assert result.best is not None
+    assert all(w == 1.0 for w in result.best.phi.tolist())
