@@ -34,3 +34,87 @@ def test_show_valid_and_invalid_files(tmp_path):
     assert result.exit_code == 2
     assert "error:" in result.output and "Traceback" not in result.output
     assert bad.read_text().endswith("mul(y,")  # nothing on disk was touched
+
+
+TINY = [
+    "--set",
+    "gp.population_size=4",
+    "--set",
+    "gp.generations=2",
+    "--set",
+    "local_search.steps=2",
+    "--set",
+    "fitness.steps=20",
+    "--set",
+    "meta_test.steps=30",
+]
+
+
+def test_train_prints_the_test_metric():
+    result = runner.invoke(app, ["train", "--task", "digits", "--model", "linear", "--steps", "40"])
+    assert result.exit_code == 0, result.output
+    assert "test error rate" in result.output
+
+
+def test_train_with_a_saved_loss_and_a_bad_loss(tmp_path):
+    path = tmp_path / "loss.json"
+    LearnedLoss.cross_entropy().save(path)
+    ok = runner.invoke(
+        app, ["train", "--task", "wine", "--model", "linear", "--steps", "20", "--loss", str(path)]
+    )
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["train", "--task", "wine", "--loss", str(tmp_path / "nope.json")])
+    assert bad.exit_code == 2
+    assert "neither ce, mse, task nor an existing loss file" in bad.output
+    mismatch = runner.invoke(
+        app, ["train", "--task", "diabetes", "--loss", str(path), "--steps", "5"]
+    )
+    assert mismatch.exit_code == 2
+    assert "learned for classification" in mismatch.output
+
+
+def test_search_then_meta_test_against_the_baseline(tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["search", "--task", "digits", "--model", "linear", *TINY, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Meta-test" in result.output
+    assert "cross-entropy" in result.output
+    assert "learned:" in result.output or "no candidate passed" in result.output
+    assert (out / "checkpoint.json").exists()
+
+
+def test_unknown_set_key_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["search", "--set", "gp.populaton_size=3", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown config key" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_a_stopped_run_from_the_cli(tmp_path):
+    from evomal.runs.config import build_config
+    from evomal.search import search
+    from evomal.tasks import get_task
+
+    config = build_config("quick", [arg for arg in TINY if arg != "--set"])
+    out = tmp_path / "run"
+    spec = {"task": "digits", "model": "linear", "data_dir": None}
+    search(get_task("digits"), "linear", config, out=out, spec=spec, max_generations=1)
+    result = runner.invoke(app, ["resume", str(out), "--no-meta-test"])
+    assert result.exit_code == 0, result.output
+    assert (out / "result.json").exists()
+    missing = runner.invoke(app, ["resume", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2
+    assert "not an evomal run directory" in missing.output or "does not exist" in missing.output
+
+
+def test_listing_commands_and_data_get_errors():
+    assert runner.invoke(app, ["tasks"]).exit_code == 0
+    models = runner.invoke(app, ["models"])
+    assert models.exit_code == 0
+    assert "resnet18" in models.output
+    result = runner.invoke(app, ["data", "get", "cifar10"])
+    assert result.exit_code == 2
+    assert "knows mnist only" in result.output

@@ -321,7 +321,7 @@ def _report_search(
 @app.command()
 @user_errors
 def search(
-    task: str = typer.Option("digits", help="Task name or idx:PATH."),
+    task: str = typer.Option("mnist1d", help="Task name or idx:PATH."),
     model: str = typer.Option("mlp", help="Base model name."),
     preset: str = typer.Option("quick", help="Config preset: quick or paper."),
     seed: int = typer.Option(0, help="Run seed (initial weights, batches, GP)."),

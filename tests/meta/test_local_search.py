@@ -12,6 +12,13 @@ from evomal.symbolic import compile_tree, parse
 from evomal.tasks import Task
 
 
+def phi_grad(fn, phi):
+    """d fn / d phi by autograd (the local search differentiates the same way)."""
+    phi = phi.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(fn(phi), phi)
+    return g
+
+
 @pytest.fixture
 def float64():
     previous = torch.get_default_dtype()
@@ -40,7 +47,7 @@ def test_meta_gradient_matches_finite_differences(float64):
         return unrolled_task_loss(phi, loss, learner, params, buffers, inner, outer, base_lr=0.5)
 
     phi = torch.normal(1.0, 0.2, (tree.n_edges,), generator=torch.Generator().manual_seed(0))
-    analytic = grad(meta)(phi)
+    analytic = phi_grad(meta, phi)
     eps = 1e-6
     numeric = torch.stack(
         [(meta(phi + eps * e) - meta(phi - eps * e)) / (2 * eps) for e in torch.eye(tree.n_edges)]
@@ -70,9 +77,10 @@ def test_meta_gradient_matches_hand_derived_value(float64):
     stepped = {k: params[k] - lr * g_ce[k] for k in params}
     g_task = grad(task_loss_of)(stepped)
     expected = lr * sum((g_task[k] * g_ce[k]).sum() for k in params)
-    analytic = grad(
-        lambda ph: unrolled_task_loss(ph, loss, learner, params, buffers, [(xb, yb)], (xo, yo), lr)
-    )(phi)
+    analytic = phi_grad(
+        lambda ph: unrolled_task_loss(ph, loss, learner, params, buffers, [(xb, yb)], (xo, yo), lr),
+        phi,
+    )
     torch.testing.assert_close(analytic[0], expected, rtol=1e-9, atol=1e-12)
 
 
@@ -121,3 +129,28 @@ def test_initial_phi_distribution():
     phi = initial_phi(10_000, 1e-3, seed=0)
     assert abs(float(phi.mean()) - 1.0) < 1e-4
     assert abs(float(phi.std()) - 1e-3) < 1e-4
+
+
+def test_autograd_meta_gradient_equals_nested_torch_func_grad(float64):
+    """The local search uses autograd with create_graph; nesting torch.func.grad agrees."""
+    task = _task()
+    learner = BaseLearner(task, "mlp", {"hidden": (8,)})
+    loss = compile_tree("sub(square(sub(fx, y)), mul(y, log(fx)))")
+    params, buffers = learner.initial_state(2)
+    xb, yb, xo, yo = task.train.x[:16], task.train.y[:16], task.train.x[16:40], task.train.y[16:40]
+
+    def nested(ph):
+        def inner(p):
+            return loss(learner.forward(p, buffers, xb), yb, ph)
+
+        g = grad(inner)(params)
+        stepped = {k: params[k] - 0.2 * g[k] for k in params}
+        return F.cross_entropy(learner.forward(stepped, buffers, xo), yo)
+
+    phi = torch.normal(1.0, 0.1, (8,), generator=torch.Generator().manual_seed(3))
+
+    def ours_fn(ph):
+        return unrolled_task_loss(ph, loss, learner, params, buffers, [(xb, yb)], (xo, yo), 0.2)
+
+    ours = phi_grad(ours_fn, phi)
+    torch.testing.assert_close(ours, grad(nested)(phi), rtol=1e-10, atol=1e-12)
