@@ -43,7 +43,7 @@ def bare_loop(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    float(loss)  # one sync at the end, as train() does
+    float(loss.detach())  # one sync at the end, as train() does
     return time.perf_counter() - start
 
 

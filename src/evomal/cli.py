@@ -257,16 +257,17 @@ class SearchProgress:
         self.best = "-"
 
     def __call__(self, event: Any) -> None:
-        from evomal.gp.loop import CandidateEvent
+        from evomal.events import CandidateEvent
 
         if isinstance(event, CandidateEvent):
             self.verdicts[event.outcome.verdict] += 1
             self.generation = event.generation
         else:
             self.generation = event.generation + 1
-            best = event.state.best
-            if best is not None:
-                self.best = f"{best['fitness']:.4f} {best['expression']}"
+            best = event.best
+            if best is not None and best.get("fitness") is not None:
+                label = best.get("expression") or event.summary.get("best_expression") or ""
+                self.best = f"{best['fitness']:.4f} {label}"
         done = self.generation * self.config.gp.population_size
         counts = " ".join(f"{k}={v}" for k, v in sorted(self.verdicts.items()))
         info = f"gen {self.generation}/{self.config.gp.generations} | {counts} | best {self.best}"
@@ -331,7 +332,7 @@ def search(
     out: Path | None = typer.Option(
         None, help="Run directory (resumable); default: runs/<task>-<model>-<seed>."
     ),
-    method: str = typer.Option("evomal", help="evomal or gplfl."),
+    method: str = typer.Option("evomal", help="evomal, gplfl, glo, taylorglo, ml3 or baseline."),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (overrides execution.device)."),
     meta_test: bool = typer.Option(
         True, help="Meta-test the best loss against the baseline at the end."
@@ -385,6 +386,177 @@ def resume(
     with _search_progress(config) as progress:
         result = run_resume(run_dir, listener=SearchProgress(config, progress), data_dir=data)
     _report_search(result, config, spec["task"], spec["model"], data, meta_test)
+
+
+def _load_any_loss(spec: str) -> Any:
+    """ce / mse / task, or a loss file of any kind (symbolic, Taylor, neural)."""
+    if spec in ("ce", "mse", "task"):
+        return spec
+    from evomal.losses import load_loss
+
+    if not Path(spec).exists():
+        raise ValueError(f"--loss {spec!r} is neither ce, mse, task nor an existing loss file")
+    return load_loss(spec)
+
+
+@app.command("test")
+@user_errors
+def meta_test_command(
+    loss: str = typer.Option(..., help="ce, mse, task or a loss FILE.json (any evomal method)."),
+    task: str = typer.Option(
+        ..., help="Task to train on (may differ from the one the loss was learned on)."
+    ),
+    model: str = typer.Option(..., help="Base model."),
+    preset: str = typer.Option(
+        "quick", help="Training schedule preset (e.g. mnist_lenet5, cifar)."
+    ),
+    seeds: str = typer.Option("0-4", help="Seeds, e.g. 0-4 or 0,2,5."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a config key, e.g. meta_test.steps=500."
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda, ..."),
+    out: Path | None = typer.Option(None, help="Write the per-seed results as JSON here."),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Meta-test a loss: train from scratch per seed, report test metric, mean and std.
+
+    The same seed gives every loss the same initial weights and batch order.
+    With a loss learned elsewhere this is transfer (paper Table 3).
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from evomal.methods.meta_test import check_transfer, meta_test, parse_seeds, summarise
+    from evomal.runs.config import build_config
+    from evomal.runs.files import write_json_atomic
+    from evomal.tasks import get_task
+
+    seed_list = parse_seeds(seeds)
+    extra: dict[str, Any] = {"execution": {"device": device}} if device else {}
+    config = build_config(preset, set_, extra)
+    the_loss = _load_any_loss(loss)
+    results: list[tuple[int, float | None]] = []
+    rows = []
+    metric = ""
+    for seed in seed_list:
+        the_task = get_task(task, data_dir=data_dir, seed=seed)
+        check_transfer(the_loss, the_task)
+        columns = (
+            TextColumn(f"[bold]seed {seed}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            handle = bar.add_task("train", total=config.meta_test.steps)
+            outcome = meta_test(
+                the_loss,
+                the_task,
+                model,
+                config,
+                seed=seed,
+                progress=lambda done, total, bar=bar, handle=handle: bar.update(
+                    handle, completed=done
+                ),
+            )
+        metric = outcome.metric
+        value = None if outcome.diverged else outcome.test_metric
+        results.append((seed, value))
+        rows.append(
+            {
+                "seed": seed,
+                "test_metric": value,
+                "val_metric": outcome.val_metric,
+                "diverged": outcome.diverged,
+                "reason": outcome.reason,
+                "seconds": round(outcome.seconds, 2),
+            }
+        )
+        console.print(
+            f"seed {seed}: test {metric} " + ("diverged" if value is None else f"{value:.4f}")
+        )
+    summary = summarise(results)
+    mean = "-" if summary.mean is None else f"{summary.mean:.4f}"
+    std = "-" if summary.std is None else f"{summary.std:.4f}"
+    console.print(
+        f"[bold]{loss}[/] on {task}/{model}, {len(seed_list)} seeds, "
+        f"{config.meta_test.steps} steps: test {metric} {mean} ± {std}"
+        + (f" ({summary.diverged} diverged)" if summary.diverged else ""),
+        highlight=False,
+    )
+    if out is not None:
+        write_json_atomic(
+            out,
+            {
+                "loss": loss,
+                "task": task,
+                "model": model,
+                "preset": preset,
+                "overrides": set_,
+                "runs": rows,
+                "mean": summary.mean,
+                "std": summary.std,
+            },
+        )
+
+
+@app.command()
+@user_errors
+def experiment(
+    methods: str = typer.Option(
+        "baseline,evomal", help="Comma-separated: baseline,ml3,taylorglo,glo,gplfl,evomal."
+    ),
+    task: str = typer.Option("mnist1d", help="Task name."),
+    model: str = typer.Option("mlp", help="Base model."),
+    seeds: str = typer.Option("0-4", help="Seeds, e.g. 0-4."),
+    preset: str = typer.Option("embedded", help="Config preset for every method."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key for every method."),
+    out: Path = typer.Option(..., help="Experiment directory (re-running skips finished pairs)."),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Search and meta-test each method and seed; write a Table 2-style Markdown table and CSV."""
+    from evomal.methods.meta_test import parse_seeds
+    from evomal.runs.config import build_config
+    from evomal.runs.experiment import ExperimentSpec, run_experiment
+
+    build_config(preset, set_)  # fail fast on a bad preset or --set key
+    spec = ExperimentSpec(
+        tuple(m.strip() for m in methods.split(",") if m.strip()),
+        task,
+        model,
+        tuple(parse_seeds(seeds)),
+        preset,
+        tuple(set_),
+        str(data_dir) if data_dir else None,
+    )
+    run_experiment(spec, out, progress=lambda message: console.print(message, highlight=False))
+    _write_report(out)
+
+
+def _write_report(root: Path) -> None:
+    from evomal.report.plots import plot_experiment
+    from evomal.report.tables import csv_table, markdown_table, method_rows
+    from evomal.runs.experiment import load_cells
+
+    records = load_cells(root)
+    if not records:
+        raise ValueError(f"{root} holds no finished (method, seed) results yet")
+    rows = method_rows(records)
+    metric = (
+        "test error rate" if records[0].get("metric", "error rate") == "error rate" else "test MSE"
+    )
+    table = markdown_table(rows, metric)
+    (root / "table.md").write_text(table)
+    (root / "results.csv").write_text(csv_table(records, rows))
+    plot = plot_experiment(root, records, root / "results.png")
+    console.print(table, highlight=False)
+    console.print(f"wrote {root / 'table.md'}, {root / 'results.csv'} and {plot}", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(root: Path = typer.Argument(..., help="An experiment directory.")) -> None:
+    """Rebuild an experiment's table, CSV and plots from its files."""
+    _write_report(root)
 
 
 def main() -> None:

@@ -1,60 +1,47 @@
 """The search API: ``evomal.search(task, model, config) -> SearchResult``.
 
-Wires the pieces together and nothing more: the GP loop (no I/O), the
-candidate evaluator behind an executor, the run store and any progress
-listener. A run directory makes the search resumable with :func:`resume`,
-which continues from the last checkpoint to exactly the result an
-uninterrupted run with the same seed reaches.
+Picks the method named by ``config.method`` (``evomal``, ``gplfl``, ``glo``,
+``taylorglo``, ``ml3`` or ``baseline``), wires it to an executor, the run
+store and any listener, and nothing more. A run directory makes the search
+resumable with :func:`resume`, which continues from the last checkpoint to
+exactly the result an uninterrupted run with the same seed reaches.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from evomal.events import Listener
 from evomal.execution.base import Executor, SerialExecutor
-from evomal.gp.loop import CandidateEvent, GenerationEvent, GeneticProgramming, GPState
-from evomal.losses.learned import LearnedLoss
-from evomal.methods.context import ContextSpec
-from evomal.methods.evaluator import REJECTED, CandidateEvaluator, Outcome
+from evomal.losses.io import load_loss
+from evomal.methods.base import Method, MethodRun, SearchResult
 from evomal.runs.config import SearchConfig, build_config
 from evomal.runs.store import RunStore
 from evomal.tasks.task import Task
 
-Listener = Callable[[CandidateEvent | GenerationEvent], None]
-SEARCH_METHODS = ("evomal", "gplfl")
+__all__ = ["METHODS", "SearchResult", "make_executor", "resume", "search"]
 
 
-@dataclass
-class SearchResult:
-    """The outcome of a search.
+def _methods() -> dict[str, Method]:
+    from evomal.methods.baseline import run_baseline
+    from evomal.methods.glo import run_glo
+    from evomal.methods.gp_search import run_evomal, run_gplfl
+    from evomal.methods.ml3 import run_ml3
+    from evomal.methods.taylorglo import run_taylorglo
 
-    ``best`` is the loss with the best fitness (``None`` when no candidate
-    passed the filters; then ``fallback`` holds the rejected candidate with
-    the best rejection score, if any was finite, and ``message`` says so).
-    """
+    return {
+        "baseline": run_baseline,
+        "evomal": run_evomal,
+        "gplfl": run_gplfl,
+        "glo": run_glo,
+        "taylorglo": run_taylorglo,
+        "ml3": run_ml3,
+    }
 
-    best: LearnedLoss | None
-    best_fitness: float | None
-    best_outcome: dict[str, Any] | None
-    history: list[dict[str, Any]]
-    run_dir: Path | None
-    message: str
-    fallback: LearnedLoss | None = None
-    verdicts: dict[str, int] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "best_expression": self.best.expression if self.best else None,
-            "best_phi": self.best.phi.detach().tolist() if self.best else None,
-            "best_fitness": self.best_fitness,
-            "message": self.message,
-            "verdicts": self.verdicts,
-            "generations": len(self.history),
-        }
+METHODS: tuple[str, ...] = ("baseline", "evomal", "gplfl", "glo", "taylorglo", "ml3")
 
 
 def make_executor(config: SearchConfig) -> Executor:
@@ -71,12 +58,6 @@ def make_executor(config: SearchConfig) -> Executor:
     return RayExecutor(config.execution.ray_address, config.execution.workers)
 
 
-def loss_from_outcome(outcome: dict[str, Any], kind: str, output_activation: str) -> LearnedLoss:
-    """The :class:`LearnedLoss` an outcome describes (the source tree for a cache hit)."""
-    out = Outcome.from_dict({k: v for k, v in outcome.items() if k != "generation"})
-    return LearnedLoss(out.loss_expression(), out.phi, kind, output_activation)
-
-
 def search(
     task: Task,
     model: str = "mlp",
@@ -88,20 +69,18 @@ def search(
     spec: dict[str, Any] | None = None,
     max_generations: int | None = None,
 ) -> SearchResult:
-    """Search for a loss for ``model`` on ``task``.
+    """Search for a loss for ``model`` on ``task`` with the method ``config.method``.
 
-    The search sees only the task's training and validation splits.
-    ``out`` makes a resumable run directory; ``listener`` receives every
-    :class:`CandidateEvent` and :class:`GenerationEvent` (progress bars,
-    loggers). ``spec`` records how to rebuild the task for ``evomal resume``
-    (the CLI fills it in). ``max_generations`` stops early (for tests of
-    resuming).
+    The search sees only the task's training and validation splits. ``out``
+    makes a resumable run directory; ``listener`` receives every
+    :class:`~evomal.events.CandidateEvent` and
+    :class:`~evomal.events.GenerationEvent` (progress bars, loggers). ``spec``
+    records how to rebuild the task for ``evomal resume`` (the CLI fills it
+    in). ``max_generations`` stops early (as a kill would; used by tests).
     """
     config = config or build_config("quick")
-    if config.method not in SEARCH_METHODS:
-        raise ValueError(
-            f"unknown search method {config.method!r}; expected one of {SEARCH_METHODS}"
-        )
+    if config.method not in METHODS:
+        raise ValueError(f"unknown method {config.method!r}; expected one of {list(METHODS)}")
     store = RunStore(out) if out is not None else None
     if store is not None:
         store.create(config, spec or {"task": task.name, "model": model})
@@ -117,7 +96,7 @@ def resume(
     data_dir: str | os.PathLike[str] | None = None,
     max_generations: int | None = None,
 ) -> SearchResult:
-    """Continue a stopped run from its last checkpoint.
+    """Continue a stopped run from its last checkpoint (a finished run is just read back).
 
     Without ``task``, the task is rebuilt from the name recorded in the run
     directory (built-in tasks only).
@@ -125,12 +104,37 @@ def resume(
     store = RunStore(run_dir)
     config = store.load_config()
     spec = store.load_spec()
+    finished = _finished_result(store, config)
+    if finished is not None:
+        return finished
     if task is None:
         from evomal.tasks.registry import get_task
 
         task = get_task(spec["task"], data_dir=data_dir or spec.get("data_dir"), seed=config.seed)
-    state, _ = store.load_checkpoint()
-    return _run(task, spec["model"], config, store, state, listener, executor, max_generations)
+    payload = store.load_checkpoint()
+    return _run(task, spec["model"], config, store, payload, listener, executor, max_generations)
+
+
+def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | None:
+    path = store.root / "result.json"
+    if not path.exists():
+        return None
+    from evomal.runs.files import read_json
+
+    summary = read_json(path, "run result")
+    best = load_loss(store.best_loss_path) if store.best_loss_path.exists() else None
+    history = [json.loads(line) for line in store.generations_path.read_text().splitlines() if line]
+    return SearchResult(
+        config.method,
+        best,
+        summary.get("best_fitness"),
+        None,
+        history,
+        store.root,
+        summary.get("message", ""),
+        None,
+        summary.get("verdicts", {}),
+    )
 
 
 def _run(
@@ -138,88 +142,26 @@ def _run(
     model: str,
     config: SearchConfig,
     store: RunStore | None,
-    state: GPState | None,
+    payload: dict[str, Any] | None,
     listener: Listener | None,
     executor: Executor | None,
     max_generations: int | None,
 ) -> SearchResult:
-    if config.method == "gplfl" and config.local_search.enabled:
-        from evomal.runs.config import replace_config
-
-        config = replace_config(config, local_search={"enabled": False})
-    search_task = task.without_test()
     owns_executor = executor is None
     executor = executor or make_executor(config)
-    kind, activation = task.kind, config.gp.output_activation
-    listeners = [fn for fn in (store, listener) if fn is not None]
-    last_best: list[Any] = [None]
-
-    def on_event(event: CandidateEvent | GenerationEvent) -> None:
-        for fn in listeners:
-            fn(event)
-        if isinstance(event, GenerationEvent) and store is not None:
-            best = event.state.best
-            if best is not None and best != last_best[0]:
-                last_best[0] = best
-                store.save_best(
-                    loss_from_outcome(best, kind, activation),
-                    {
-                        "fitness": best["fitness"],
-                        "generation": best["generation"],
-                        "method": config.method,
-                    },
-                )
-
+    run = MethodRun(
+        config.method,
+        task.without_test(),
+        model,
+        config,
+        executor,
+        store,
+        listener,
+        payload,
+        max_generations,
+    )
     try:
-        executor.start(ContextSpec((search_task,), model, config, dict(config.model_options)))
-        evaluator = CandidateEvaluator(config.filters, kind, executor)
-        gp = GeneticProgramming(config.gp, evaluator.evaluate, on_event)
-        if state is None:
-            state = gp.initial_state(config.seed)
-        else:
-            evaluator.load_state_dict(state.evaluator_state)
-            last_best[0] = state.best
-        state = gp.run(state, evaluator.state_dict, max_generations=max_generations)
+        return _methods()[config.method](run)
     finally:
         if owns_executor:
             executor.close()
-    result = _result(state, kind, activation, store)
-    if store is not None and state.done:
-        store.save_result(result.summary())
-    return result
-
-
-def _result(state: GPState, kind: str, activation: str, store: RunStore | None) -> SearchResult:
-    outcomes = [ind["outcome"] for ind in state.population if ind["outcome"]]
-    verdicts: dict[str, int] = {}
-    for summary in state.history:
-        for verdict, count in summary["verdicts"].items():
-            verdicts[verdict] = verdicts.get(verdict, 0) + count
-    run_dir = store.root if store is not None else None
-    if state.best is not None:
-        best = loss_from_outcome(state.best, kind, activation)
-        message = (
-            f"best fitness {state.best['fitness']:.4g} in generation "
-            f"{state.best['generation']}: {best.expression}"
-        )
-        return SearchResult(
-            best, state.best["fitness"], state.best, state.history, run_dir, message, None, verdicts
-        )
-    rejected = [
-        o
-        for o in outcomes
-        if o["verdict"] == REJECTED
-        and o.get("score") is not None
-        and all(v is not None for v in o["phi"])
-    ]
-    fallback = None
-    if rejected:
-        top = max(rejected, key=lambda o: o["score"])
-        fallback = loss_from_outcome(top, kind, activation)
-    total = sum(verdicts.values())
-    message = f"no candidate passed the filters ({total} scored: {verdicts}); " + (
-        f"the best rejected loss was {fallback.expression}"
-        if fallback
-        else "none had a finite loss"
-    )
-    return SearchResult(None, None, None, state.history, run_dir, message, fallback, verdicts)

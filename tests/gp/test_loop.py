@@ -3,8 +3,8 @@
 import itertools
 import json
 
-from evomal.gp.loop import CandidateEvent, GenerationEvent, GeneticProgramming, GPState
-from evomal.methods.evaluator import EVALUATED, Outcome
+from evomal.events import EVALUATED, CandidateEvent, GenerationEvent, Outcome
+from evomal.gp.loop import GeneticProgramming, GPState
 from evomal.runs.config import GPConfig
 from evomal.symbolic import parse
 
@@ -40,8 +40,8 @@ def test_invariants_hold_every_generation():
     bests = [g.summary["population_best"] for g in generations]
     assert all(b2 <= b1 for b1, b2 in itertools.pairwise(bests))  # elitism
     for g in generations:
-        assert len(g.state.population) == CONFIG.population_size
-        for ind in g.state.population:
+        assert len(g.checkpoint["gp"]["population"]) == CONFIG.population_size
+        for ind in g.checkpoint["gp"]["population"]:
             tree = parse(ind["expression"])
             assert tree.variables() == {"y", "fx"}
             assert tree.height <= CONFIG.max_height

@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from evomal.execution.base import SerialExecutor
-from evomal.gp.filters import gradient_norms, gradient_signature, rejection_score
-from evomal.methods import stages
-from evomal.methods.context import ContextSpec, EvaluationContext
-from evomal.methods.evaluator import (
+from evomal.events import (
     CACHED,
     EVALUATED,
     FAILED,
     GRADIENT_EQUIVALENT,
     REJECTED,
-    CandidateEvaluator,
 )
+from evomal.execution.base import SerialExecutor
+from evomal.gp.filters import gradient_norms, gradient_signature, rejection_score
+from evomal.methods import stages
+from evomal.methods.context import ContextSpec, EvaluationContext
+from evomal.methods.evaluator import CandidateEvaluator
 from evomal.runs.config import build_config
 from evomal.symbolic import compile_tree, parse
 from evomal.tasks import Task

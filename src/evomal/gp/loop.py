@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from evomal.events import CandidateEvent, GenerationEvent, Listener, Outcome
 from evomal.gp.operators import (
     cx_one_point,
     fitness_key,
@@ -34,34 +35,12 @@ from evomal.gp.operators import (
     sel_best,
     sel_tournament,
 )
-from evomal.methods.evaluator import Outcome
 from evomal.runs.config import GPConfig
 from evomal.symbolic.generate import gen_half_and_half
 from evomal.symbolic.primitives import PrimitiveSet
 from evomal.symbolic.tree import Tree, parse
 
 Evaluate = Callable[[Sequence[Tree]], list[Outcome]]
-
-
-@dataclass
-class CandidateEvent:
-    """One scored candidate."""
-
-    generation: int
-    index: int
-    outcome: Outcome
-
-
-@dataclass
-class GenerationEvent:
-    """A finished generation: its summary and the state to checkpoint."""
-
-    generation: int
-    summary: dict[str, Any]
-    state: GPState
-
-
-Listener = Callable[[CandidateEvent | GenerationEvent], None]
 
 
 @dataclass
@@ -158,7 +137,9 @@ class GeneticProgramming:
         state.generation = g + 1
         if evaluator_state is not None:
             state.evaluator_state = evaluator_state()
-        self.listener(GenerationEvent(g, summary, GPState.from_dict(state.as_dict())))
+        self.listener(
+            GenerationEvent(g, summary, copy.deepcopy(state.best), {"gp": state.as_dict()})
+        )
 
     def _update_best(self, state: GPState, generation: int) -> None:
         for ind in state.population:

@@ -9,6 +9,7 @@ is a ``ValueError`` that names the field and what was expected.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,3 +89,39 @@ def float_list(value: Any, name: str, source: str, length: int | None = None) ->
     if length is not None and len(out) != length:
         raise fail(source, f"field {name!r} has {len(out)} entries, expected {length}")
     return out
+
+
+class JsonLoss:
+    """Save/load for loss modules that define ``to_dict`` and ``from_dict``.
+
+    Saving is atomic (an existing file is replaced only on success); loading
+    reads JSON only, so a file from a stranger runs no code.
+    """
+
+    def to_dict(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str = "loss document") -> Any:
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
+        """Write the loss as JSON, atomically."""
+        from evomal.runs.files import write_json_atomic
+
+        write_json_atomic(path, self.to_dict(metadata))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Any:
+        """Load a loss saved by :meth:`save`; any problem is a ``LossFileError`` naming it."""
+        return cls.from_dict(read_document(path), f"loss file {os.fspath(path)}")
+
+
+def read_document(path: str | os.PathLike[str]) -> Any:
+    """The parsed JSON of a loss file, or a ``LossFileError``."""
+    from evomal.runs.files import read_json
+
+    try:
+        return read_json(path, "loss file")
+    except ValueError as exc:
+        raise LossFileError(str(exc)) from None

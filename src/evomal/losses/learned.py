@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from torch import Tensor, nn
 from evomal.losses.document import (
     FORMAT_TAG,
     FORMAT_VERSION,
-    LossFileError,
+    JsonLoss,
     check_header,
     fail,
     float_list,
@@ -29,7 +28,7 @@ CROSS_ENTROPY_EXPRESSION = "mul(-1, mul(y, log(fx)))"
 SQUARED_ERROR_EXPRESSION = "square(sub(fx, y))"
 
 
-class LearnedLoss(nn.Module):
+class LearnedLoss(JsonLoss, nn.Module):
     """A learned symbolic loss: an expression tree with one weight per edge.
 
     Use it like any PyTorch criterion::
@@ -180,21 +179,3 @@ class LearnedLoss(nn.Module):
             return cls(tree, phi, doc["task"], doc["output_activation"])
         except ValueError as exc:
             raise fail(source, str(exc)) from None
-
-    def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
-        """Write the loss as JSON (atomically: an existing file is replaced only on success)."""
-        from evomal.runs.files import write_json_atomic
-
-        write_json_atomic(path, self.to_dict(metadata))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> LearnedLoss:
-        """Load a loss saved by :meth:`save`. JSON only: a file from a stranger runs no code."""
-        from evomal.runs.files import read_json
-
-        source = f"loss file {os.fspath(path)}"
-        try:
-            doc = read_json(path, "loss file")
-        except ValueError as exc:
-            raise LossFileError(str(exc)) from None
-        return cls.from_dict(doc, source)

@@ -27,15 +27,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from evomal.meta.base_learner import BaseLearner, State
-from evomal.symbolic.compile import CompiledLoss
 from evomal.training.loop import EpochSampler, make_generator
 from evomal.training.metrics import task_loss
+
+
+class ParametricLoss(Protocol):
+    """A loss with explicit parameters: a compiled tree, an ML3 network, a Taylor polynomial."""
+
+    def __call__(
+        self, y_pred: Tensor, y_true: Tensor, phi: Tensor, reduction: str = "mean"
+    ) -> Tensor: ...
+
 
 #: Meta steps between finiteness checks (each check is one host sync).
 CHECK_EVERY = 25
@@ -65,7 +74,7 @@ def meta_step_seeds(run_seed: int, steps: int) -> list[int]:
 
 def unrolled_task_loss(
     phi: Tensor,
-    loss: CompiledLoss,
+    loss: ParametricLoss,
     learner: BaseLearner,
     params: State,
     buffers: State,
@@ -85,7 +94,7 @@ def unrolled_task_loss(
 
 
 def optimise_phi(
-    loss: CompiledLoss,
+    loss: ParametricLoss,
     phi0: Tensor,
     learners: Sequence[BaseLearner],
     *,

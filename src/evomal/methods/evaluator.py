@@ -24,10 +24,18 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evomal.events import (
+    CACHED,
+    EVALUATED,
+    FAILED,
+    GRADIENT_EQUIVALENT,
+    REJECTED,
+    Outcome,
+)
 from evomal.execution.base import Executor
+from evomal.losses.learned import LearnedLoss
 from evomal.methods.stages import (
     FitnessJob,
     FitnessOutcome,
@@ -40,47 +48,20 @@ from evomal.runs.config import FilterConfig
 from evomal.symbolic.equivalence import equivalence_key
 from evomal.symbolic.tree import Tree
 
-#: Verdicts recorded for each candidate.
-EVALUATED = "evaluated"
-CACHED = "cached"  # equivalence cache hit (same function seen before)
-REJECTED = "rejected"  # rejection protocol
-GRADIENT_EQUIVALENT = "gradient_equivalent"
-FAILED = "failed"  # exception, non-finite loss, diverging training
-
-
-@dataclass
-class Outcome:
-    """Everything decided about one candidate; plain data for events and checkpoints."""
-
-    expression: str
-    key: str
-    phi: list[float]
-    fitness: float | None
-    verdict: str
-    reason: str | None = None
-    score: float | None = None
-    signature: str | None = None
-    reused_from: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def loss_expression(self) -> str:
-        """The tree that ``phi`` belongs to: the source's, for an equivalence-cache hit."""
-        return self.reused_from if self.verdict == CACHED and self.reused_from else self.expression
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Outcome:
-        return cls(**data)
-
 
 class CandidateEvaluator:
     """Applies the filters, the local search and fitness to batches of trees."""
 
-    def __init__(self, filters: FilterConfig, kind: str, executor: Executor) -> None:
+    def __init__(
+        self,
+        filters: FilterConfig,
+        kind: str,
+        executor: Executor,
+        output_activation: str = "identity",
+    ) -> None:
         self.filters = filters
         self.domain = kind
+        self.output_activation = output_activation
         self.executor = executor
         self.equivalence_cache: dict[str, Outcome] = {}
         self.gradient_cache: dict[str, float | None] = {}
@@ -165,7 +146,7 @@ class CandidateEvaluator:
         # Stage C: partial training, in parallel.
         scored: list[FitnessOutcome] = self.executor.map(
             fitness,
-            [FitnessJob(expressions[i], tuple(outcomes[i].phi)) for i in needs_fitness],  # type: ignore[union-attr]
+            [FitnessJob(self._document(outcomes[i])) for i in needs_fitness],
         )
         for i, scored_one in zip(needs_fitness, scored, strict=True):
             out = outcomes[i]
@@ -193,6 +174,11 @@ class CandidateEvaluator:
                 assert source is not None
                 outcomes[i] = self._reuse(source, expressions[i], key, CACHED)
         return [o for o in outcomes if o is not None]
+
+    def _document(self, outcome: Outcome | None) -> dict[str, Any]:
+        assert outcome is not None
+        loss = LearnedLoss(outcome.expression, outcome.phi, self.domain, self.output_activation)
+        return loss.to_dict()
 
     @staticmethod
     def _reuse(source: Outcome, expression: str, key: str, verdict: str) -> Outcome:

@@ -1,13 +1,20 @@
-"""Meta-testing: train a fresh base model with a loss for the full schedule, report test metric.
+"""Meta-testing and transfer: train a fresh base model with a loss, report the test metric.
 
 Every method gets identical initial conditions for a seed: the base model is
 built from the seed, and batches are drawn from a generator seeded with it.
+A loss learned on one task can be applied to another (paper Table 3) when
+the two are compatible; :func:`check_transfer` says clearly when they are not.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from evomal.losses.neural import NeuralLoss, loss_width
 from evomal.runs.config import SearchConfig
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult, train
@@ -15,15 +22,38 @@ from evomal.training.optim import SGDConfig
 
 
 def sgd_from(config: SearchConfig) -> SGDConfig:
+    """The base optimiser the configuration describes."""
     t = config.training
     return SGDConfig(
-        lr=t.lr,
-        momentum=t.momentum,
-        nesterov=t.nesterov,
-        weight_decay=t.weight_decay,
-        milestones=t.milestones,
-        gamma=t.gamma,
-    )
+        lr=t.lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=t.weight_decay,
+        milestones=t.milestones, gamma=t.gamma,
+    )  # fmt: skip
+
+
+def check_transfer(loss: Any, task: Task) -> None:
+    """Raise a ``ValueError`` when ``loss`` cannot train on ``task``.
+
+    A loss keeps the task kind it was learned for (a classification loss
+    reads probabilities and one-hot labels). Symbolic and Taylor losses are
+    elementwise, so they transfer across numbers of classes; an ML3 network
+    has a fixed input width.
+    """
+    if isinstance(loss, str):
+        return
+    kind = getattr(loss, "task", None)
+    if kind is not None and kind != task.kind:
+        raise ValueError(
+            f"the loss was learned for {kind}, but task {task.name!r} is {task.kind}; "
+            "a loss transfers only between tasks of the same kind"
+        )
+    if isinstance(loss, NeuralLoss):
+        width = loss_width(task.kind, task.n_outputs)
+        if loss.width != width:
+            raise ValueError(
+                f"this ML3 loss network reads {loss.width} outputs per sample, but task "
+                f"{task.name!r} has {width}; ML3 losses transfer only between tasks with the same "
+                "number of outputs"
+            )
 
 
 def meta_test(
@@ -36,17 +66,63 @@ def meta_test(
     steps: int | None = None,
     progress: Any = None,
 ) -> TrainResult:
-    """Train ``model`` from seed ``seed`` with ``loss`` and report validation and test metrics."""
+    """Train ``model`` from seed ``seed`` with ``loss``; report validation and test metrics."""
+    check_transfer(loss, task)
     return train(
-        model,
-        loss,
-        task,
-        steps if steps is not None else config.meta_test.steps,
-        sgd_from(config),
-        batch_size=config.training.batch_size,
-        seed=seed,
-        device=config.execution.device,
-        evaluate_test=True,
-        progress=progress,
+        model, loss, task, steps if steps is not None else config.meta_test.steps,
+        sgd_from(config), batch_size=config.training.batch_size, seed=seed,
+        device=config.execution.device, evaluate_test=True, progress=progress,
         model_options=dict(config.model_options),
-    )
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Test metrics over seeds: per seed, mean and sample standard deviation."""
+
+    per_seed: dict[int, float | None]
+
+    @property
+    def finite(self) -> list[float]:
+        return [v for v in self.per_seed.values() if v is not None and math.isfinite(v)]
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.mean(self.finite) if self.finite else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.finite) if len(self.finite) > 1 else None
+
+    @property
+    def diverged(self) -> int:
+        return len(self.per_seed) - len(self.finite)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2,5"`` -> [0, 2, 5]; ``"3"`` -> [3]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                low, high = part.split("-", 1) if not part.startswith("-") else (part, "")
+                a, b = int(low), int(high)
+                if b < a:
+                    raise ValueError
+                seeds.extend(range(a, b + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ValueError(
+                f"cannot read seeds {text!r}; use a range like 0-4 or a list like 0,2,5"
+            ) from None
+    if not seeds:
+        raise ValueError("no seeds given; use a range like 0-4")
+    return seeds
+
+
+def summarise(values: Sequence[tuple[int, float | None]]) -> SeedSummary:
+    return SeedSummary(dict(values))

@@ -13,11 +13,12 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from evomal.gp.filters import gradient_norms, gradient_signature, rejection_score
-from evomal.losses.learned import LearnedLoss
+from evomal.losses.io import loss_from_dict
 from evomal.meta.local_search import initial_phi, optimise_phi
 from evomal.methods.context import EvaluationContext
 from evomal.symbolic.compile import CompiledLoss, compile_tree, nonfinite_reason
@@ -45,8 +46,9 @@ class ScreenOutcome:
 
 @dataclass(frozen=True)
 class FitnessJob:
-    expression: str
-    phi: tuple[float, ...]
+    """Score one loss, given as its JSON document (any kind: symbolic, Taylor, neural)."""
+
+    document: dict[str, Any]
 
 
 @dataclass
@@ -145,7 +147,7 @@ def screen_and_optimise(ctx: EvaluationContext, job: ScreenJob) -> ScreenOutcome
             seconds=seconds,
         )
     except Exception as exc:  # a fault stays inside its candidate
-        return ScreenOutcome([], failed=_describe(exc), seconds=seconds)
+        return ScreenOutcome([], failed=describe_error(exc), seconds=seconds)
 
 
 def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
@@ -154,9 +156,7 @@ def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
     try:
         values = []
         for j, learner in enumerate(ctx.learners):
-            criterion = LearnedLoss(
-                job.expression, list(job.phi), ctx.spec.kind, ctx.config.gp.output_activation
-            )
+            criterion = loss_from_dict(job.document)
             result = train(
                 learner.build(ctx.spec.seed + j),
                 criterion,
@@ -173,10 +173,10 @@ def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
             values.append(result.val_metric)
         return FitnessOutcome(sum(values) / len(values), None, time.perf_counter() - start)
     except Exception as exc:  # a fault stays inside its candidate
-        return FitnessOutcome(None, _describe(exc), time.perf_counter() - start)
+        return FitnessOutcome(None, describe_error(exc), time.perf_counter() - start)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else ""
     return f"{type(exc).__name__}: {exc}{where}"

@@ -136,6 +136,34 @@ class MetaTestConfig:
 
 
 @dataclass(frozen=True)
+class ML3Config:
+    """ML3 (Bechtle et al.): a loss network trained by the unrolled procedure of Algorithm 1."""
+
+    steps: int = 1000
+    meta_lr: float = 1e-3
+    hidden: tuple[int, ...] = (50, 50)
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "meta_lr")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError("ml3.hidden must list positive layer sizes")
+
+
+@dataclass(frozen=True)
+class CMAESConfig:
+    """CMA-ES (pycma) for TaylorGLO's coefficients and GLO's second stage."""
+
+    population_size: int = 25
+    generations: int = 50
+    sigma0: float = 1.2  # TaylorGLO's initial step size, around a zero start
+    glo_sigma0: float = 0.2  # GLO: around the tree's unit edge weights
+    taylor_order: int = 3
+
+    def __post_init__(self) -> None:
+        _positive(self, "population_size", "generations", "sigma0", "glo_sigma0", "taylor_order")
+
+
+@dataclass(frozen=True)
 class ExecutionConfig:
     """Where and how candidates are evaluated."""
 
@@ -165,6 +193,8 @@ class SearchConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     meta_test: MetaTestConfig = field(default_factory=MetaTestConfig)
+    ml3: ML3Config = field(default_factory=ML3Config)
+    cmaes: CMAESConfig = field(default_factory=CMAESConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
 
@@ -194,6 +224,8 @@ _GROUPS = {
     TrainingConfig: "training.",
     MetaTestConfig: "meta_test.",
     ExecutionConfig: "execution.",
+    ML3Config: "ml3.",
+    CMAESConfig: "cmaes.",
 }
 
 

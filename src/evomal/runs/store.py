@@ -6,7 +6,8 @@ Layout of ``RUN_DIR``::
     run.json          what was searched (task, model) and the environment
     events.jsonl      one line per scored candidate
     generations.jsonl one summary line per generation
-    checkpoint.json   GP population, caches and RNG state after the last generation
+    checkpoint.json   the method's state after the last generation (GP population,
+                      caches and RNG state; CMA-ES history), as plain data
     best_loss.json    the best loss so far, loadable by LearnedLoss.load
     result.json       the final result (written when the search ends)
 
@@ -26,8 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evomal.gp.loop import CandidateEvent, GenerationEvent, GPState
-from evomal.losses.learned import LearnedLoss
+from evomal.events import CandidateEvent, GenerationEvent
 from evomal.runs.config import SearchConfig, from_dict, to_dict
 from evomal.runs.files import read_json, write_json_atomic
 
@@ -126,14 +126,18 @@ class RunStore:
             raise ValueError(f"{self.root / 'run.json'} is not an evomal run description")
         return data["spec"]
 
-    def load_checkpoint(self) -> tuple[GPState | None, dict[str, Any]]:
-        """The last checkpointed state (or None before the first generation) and extras."""
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpointed payload (None before the first generation).
+
+        Event lines written after that checkpoint (an interrupted generation)
+        are dropped, so the resumed run writes them again.
+        """
         if not (self.root / "config.json").exists():
             raise ValueError(f"{self.root} is not an evomal run directory (no config.json)")
         if not self.checkpoint_path.exists():
             self._truncate(self.events_path, 0)
             self._truncate(self.generations_path, 0)
-            return None, {}
+            return None
         data = read_json(self.checkpoint_path, "checkpoint")
         if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
             raise ValueError(
@@ -141,7 +145,10 @@ class RunStore:
             )
         self._truncate(self.events_path, int(data["event_lines"]))
         self._truncate(self.generations_path, int(data["generation_lines"]))
-        return GPState.from_dict(data["state"]), data.get("extra", {})
+        payload = data.get("payload")
+        if not isinstance(payload, dict):
+            raise ValueError(f"{self.checkpoint_path} has no checkpoint payload")
+        return payload
 
     @staticmethod
     def _truncate(path: Path, lines: int) -> None:
@@ -164,27 +171,27 @@ class RunStore:
             self._append(self.events_path, record)
         else:
             self._append(self.generations_path, event.summary)
-            self.checkpoint(event.state)
+            self.checkpoint(event.checkpoint)
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
         with path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(_clean(record), allow_nan=False) + "\n")
             handle.flush()
 
-    def checkpoint(self, state: GPState, extra: dict[str, Any] | None = None) -> None:
-        """Atomically write the state, with the number of event lines it covers."""
+    def checkpoint(self, payload: dict[str, Any]) -> None:
+        """Atomically write the method's state, with the number of event lines it covers."""
         write_json_atomic(
             self.checkpoint_path,
             {
                 "version": CHECKPOINT_VERSION,
                 "event_lines": _count_lines(self.events_path),
                 "generation_lines": _count_lines(self.generations_path),
-                "state": _clean(state.as_dict()),
-                "extra": extra or {},
+                "payload": _clean(payload),
             },
         )
 
-    def save_best(self, loss: LearnedLoss, metadata: dict[str, Any]) -> None:
+    def save_best(self, loss: Any, metadata: dict[str, Any]) -> None:
+        """Write the best loss so far (any loss module with ``save``)."""
         loss.save(self.best_loss_path, metadata=_clean(metadata))
 
     def save_result(self, result: dict[str, Any]) -> None:

@@ -1,0 +1,74 @@
+"""What a search announces: one event per scored candidate and one per generation.
+
+Every method (GP, CMA-ES, ML3) emits the same two events, so the run store,
+progress bars and loggers listen to any of them the same way. Events carry
+plain data only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Verdicts recorded for each candidate.
+EVALUATED = "evaluated"
+CACHED = "cached"  # equivalence cache hit (same function seen before)
+REJECTED = "rejected"  # rejection protocol
+GRADIENT_EQUIVALENT = "gradient_equivalent"
+FAILED = "failed"  # exception, non-finite loss, diverging training
+
+
+@dataclass
+class Outcome:
+    """Everything decided about one candidate loss.
+
+    ``expression`` is the tree (or a readable form of a parametric loss),
+    ``phi`` its weights or parameters, ``fitness`` the validation metric of
+    partial training (``None`` is the worst).
+    """
+
+    expression: str
+    key: str
+    phi: list[float]
+    fitness: float | None
+    verdict: str
+    reason: str | None = None
+    score: float | None = None
+    signature: str | None = None
+    reused_from: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def loss_expression(self) -> str:
+        """The tree that ``phi`` belongs to: the source's, for an equivalence-cache hit."""
+        return self.reused_from if self.verdict == CACHED and self.reused_from else self.expression
+
+
+@dataclass
+class CandidateEvent:
+    """One scored candidate."""
+
+    generation: int
+    index: int
+    outcome: Outcome
+
+
+@dataclass
+class GenerationEvent:
+    """A finished generation: its summary, the best so far, and the state to checkpoint."""
+
+    generation: int
+    summary: dict[str, Any]
+    best: dict[str, Any] | None
+    checkpoint: dict[str, Any]
+
+
+Event = CandidateEvent | GenerationEvent
+Listener = Callable[[Event], None]

@@ -1,0 +1,28 @@
+"""Load any learned loss from its JSON document, whatever its kind."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from torch import nn
+
+from evomal.losses.document import fail, read_document
+from evomal.losses.learned import LearnedLoss
+from evomal.losses.neural import NeuralLoss
+from evomal.losses.taylor import TaylorLoss
+
+LOSS_KINDS: dict[str, Any] = {"symbolic": LearnedLoss, "taylor": TaylorLoss, "neural": NeuralLoss}
+
+
+def loss_from_dict(doc: Any, source: str = "loss document") -> nn.Module:
+    """A loss module from a validated document: symbolic, Taylor or neural."""
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if kind not in LOSS_KINDS:
+        raise fail(source, f"unknown loss kind {kind!r}; expected one of {sorted(LOSS_KINDS)}")
+    return LOSS_KINDS[kind].from_dict(doc, source)
+
+
+def load_loss(path: str | os.PathLike[str]) -> nn.Module:
+    """Load a loss file written by any evomal method. JSON only: no pickle, no eval."""
+    return loss_from_dict(read_document(path), f"loss file {os.fspath(path)}")

@@ -1,0 +1,160 @@
+"""CMA-ES over loss parameters with pycma, resumable by replay.
+
+Used by TaylorGLO (the polynomial's centre and coefficients) and by GLO's
+second stage (a tree's edge weights). Each generation asks pycma for
+``population_size`` parameter vectors, scores them with the same partial
+training as EvoMAL's fitness (through the executor), and tells pycma the
+results. pycma draws its samples from a ``numpy.random.Generator`` seeded by
+the run seed (its ``randn`` option), so nothing touches numpy's global state.
+
+The checkpoint is the list of (solutions, fitnesses) per generation. Resuming
+rebuilds the strategy from the seed and replays ``ask``/``tell`` with the
+recorded fitnesses, which reconstructs its internal state exactly without
+pickling it; a replayed ``ask`` that does not reproduce the recorded
+solutions is an error rather than a silent divergence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import cma
+import numpy as np
+
+from evomal.events import EVALUATED, FAILED, CandidateEvent, GenerationEvent, Outcome
+from evomal.methods.base import MethodRun
+from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness, stable_seed
+
+
+@dataclass
+class CMAResult:
+    best_x: list[float] | None
+    best_fitness: float | None
+    history: list[dict[str, Any]]
+    verdicts: dict[str, int]
+    finished: bool
+
+
+def make_strategy(
+    x0: np.ndarray, sigma0: float, population_size: int, seed: int
+) -> cma.CMAEvolutionStrategy:
+    """A pycma strategy whose samples come from a generator seeded by ``seed``."""
+    rng = np.random.default_rng(seed)
+
+    def randn(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape)
+
+    options = {
+        "popsize": population_size,
+        "randn": randn,
+        "seed": float("nan"),
+        "verbose": -9,
+        "verb_disp": 0,
+        "verb_log": 0,
+        "verb_filenameprefix": "",
+        "tolfun": 0,
+        "tolx": 0,
+        "tolfunhist": 0,
+        "tolstagnation": 10**9,
+        "tolflatfitness": 10**9,
+    }
+    return cma.CMAEvolutionStrategy(np.asarray(x0, dtype=float), sigma0, options)
+
+
+def penalised(values: list[float | None], worst_seen: float) -> list[float]:
+    """Failed candidates get a fitness worse than anything seen (CMA-ES needs numbers)."""
+    penalty = worst_seen * 2 + 1.0 if math.isfinite(worst_seen) else 1e6
+    return [v if v is not None and math.isfinite(v) else penalty for v in values]
+
+
+def cma_search(
+    run: MethodRun,
+    *,
+    x0: np.ndarray,
+    sigma0: float,
+    document: Callable[[np.ndarray], dict[str, Any]],
+    describe: Callable[[np.ndarray], str],
+    payload_key: str = "cma",
+    generation_offset: int = 0,
+) -> CMAResult:
+    """Minimise the validation metric of partial training over loss parameters."""
+    cfg = run.config.cmaes
+    run.start_executor()
+    seed = stable_seed(run.config.seed, "cmaes", payload_key)
+    es = make_strategy(x0, sigma0, cfg.population_size, seed)
+    saved = (run.resume_from or {}).get(payload_key, {"generations": []})
+    record: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    verdicts: dict[str, int] = {}
+    best_x: list[float] | None = None
+    best_f: float | None = None
+    worst = -math.inf
+    ran = 0
+
+    for g in range(cfg.generations):
+        solutions = es.ask()
+        if g < len(saved["generations"]):
+            past = saved["generations"][g]
+            if not np.allclose(np.asarray(past["x"]), np.asarray(solutions), rtol=1e-9, atol=1e-12):
+                raise RuntimeError(
+                    f"CMA-ES replay diverged at generation {g}; the checkpoint does "
+                    "not belong to this configuration"
+                )
+            values = past["f"]
+            replayed = True
+        else:
+            if run.max_generations is not None and ran >= run.max_generations:
+                return CMAResult(best_x, best_f, history, verdicts, finished=False)
+            scored: list[FitnessOutcome] = run.executor.map(
+                fitness, [FitnessJob(document(x)) for x in solutions]
+            )
+            values = [s.fitness for s in scored]
+            replayed = False
+            ran += 1
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        worst = max([worst, *finite]) if finite else worst
+        es.tell(solutions, penalised(values, worst))
+        record.append({"x": [list(map(float, x)) for x in solutions], "f": values})
+        for i, (x, value) in enumerate(zip(solutions, values, strict=True)):
+            verdict = EVALUATED if value is not None else FAILED
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+            if value is not None and (best_f is None or value < best_f):
+                best_x, best_f = [float(v) for v in x], value
+            if not replayed:
+                reason = None if value is not None else scored[i].failed
+                seconds = {"fitness": scored[i].seconds}
+                outcome = Outcome(
+                    describe(x), "", [float(v) for v in x], value, verdict, reason, seconds=seconds
+                )
+                run.emit(CandidateEvent(generation_offset + g, i, outcome))
+        summary = {
+            "generation": generation_offset + g,
+            "scored": len(values),
+            "verdicts": {EVALUATED: len(finite), FAILED: len(values) - len(finite)},
+            "population_best": min(finite) if finite else None,
+            "population_mean": sum(finite) / len(finite) if finite else None,
+            "best_so_far": best_f,
+            "best_expression": describe(np.asarray(best_x)) if best_x is not None else None,
+            "sigma": float(es.sigma),
+        }
+        history.append(summary)
+        if not replayed:
+            best = None
+            if best_x is not None:
+                best = {"x": best_x, "fitness": best_f, "generation": generation_offset + g}
+            payload = {**(run.resume_from or {}), payload_key: {"generations": list(record)}}
+            run.emit(
+                GenerationEvent(generation_offset + g, summary, best, payload), _best_loss(document)
+            )
+            if run.resume_from is not None:
+                run.resume_from = payload
+    return CMAResult(best_x, best_f, history, verdicts, finished=True)
+
+
+def _best_loss(document: Callable[[np.ndarray], dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
+    from evomal.losses.io import loss_from_dict
+
+    return lambda best: loss_from_dict(document(np.asarray(best["x"])))

@@ -1,0 +1,122 @@
+"""GP-based methods: EvoMAL (GP + local search) and GP-LFL (GP, phi fixed at 1).
+
+Both run the same GP loop over the same evaluator; GP-LFL only switches the
+local search off (paper Section 4.1). GLO reuses :func:`run_gp` for its
+structure stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from evomal.events import REJECTED, GenerationEvent, Outcome
+from evomal.gp.loop import GeneticProgramming, GPState
+from evomal.losses.learned import LearnedLoss
+from evomal.methods.base import MethodRun, SearchResult
+from evomal.methods.evaluator import CandidateEvaluator
+from evomal.runs.config import replace_config
+
+
+def loss_from_outcome(outcome: dict[str, Any], kind: str, output_activation: str) -> LearnedLoss:
+    """The :class:`LearnedLoss` an outcome describes (the source tree for a cache hit)."""
+    out = Outcome.from_dict(outcome)
+    return LearnedLoss(out.loss_expression(), out.phi, kind, output_activation)
+
+
+def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, int]]:
+    """Run (or resume) the GP loop; returns the final state and the verdict counts."""
+    config = run.config
+    activation = config.gp.output_activation
+    run.start_executor()
+    evaluator = CandidateEvaluator(config.filters, run.kind, run.executor, activation)
+
+    def best_loss(best: dict[str, Any]) -> nn.Module:
+        return loss_from_outcome(best, run.kind, activation)
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, GenerationEvent):
+            event.checkpoint = {**(run.resume_from or {}), payload_key: event.checkpoint["gp"]}
+        run.emit(event, best_loss)
+
+    gp = GeneticProgramming(config.gp, evaluator.evaluate, on_event)
+    saved = (run.resume_from or {}).get(payload_key)
+    if saved is None:
+        state = gp.initial_state(config.seed)
+    else:
+        state = GPState.from_dict(saved)
+        evaluator.load_state_dict(state.evaluator_state)
+        run._last_best = state.best
+    state = gp.run(state, evaluator.state_dict, max_generations=run.max_generations)
+    verdicts: dict[str, int] = {}
+    for summary in state.history:
+        for verdict, count in summary["verdicts"].items():
+            verdicts[verdict] = verdicts.get(verdict, 0) + count
+    return state, verdicts
+
+
+def gp_result(run: MethodRun, state: GPState, verdicts: dict[str, int]) -> SearchResult:
+    """The search result of a GP state: the best loss, or a clear statement that none passed."""
+    kind, activation = run.kind, run.config.gp.output_activation
+    if state.best is not None:
+        best = loss_from_outcome(state.best, kind, activation)
+        message = (
+            f"best fitness {state.best['fitness']:.4g} in generation "
+            f"{state.best['generation']}: {best.expression}"
+        )
+        return SearchResult(
+            run.method,
+            best,
+            state.best["fitness"],
+            state.best,
+            state.history,
+            run.run_dir,
+            message,
+            None,
+            verdicts,
+            state.done,
+        )
+    outcomes = [ind["outcome"] for ind in state.population if ind["outcome"]]
+    rejected = [
+        o
+        for o in outcomes
+        if o["verdict"] == REJECTED
+        and o.get("score") is not None
+        and o["phi"]
+        and all(v is not None for v in o["phi"])
+    ]
+    fallback = None
+    if rejected:
+        fallback = loss_from_outcome(max(rejected, key=lambda o: o["score"]), kind, activation)
+    total = sum(verdicts.values())
+    message = f"no candidate passed the filters ({total} scored: {verdicts}); " + (
+        f"the best rejected loss was {fallback.expression}"
+        if fallback
+        else "none had a finite loss"
+    )
+    return SearchResult(
+        run.method,
+        None,
+        None,
+        None,
+        state.history,
+        run.run_dir,
+        message,
+        fallback,
+        verdicts,
+        state.done,
+    )
+
+
+def run_evomal(run: MethodRun) -> SearchResult:
+    """EvoMAL: GP over trees, local search of the edge weights, fitness by partial training."""
+    state, verdicts = run_gp(run)
+    return run.finish(gp_result(run, state, verdicts))
+
+
+def run_gplfl(run: MethodRun) -> SearchResult:
+    """GP-LFL: EvoMAL's GP with no local search (phi fixed at 1)."""
+    run.config = replace_config(run.config, local_search={"enabled": False})
+    state, verdicts = run_gp(run)
+    return run.finish(gp_result(run, state, verdicts))

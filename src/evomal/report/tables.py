@@ -1,0 +1,115 @@
+"""Table 2-style results: mean +- std of the test metric per method, Welch's t-test vs baseline.
+
+Built from the ``meta_test.json`` records of an experiment directory. The
+t-test is Welch's (unequal variances, ``scipy.stats.ttest_ind(...,
+equal_var=False)``) of each method's per-seed test metrics against the
+baseline's; with fewer than two finite values on either side, or zero
+variance on both, there is no test and the cell says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scipy import stats
+
+METHOD_ORDER = ("baseline", "ml3", "taylorglo", "glo", "gplfl", "evomal")
+METHOD_LABELS = {"baseline": "Baseline", "ml3": "ML3", "taylorglo": "TaylorGLO", "glo": "GLO",
+                 "gplfl": "GP-LFL", "evomal": "EvoMAL"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    method: str
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    diverged: int
+    mean: float | None
+    std: float | None
+    t_statistic: float | None
+    p_value: float | None
+    mean_search_seconds: float | None
+
+
+def _welch(values: Sequence[float], baseline: Sequence[float]) -> tuple[float | None, float | None]:
+    if len(values) < 2 or len(baseline) < 2:
+        return None, None
+    if statistics.pvariance(values) == 0 and statistics.pvariance(baseline) == 0:
+        return None, None
+    with warnings.catch_warnings():
+        # near-identical samples: scipy warns about precision; the p-value is still reported
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(values, baseline, equal_var=False)
+    t, p = float(result.statistic), float(result.pvalue)
+    return (t if math.isfinite(t) else None), (p if math.isfinite(p) else None)
+
+
+def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
+    """One row per method, in the paper's column order."""
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_method.setdefault(record["method"], []).append(record)
+    order = [m for m in METHOD_ORDER if m in by_method] + sorted(set(by_method) - set(METHOD_ORDER))
+    baseline = [r["test_metric"] for r in by_method.get("baseline", [])
+                if r.get("test_metric") is not None]  # fmt: skip
+    rows = []
+    for method in order:
+        cells = sorted(by_method[method], key=lambda r: r["seed"])
+        values = [r["test_metric"] for r in cells if r.get("test_metric") is not None]
+        finite = [v for v in values if math.isfinite(v)]
+        t, p = _welch(finite, baseline) if method != "baseline" else (None, None)
+        searches = [r["search_seconds"] for r in cells if r.get("search_seconds") is not None]
+        rows.append(MethodRow(
+            method, tuple(r["seed"] for r in cells), tuple(finite), len(cells) - len(finite),
+            statistics.mean(finite) if finite else None,
+            statistics.stdev(finite) if len(finite) > 1 else None, t, p,
+            statistics.mean(searches) if searches else None,
+        ))  # fmt: skip
+    return rows
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: Sequence[MethodRow], metric: str = "test error rate") -> str:
+    """A Markdown table: method, n, mean +- std, Welch t and p against the baseline, search time."""
+    lines = [
+        f"| method | seeds | {metric} (mean ± std) | Welch t vs baseline | p | search time (s) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        spread = f"{_fmt(row.mean)} ± {_fmt(row.std)}" if row.mean is not None else "-"
+        if row.diverged:
+            spread += f" ({row.diverged} diverged)"
+        label = METHOD_LABELS.get(row.method, row.method)
+        t = "-" if row.method == "baseline" else _fmt(row.t_statistic, 2)
+        p = "-" if row.method == "baseline" else _fmt(row.p_value, 3)
+        seconds = _fmt(row.mean_search_seconds, 0)
+        lines.append(f"| {label} | {len(row.seeds)} | {spread} | {t} | {p} | {seconds} |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> str:
+    """CSV with one line per (method, seed) and one summary line per method."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["method", "seed", "test_metric", "best_fitness", "search_seconds", "expression"]
+    )
+    for r in sorted(records, key=lambda r: (r["method"], r["seed"])):
+        writer.writerow([r["method"], r["seed"], r.get("test_metric"), r.get("best_fitness"),
+                         r.get("search_seconds"), r.get("expression")])  # fmt: skip
+    writer.writerow([])
+    writer.writerow(["method", "n", "mean", "std", "welch_t", "welch_p", "mean_search_seconds"])
+    for row in rows:
+        writer.writerow([row.method, len(row.values), row.mean, row.std, row.t_statistic,
+                         row.p_value, row.mean_search_seconds])  # fmt: skip
+    return out.getvalue()

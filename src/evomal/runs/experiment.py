@@ -1,0 +1,132 @@
+"""Experiments: every method x every seed, searched and meta-tested, resumable.
+
+Layout of an experiment directory::
+
+    DIR/experiment.json                 what was asked (methods, task, model, seeds, preset)
+    DIR/<method>/seed-<k>/search/       the method's run directory (resumable)
+    DIR/<method>/seed-<k>/meta_test.json  the meta-test of its best loss (seed k)
+
+A (method, seed) pair whose ``meta_test.json`` exists is skipped on a re-run;
+a search that was interrupted is resumed from its checkpoint. The tables are
+built from these files only (:mod:`evomal.report.tables`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evomal.losses.io import load_loss
+from evomal.methods.meta_test import meta_test
+from evomal.runs.config import build_config, to_dict
+from evomal.runs.files import read_json, write_json_atomic
+from evomal.search import METHODS, resume, search
+from evomal.tasks.registry import get_task
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    methods: tuple[str, ...]
+    task: str
+    model: str
+    seeds: tuple[int, ...]
+    preset: str
+    overrides: tuple[str, ...] = ()
+    data_dir: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"methods": list(self.methods), "task": self.task, "model": self.model,
+                "seeds": list(self.seeds), "preset": self.preset,
+                "overrides": list(self.overrides), "data_dir": self.data_dir}  # fmt: skip
+
+
+def _check(spec: ExperimentSpec, root: Path) -> None:
+    unknown = [m for m in spec.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+    saved = root / "experiment.json"
+    if saved.exists():
+        previous = read_json(saved, "experiment description")
+        for key in ("task", "model", "preset", "overrides"):
+            if previous.get(key) != spec.as_dict()[key]:
+                raise ValueError(
+                    f"{root} holds an experiment with {key}={previous.get(key)!r}, not "
+                    f"{spec.as_dict()[key]!r}; use another --out directory"
+                )
+
+
+def run_experiment(
+    spec: ExperimentSpec, out: str | os.PathLike[str], progress: Progress | None = None
+) -> Path:
+    """Search and meta-test every (method, seed) pair not already done. Returns the directory."""
+    root = Path(out)
+    _check(spec, root)
+    root.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(root / "experiment.json", spec.as_dict())
+    say = progress or (lambda message: None)
+    for method in spec.methods:
+        for seed in spec.seeds:
+            cell = root / method / f"seed-{seed}"
+            if (cell / "meta_test.json").exists():
+                say(f"{method} seed {seed}: done already, skipped")
+                continue
+            run_cell(spec, method, seed, cell, say)
+    return root
+
+
+def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Progress) -> None:
+    """One (method, seed): search (or resume it), then meta-test its best loss."""
+    config = build_config(spec.preset, spec.overrides, {"seed": seed, "method": method})
+    task = get_task(spec.task, data_dir=spec.data_dir, seed=seed)
+    run_dir = cell / "search"
+    start = time.perf_counter()
+    if (run_dir / "config.json").exists():
+        say(f"{method} seed {seed}: resuming the search")
+        result = resume(run_dir, task=task)
+    else:
+        say(f"{method} seed {seed}: searching")
+        spec_info = {"task": spec.task, "model": spec.model, "data_dir": spec.data_dir}
+        result = search(task, spec.model, config, out=run_dir, spec=spec_info)
+    search_seconds = time.perf_counter() - start
+    loss: Any = result.best or result.fallback
+    if method == "baseline":
+        loss = "task"  # train with F.cross_entropy / MSE itself
+    elif loss is None and (run_dir / "best_loss.json").exists():
+        loss = load_loss(run_dir / "best_loss.json")
+    record: dict[str, Any] = {
+        "method": method, "seed": seed, "task": spec.task, "model": spec.model,
+        "search_seconds": round(search_seconds, 2), "best_fitness": result.best_fitness,
+        "expression": getattr(result.best, "expression", None), "message": result.message,
+        "config": to_dict(config),
+    }  # fmt: skip
+    if loss is None:
+        record.update(test_metric=None, diverged=True, reason="the search produced no loss")
+    else:
+        say(f"{method} seed {seed}: meta-testing for {config.meta_test.steps} steps")
+        tested = meta_test(loss, task, spec.model, config, seed=seed)
+        record.update(
+            test_metric=tested.test_metric, val_metric=tested.val_metric,
+            diverged=tested.diverged, reason=tested.reason, metric=tested.metric,
+            meta_test_seconds=round(tested.seconds, 2),
+        )  # fmt: skip
+    write_json_atomic(cell / "meta_test.json", record)
+    say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
+
+
+def load_cells(
+    root: str | os.PathLike[str], methods: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every finished (method, seed) record under an experiment directory."""
+    base = Path(root)
+    records = []
+    for path in sorted(base.glob("*/seed-*/meta_test.json")):
+        record = read_json(path, "meta-test record")
+        if methods is None or record.get("method") in methods:
+            records.append(record)
+    return records

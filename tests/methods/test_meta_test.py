@@ -1,0 +1,55 @@
+"""Meta-testing, transfer checks and seed parsing."""
+
+import numpy as np
+import pytest
+
+from evomal.losses import LearnedLoss, NeuralLoss, TaylorLoss
+from evomal.losses.neural import NeuralLossFunction
+from evomal.methods.meta_test import check_transfer, meta_test, parse_seeds, summarise
+from evomal.runs.config import build_config
+from evomal.tasks import Task
+
+
+def _task(classes=3, kind="classification", name="toy"):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (x @ rng.normal(size=(5, classes))).argmax(1) if kind == "classification" else x.sum(1)
+    return Task.from_tensors(name, kind, x, y, x[:40], y[:40])
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,2,5") == [0, 2, 5]
+    assert parse_seeds("7") == [7]
+    assert parse_seeds("1-2,9") == [1, 2, 9]
+    for bad in ("a-b", "4-1", ""):
+        with pytest.raises(ValueError, match="seeds"):
+            parse_seeds(bad)
+
+
+def test_same_seed_same_initial_conditions_for_every_loss():
+    config = build_config(None, ["meta_test.steps=40", "training.lr=0.1"])
+    task = _task()
+    a = meta_test("task", task, "linear", config, seed=3)
+    b = meta_test(LearnedLoss.cross_entropy(), task, "linear", config, seed=3)
+    # the CE tree equals F.cross_entropy up to eps: same init and batches give the same run
+    np.testing.assert_allclose(a.loss_history, b.loss_history, rtol=1e-4, atol=1e-5)
+    assert a.test_metric == b.test_metric
+
+
+def test_transfer_checks():
+    check_transfer(LearnedLoss.cross_entropy(), _task(classes=7))  # elementwise: any classes
+    check_transfer(TaylorLoss(np.zeros(8)), _task(classes=5))
+    with pytest.raises(ValueError, match="learned for classification"):
+        check_transfer(LearnedLoss.cross_entropy(), _task(kind="regression"))
+    net = NeuralLoss(NeuralLossFunction(3).initial_params(0), 3)
+    check_transfer(net, _task(classes=3))
+    with pytest.raises(ValueError, match="reads 3 outputs per sample"):
+        check_transfer(net, _task(classes=4))
+
+
+def test_summary_statistics():
+    s = summarise([(0, 0.1), (1, 0.3), (2, None)])
+    assert s.mean == pytest.approx(0.2)
+    assert s.std == pytest.approx(np.std([0.1, 0.3], ddof=1))
+    assert s.diverged == 1

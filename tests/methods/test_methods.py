@@ -1,0 +1,99 @@
+"""Every method runs end to end through the one protocol, tiny; CMA-ES resumes by replay."""
+
+import numpy as np
+import pytest
+
+from evomal.losses import LearnedLoss, NeuralLoss, TaylorLoss
+from evomal.methods.cmaes import make_strategy
+from evomal.runs.config import build_config
+from evomal.runs.store import RunStore
+from evomal.search import METHODS, resume, search
+from evomal.tasks import Task
+
+TINY = [
+    "gp.population_size=4",
+    "gp.generations=2",
+    "local_search.steps=2",
+    "fitness.steps=20",
+    "training.lr=0.1",
+    "training.batch_size=32",
+    "ml3.steps=5",
+    "cmaes.population_size=4",
+    "cmaes.generations=2",
+    "meta_test.steps=30",
+]
+
+
+def _task():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (x @ rng.normal(size=(6, 3))).argmax(1)
+    return Task.from_tensors("toy", "classification", x, y, x[:60], y[:60])
+
+
+EXPECTED = {
+    "baseline": LearnedLoss,
+    "evomal": LearnedLoss,
+    "gplfl": LearnedLoss,
+    "glo": LearnedLoss,
+    "taylorglo": TaylorLoss,
+    "ml3": NeuralLoss,
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_runs_end_to_end(method, tmp_path):
+    config = build_config(None, [*TINY, f"method={method}"])
+    result = search(_task(), "linear", config, out=tmp_path / method)
+    assert result.method == method
+    assert isinstance(result.best, EXPECTED[method]), result.message
+    assert result.best_fitness is not None
+    saved = RunStore(tmp_path / method)
+    assert saved.best_loss_path.exists()
+    assert (tmp_path / method / "result.json").exists()
+    assert len(saved.read_events()) >= 1
+
+
+def test_baseline_is_cross_entropy():
+    result = search(_task(), "linear", build_config(None, [*TINY, "method=baseline"]))
+    assert result.best.expression == "mul(-1, mul(y, log(fx)))"
+
+
+def test_cmaes_sampling_is_seeded_and_leaves_global_numpy_alone():
+    np.random.seed(5)
+    before = np.random.get_state()[1].copy()
+    a = make_strategy(np.zeros(3), 1.0, 6, seed=11).ask()
+    b = make_strategy(np.zeros(3), 1.0, 6, seed=11).ask()
+    c = make_strategy(np.zeros(3), 1.0, 6, seed=12).ask()
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+    assert np.array_equal(np.random.get_state()[1], before)
+
+
+@pytest.mark.parametrize("method", ["taylorglo", "glo"])
+def test_cmaes_methods_resume_to_the_same_result(method, tmp_path):
+    config = build_config(None, [*TINY, f"method={method}", "cmaes.generations=3"])
+    full = search(_task(), "linear", config, out=tmp_path / "full")
+    part = search(_task(), "linear", config, out=tmp_path / "part", max_generations=1)
+    assert not part.finished
+    resumed = resume(tmp_path / "part", task=_task())
+    assert resumed.best_fitness == full.best_fitness
+    assert resumed.best.to_dict() == full.best.to_dict()
+    events = [
+        {k: v for k, v in e.items() if k != "seconds"}
+        for e in RunStore(tmp_path / "part").read_events()
+    ]
+    expected = [
+        {k: v for k, v in e.items() if k != "seconds"}
+        for e in RunStore(tmp_path / "full").read_events()
+    ]
+    assert events == expected
+
+
+def test_finished_run_is_read_back_not_rerun(tmp_path):
+    config = build_config(None, [*TINY, "method=taylorglo"])
+    first = search(_task(), "linear", config, out=tmp_path / "run")
+    lines = (tmp_path / "run" / "events.jsonl").read_text()
+    again = resume(tmp_path / "run", task=_task())
+    assert again.best.to_dict() == first.best.to_dict()
+    assert (tmp_path / "run" / "events.jsonl").read_text() == lines

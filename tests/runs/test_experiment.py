@@ -1,0 +1,167 @@
+"""Experiments: every (method, seed) searched and meta-tested, resumable; the tables."""
+
+import csv
+import io
+import json
+
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from evomal.cli import app
+from evomal.report.tables import markdown_table, method_rows
+from evomal.runs.experiment import ExperimentSpec, load_cells, run_experiment
+
+TINY = (
+    "gp.population_size=4",
+    "gp.generations=2",
+    "local_search.steps=2",
+    "fitness.steps=20",
+    "meta_test.steps=40",
+    "training.lr=0.1",
+    "cmaes.population_size=4",
+    "cmaes.generations=2",
+    "ml3.steps=3",
+)
+
+
+def test_experiment_runs_each_pair_once_and_resumes(tmp_path):
+    spec = ExperimentSpec(("baseline", "gplfl"), "wine", "linear", (0, 1), "quick", TINY)
+    messages = []
+    run_experiment(spec, tmp_path, progress=messages.append)
+    records = load_cells(tmp_path)
+    assert sorted((r["method"], r["seed"]) for r in records) == [
+        ("baseline", 0),
+        ("baseline", 1),
+        ("gplfl", 0),
+        ("gplfl", 1),
+    ]
+    assert all(r["test_metric"] is not None for r in records)
+    messages.clear()
+    run_experiment(spec, tmp_path, progress=messages.append)
+    assert all("skipped" in m for m in messages) and len(messages) == 4
+    # a different task in the same directory is refused
+    with pytest.raises(ValueError, match="holds an experiment"):
+        run_experiment(
+            ExperimentSpec(("baseline",), "digits", "linear", (0,), "quick", TINY), tmp_path
+        )
+
+
+def test_interrupted_search_is_resumed_by_a_rerun(tmp_path):
+    from evomal.runs.config import build_config
+    from evomal.search import search
+    from evomal.tasks import get_task
+
+    spec = ExperimentSpec(("evomal",), "wine", "linear", (0,), "quick", TINY)
+    config = build_config("quick", TINY, {"seed": 0, "method": "evomal"})
+    run_dir = tmp_path / "evomal" / "seed-0" / "search"
+    search(
+        get_task("wine", seed=0),
+        "linear",
+        config,
+        out=run_dir,
+        max_generations=1,
+        spec={"task": "wine", "model": "linear"},
+    )
+    messages = []
+    run_experiment(spec, tmp_path, progress=messages.append)
+    assert any("resuming" in m for m in messages)
+    assert load_cells(tmp_path)[0]["test_metric"] is not None
+
+
+def test_table_uses_welch_t_test_against_the_baseline():
+    records = [
+        {"method": "baseline", "seed": s, "test_metric": v, "search_seconds": 0}
+        for s, v in enumerate([0.30, 0.32, 0.31, 0.33, 0.29])
+    ]
+    records += [
+        {"method": "evomal", "seed": s, "test_metric": v, "search_seconds": 10}
+        for s, v in enumerate([0.25, 0.27, 0.26, 0.30, 0.24])
+    ]
+    rows = {r.method: r for r in method_rows(records)}
+    expected = stats.ttest_ind(
+        [0.25, 0.27, 0.26, 0.30, 0.24], [0.30, 0.32, 0.31, 0.33, 0.29], equal_var=False
+    )
+    assert rows["evomal"].t_statistic == pytest.approx(expected.statistic)
+    assert rows["evomal"].p_value == pytest.approx(expected.pvalue)
+    assert rows["evomal"].mean == pytest.approx(0.264)
+    table = markdown_table(list(rows.values()))
+    assert "| EvoMAL | 5 | 0.2640 ± 0.0230 |" in table
+    assert table.splitlines()[2].startswith("| Baseline | 5 | 0.3100 ± 0.0158 | - | - |")
+
+
+def test_experiment_cli_writes_table_csv_and_plot(tmp_path):
+    args = [
+        "experiment",
+        "--methods",
+        "baseline,taylorglo",
+        "--task",
+        "wine",
+        "--model",
+        "linear",
+        "--seeds",
+        "0-1",
+        "--preset",
+        "quick",
+        "--out",
+        str(tmp_path),
+    ]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "TaylorGLO" in (tmp_path / "table.md").read_text()
+    rows = list(csv.reader(io.StringIO((tmp_path / "results.csv").read_text())))
+    assert rows[0][:3] == ["method", "seed", "test_metric"]
+    assert (tmp_path / "results.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "experiment.json").read_text())["task"] == "wine"
+    bad = CliRunner().invoke(
+        app, ["experiment", "--methods", "baseline,magic", "--out", str(tmp_path / "x")]
+    )
+    assert bad.exit_code == 2
+    assert "unknown method" in bad.output
+
+
+def test_meta_test_cli_per_seed_mean_and_std(tmp_path):
+    from evomal import LearnedLoss
+
+    loss_path = tmp_path / "loss.json"
+    LearnedLoss.from_string("mul(-1, mul(y, log(fx)))").save(loss_path)
+    result = CliRunner().invoke(
+        app,
+        [
+            "test",
+            "--loss",
+            str(loss_path),
+            "--task",
+            "wine",
+            "--model",
+            "linear",
+            "--seeds",
+            "0-1",
+            "--set",
+            "meta_test.steps=30",
+            "--out",
+            str(tmp_path / "t.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "seed 0: test error rate" in result.output and "±" in result.output
+    saved = json.loads((tmp_path / "t.json").read_text())
+    assert [r["seed"] for r in saved["runs"]] == [0, 1]
+    transfer = CliRunner().invoke(
+        app,
+        [
+            "test",
+            "--loss",
+            str(loss_path),
+            "--task",
+            "diabetes",
+            "--model",
+            "linear",
+            "--seeds",
+            "0",
+        ],
+    )
+    assert transfer.exit_code == 2
+    assert "same kind" in transfer.output
