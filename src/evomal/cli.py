@@ -210,7 +210,7 @@ def data_get(
     except FetchError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=2) from None
-    console.print(f"MNIST is ready in {folder}")
+    console.print(f"[bold]done[/]: {folder}")
 
 
 @app.command("tasks")

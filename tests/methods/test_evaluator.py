@@ -157,3 +157,32 @@ def test_screening_before_skips_the_local_search_of_rejected_candidates(screenin
     (out,) = evaluator.evaluate([parse("mul(y, log(fx))")])
     assert out.verdict == REJECTED
     assert out.seconds["local_search"] == 0.0
+
+
+def test_batched_evaluation_equals_one_by_one():
+    trees = [
+        parse(e)
+        for e in (
+            "square(sub(fx, y))",
+            "abs(sub(fx, y))",
+            "sub(square(fx), mul(y, fx))",
+            "mul(-1, mul(y, tanh(fx)))",
+            "mul(y, log(fx))",
+            CE,
+        )
+    ]
+    results = {}
+    for batch in (1, 4):
+        config = _config("filters.gradient_equivalence=false")
+        executor = SerialExecutor()
+        executor.start(ContextSpec((_task().without_test(),), "linear", config))
+        evaluator = CandidateEvaluator(config.filters, "classification", executor, batch_size=batch)
+        results[batch] = evaluator.evaluate(trees)
+    for one, many in zip(results[1], results[4], strict=True):
+        assert one.verdict == many.verdict
+        assert (
+            one.fitness == pytest.approx(many.fitness, abs=1e-6)
+            if one.fitness
+            else many.fitness is None
+        )
+        np.testing.assert_allclose(one.phi, many.phi, atol=1e-4)

@@ -31,6 +31,32 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release workers."""
 
+    @property
+    def workers(self) -> int:
+        """How many jobs can run at the same time."""
+
+
+def map_batched(
+    executor: Executor,
+    single: StageFn,
+    batched: StageFn,
+    jobs: Sequence[Any],
+    batch_size: int,
+) -> list[Any]:
+    """Map ``single`` over jobs, or ``batched`` over chunks of up to ``batch_size`` jobs.
+
+    Chunks are made no larger than needed to keep every worker busy, so
+    batching never costs parallelism. Results come back in job order.
+    """
+    if batch_size <= 1 or len(jobs) <= 1:
+        return executor.map(single, jobs)
+    per_worker = -(-len(jobs) // max(1, executor.workers))
+    size = max(1, min(batch_size, per_worker))
+    if size == 1:
+        return executor.map(single, jobs)
+    chunks = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
+    return [result for chunk in executor.map(batched, chunks) for result in chunk]
+
 
 class SerialExecutor:
     """Runs every job in this process, one after another."""
@@ -52,3 +78,7 @@ class SerialExecutor:
 
     def close(self) -> None:
         self._context = None
+
+    @property
+    def workers(self) -> int:
+        return 1

@@ -99,6 +99,11 @@ class LearnedLoss(JsonLoss, nn.Module):
         return self.loss_fn(y_pred, y_true, self.phi, self.reduction)
 
     @property
+    def weights(self) -> Tensor:
+        """The parameter vector the loss function takes (the edge weights phi)."""
+        return self.phi
+
+    @property
     def expression(self) -> str:
         return str(self.tree)
 

@@ -71,6 +71,10 @@ class TaylorLossFunction:
         self.terms = taylor_terms(order)
         self.n_weights = len(self.terms) + 2
 
+    def pointwise(self, fx: Tensor, y: Tensor, params: Tensor) -> Tensor:
+        """The polynomial for every (y, fx) pair (before reduction)."""
+        return self.elementwise(fx, y, params)
+
     def elementwise(self, fx: Tensor, y: Tensor, params: Tensor) -> Tensor:
         dy = y - params[0]
         df = fx - params[1]
@@ -116,6 +120,11 @@ class TaylorLoss(JsonLoss, nn.Module):
 
     def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
         return self.loss_fn(y_pred, y_true, self.params, self.reduction)
+
+    @property
+    def weights(self) -> Tensor:
+        """The parameter vector the loss function takes (centre and coefficients)."""
+        return self.params
 
     @property
     def expression(self) -> str:

@@ -111,6 +111,14 @@ class MethodRun:
             self.executor.start(spec)
             self._started = True
 
+    @property
+    def batch_size(self) -> int:
+        """Candidates per population batch: the configured value, or the automatic choice."""
+        configured = self.config.execution.batch_candidates
+        if configured > 0:
+            return configured
+        return auto_batch_size(self.model, self.task, self.config)
+
     def finish(self, result: SearchResult) -> SearchResult:
         if self.store is not None and result.finished:
             self.store.save_result(result.summary())
@@ -122,3 +130,22 @@ class MethodRun:
 
 
 Method = Callable[[MethodRun], SearchResult]
+
+#: Population batching pays on CPU only while one model's step is too small to
+#: keep the cores busy (measured in docs/performance.md); larger models batch on GPUs.
+AUTO_BATCH_MAX_PARAMETERS = 250_000
+AUTO_BATCH_SIZE = 8
+
+
+def auto_batch_size(model: str, task: Task, config: SearchConfig) -> int:
+    """``AUTO_BATCH_SIZE`` on a GPU or for small models on a CPU, else 1 (no batching)."""
+    if config.execution.device.startswith("cuda"):
+        return AUTO_BATCH_SIZE
+    import torch
+
+    from evomal.tasks.models import build_model
+
+    with torch.device("meta"):
+        module = build_model(model, task.input_shape, task.n_outputs, **config.model_options)
+    n_params = sum(p.numel() for p in module.parameters())
+    return AUTO_BATCH_SIZE if n_params <= AUTO_BATCH_MAX_PARAMETERS else 1

@@ -25,8 +25,9 @@ import cma
 import numpy as np
 
 from evomal.events import EVALUATED, FAILED, CandidateEvent, GenerationEvent, Outcome
+from evomal.execution.base import map_batched
 from evomal.methods.base import MethodRun
-from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness, stable_seed
+from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness, fitness_batch, stable_seed
 
 
 @dataclass
@@ -108,8 +109,12 @@ def cma_search(
         else:
             if run.max_generations is not None and ran >= run.max_generations:
                 return CMAResult(best_x, best_f, history, verdicts, finished=False)
-            scored: list[FitnessOutcome] = run.executor.map(
-                fitness, [FitnessJob(document(x)) for x in solutions]
+            scored: list[FitnessOutcome] = map_batched(
+                run.executor,
+                fitness,
+                fitness_batch,
+                [FitnessJob(document(x)) for x in solutions],
+                run.batch_size,
             )
             values = [s.fitness for s in scored]
             replayed = False

@@ -34,7 +34,7 @@ from evomal.events import (
     REJECTED,
     Outcome,
 )
-from evomal.execution.base import Executor
+from evomal.execution.base import Executor, map_batched
 from evomal.losses.learned import LearnedLoss
 from evomal.methods.stages import (
     FitnessJob,
@@ -42,7 +42,9 @@ from evomal.methods.stages import (
     ScreenJob,
     ScreenOutcome,
     fitness,
+    fitness_batch,
     screen_and_optimise,
+    screen_and_optimise_batch,
 )
 from evomal.runs.config import FilterConfig
 from evomal.symbolic.equivalence import equivalence_key
@@ -58,9 +60,11 @@ class CandidateEvaluator:
         kind: str,
         executor: Executor,
         output_activation: str = "identity",
+        batch_size: int = 1,
     ) -> None:
         self.filters = filters
         self.domain = kind
+        self.batch_size = batch_size
         self.output_activation = output_activation
         self.executor = executor
         self.equivalence_cache: dict[str, Outcome] = {}
@@ -99,8 +103,12 @@ class CandidateEvaluator:
                 fresh.append(i)
 
         # Stage A: screening and local search, in parallel.
-        screened: list[ScreenOutcome] = self.executor.map(
-            screen_and_optimise, [ScreenJob(expressions[i]) for i in fresh]
+        screened: list[ScreenOutcome] = map_batched(
+            self.executor,
+            screen_and_optimise,
+            screen_and_optimise_batch,
+            [ScreenJob(expressions[i]) for i in fresh],
+            self.batch_size,
         )
         # Stage B: verdicts and gradient equivalence, in candidate order.
         needs_fitness: list[int] = []
@@ -144,9 +152,12 @@ class CandidateEvaluator:
             outcomes[i] = base
 
         # Stage C: partial training, in parallel.
-        scored: list[FitnessOutcome] = self.executor.map(
+        scored: list[FitnessOutcome] = map_batched(
+            self.executor,
             fitness,
+            fitness_batch,
             [FitnessJob(self._document(outcomes[i])) for i in needs_fitness],
+            self.batch_size,
         )
         for i, scored_one in zip(needs_fitness, scored, strict=True):
             out = outcomes[i]

@@ -30,7 +30,9 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
     config = run.config
     activation = config.gp.output_activation
     run.start_executor()
-    evaluator = CandidateEvaluator(config.filters, run.kind, run.executor, activation)
+    evaluator = CandidateEvaluator(
+        config.filters, run.kind, run.executor, activation, batch_size=run.batch_size
+    )
 
     def best_loss(best: dict[str, Any]) -> nn.Module:
         return loss_from_outcome(best, run.kind, activation)

@@ -25,9 +25,13 @@ def sgd_from(config: SearchConfig) -> SGDConfig:
     """The base optimiser the configuration describes."""
     t = config.training
     return SGDConfig(
-        lr=t.lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=t.weight_decay,
-        milestones=t.milestones, gamma=t.gamma,
-    )  # fmt: skip
+        lr=t.lr,
+        momentum=t.momentum,
+        nesterov=t.nesterov,
+        weight_decay=t.weight_decay,
+        milestones=t.milestones,
+        gamma=t.gamma,
+    )
 
 
 def check_transfer(loss: Any, task: Task) -> None:
@@ -69,11 +73,18 @@ def meta_test(
     """Train ``model`` from seed ``seed`` with ``loss``; report validation and test metrics."""
     check_transfer(loss, task)
     return train(
-        model, loss, task, steps if steps is not None else config.meta_test.steps,
-        sgd_from(config), batch_size=config.training.batch_size, seed=seed,
-        device=config.execution.device, evaluate_test=True, progress=progress,
+        model,
+        loss,
+        task,
+        steps if steps is not None else config.meta_test.steps,
+        sgd_from(config),
+        batch_size=config.training.batch_size,
+        seed=seed,
+        device=config.execution.device,
+        evaluate_test=True,
+        progress=progress,
         model_options=dict(config.model_options),
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ def plot_experiment(root: str | os.PathLike[str], records: list[dict[str, Any]],
         for g in range(length):
             values = [float(v) for r in runs if g < len(r) and (v := r[g]) is not None]
             means.append(sum(values) / len(values) if values else float("nan"))
-        left.plot(range(length), means, marker="o", markersize=3,
-                  label=METHOD_LABELS.get(method, method))  # fmt: skip
+        left.plot(
+            range(length), means, marker="o", markersize=3, label=METHOD_LABELS.get(method, method)
+        )
     left.set_xlabel("generation")
     left.set_ylabel("best fitness so far (validation metric)")
     left.set_title("Meta-training (mean over seeds)")
@@ -52,7 +53,7 @@ def plot_experiment(root: str | os.PathLike[str], records: list[dict[str, Any]],
             float(r["test_metric"])
             for r in records
             if r["method"] == method and r.get("test_metric") is not None
-        ]  # fmt: skip
+        ]
         right.scatter([x] * len(values), values, alpha=0.7)
         if values:
             right.hlines(sum(values) / len(values), x - 0.3, x + 0.3, colors="black")

@@ -21,8 +21,14 @@ from typing import Any
 from scipy import stats
 
 METHOD_ORDER = ("baseline", "ml3", "taylorglo", "glo", "gplfl", "evomal")
-METHOD_LABELS = {"baseline": "Baseline", "ml3": "ML3", "taylorglo": "TaylorGLO", "glo": "GLO",
-                 "gplfl": "GP-LFL", "evomal": "EvoMAL"}  # fmt: skip
+METHOD_LABELS = {
+    "baseline": "Baseline",
+    "ml3": "ML3",
+    "taylorglo": "TaylorGLO",
+    "glo": "GLO",
+    "gplfl": "GP-LFL",
+    "evomal": "EvoMAL",
+}
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,9 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
     for record in records:
         by_method.setdefault(record["method"], []).append(record)
     order = [m for m in METHOD_ORDER if m in by_method] + sorted(set(by_method) - set(METHOD_ORDER))
-    baseline = [r["test_metric"] for r in by_method.get("baseline", [])
-                if r.get("test_metric") is not None]  # fmt: skip
+    baseline = [
+        r["test_metric"] for r in by_method.get("baseline", []) if r.get("test_metric") is not None
+    ]
     rows = []
     for method in order:
         cells = sorted(by_method[method], key=lambda r: r["seed"])
@@ -66,12 +73,19 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
         finite = [v for v in values if math.isfinite(v)]
         t, p = _welch(finite, baseline) if method != "baseline" else (None, None)
         searches = [r["search_seconds"] for r in cells if r.get("search_seconds") is not None]
-        rows.append(MethodRow(
-            method, tuple(r["seed"] for r in cells), tuple(finite), len(cells) - len(finite),
-            statistics.mean(finite) if finite else None,
-            statistics.stdev(finite) if len(finite) > 1 else None, t, p,
-            statistics.mean(searches) if searches else None,
-        ))  # fmt: skip
+        rows.append(
+            MethodRow(
+                method,
+                tuple(r["seed"] for r in cells),
+                tuple(finite),
+                len(cells) - len(finite),
+                statistics.mean(finite) if finite else None,
+                statistics.stdev(finite) if len(finite) > 1 else None,
+                t,
+                p,
+                statistics.mean(searches) if searches else None,
+            )
+        )
     return rows
 
 
@@ -105,11 +119,28 @@ def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> s
         ["method", "seed", "test_metric", "best_fitness", "search_seconds", "expression"]
     )
     for r in sorted(records, key=lambda r: (r["method"], r["seed"])):
-        writer.writerow([r["method"], r["seed"], r.get("test_metric"), r.get("best_fitness"),
-                         r.get("search_seconds"), r.get("expression")])  # fmt: skip
+        writer.writerow(
+            [
+                r["method"],
+                r["seed"],
+                r.get("test_metric"),
+                r.get("best_fitness"),
+                r.get("search_seconds"),
+                r.get("expression"),
+            ]
+        )
     writer.writerow([])
     writer.writerow(["method", "n", "mean", "std", "welch_t", "welch_p", "mean_search_seconds"])
     for row in rows:
-        writer.writerow([row.method, len(row.values), row.mean, row.std, row.t_statistic,
-                         row.p_value, row.mean_search_seconds])  # fmt: skip
+        writer.writerow(
+            [
+                row.method,
+                len(row.values),
+                row.mean,
+                row.std,
+                row.t_statistic,
+                row.p_value,
+                row.mean_search_seconds,
+            ]
+        )
     return out.getvalue()

@@ -171,13 +171,13 @@ class ExecutionConfig:
     workers: int = 0  # 0: one per CPU core (process) or per cluster slot (ray)
     device: str = "cpu"
     ray_address: str | None = None
-    batch_candidates: int = 1  # K candidates evaluated together (population batching)
+    # K candidates trained together (population batching); 0 chooses automatically
+    batch_candidates: int = 0
 
     def __post_init__(self) -> None:
         if self.executor not in ("serial", "process", "ray"):
             raise ValueError("execution.executor must be 'serial', 'process' or 'ray'")
-        _non_negative(self, "workers")
-        _positive(self, "batch_candidates")
+        _non_negative(self, "workers", "batch_candidates")
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,15 @@ class ExperimentSpec:
     data_dir: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"methods": list(self.methods), "task": self.task, "model": self.model,
-                "seeds": list(self.seeds), "preset": self.preset,
-                "overrides": list(self.overrides), "data_dir": self.data_dir}  # fmt: skip
+        return {
+            "methods": list(self.methods),
+            "task": self.task,
+            "model": self.model,
+            "seeds": list(self.seeds),
+            "preset": self.preset,
+            "overrides": list(self.overrides),
+            "data_dir": self.data_dir,
+        }
 
 
 def _check(spec: ExperimentSpec, root: Path) -> None:
@@ -100,21 +106,29 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
     elif loss is None and (run_dir / "best_loss.json").exists():
         loss = load_loss(run_dir / "best_loss.json")
     record: dict[str, Any] = {
-        "method": method, "seed": seed, "task": spec.task, "model": spec.model,
-        "search_seconds": round(search_seconds, 2), "best_fitness": result.best_fitness,
-        "expression": getattr(result.best, "expression", None), "message": result.message,
+        "method": method,
+        "seed": seed,
+        "task": spec.task,
+        "model": spec.model,
+        "search_seconds": round(search_seconds, 2),
+        "best_fitness": result.best_fitness,
+        "expression": getattr(result.best, "expression", None),
+        "message": result.message,
         "config": to_dict(config),
-    }  # fmt: skip
+    }
     if loss is None:
         record.update(test_metric=None, diverged=True, reason="the search produced no loss")
     else:
         say(f"{method} seed {seed}: meta-testing for {config.meta_test.steps} steps")
         tested = meta_test(loss, task, spec.model, config, seed=seed)
         record.update(
-            test_metric=tested.test_metric, val_metric=tested.val_metric,
-            diverged=tested.diverged, reason=tested.reason, metric=tested.metric,
+            test_metric=tested.test_metric,
+            val_metric=tested.val_metric,
+            diverged=tested.diverged,
+            reason=tested.reason,
+            metric=tested.metric,
             meta_test_seconds=round(tested.seconds, 2),
-        )  # fmt: skip
+        )
     write_json_atomic(cell / "meta_test.json", record)
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
 

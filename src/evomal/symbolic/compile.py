@@ -102,13 +102,18 @@ class CompiledLoss:
         self.elementwise = compile_elementwise(tree)
         self._broadcast = not tree.variables() and tree.size > 1
 
+    def pointwise(self, fx: Tensor, y: Tensor, phi: Tensor) -> Tensor:
+        """The tree's value for every (y, fx) pair, shaped like ``fx`` (before reduction)."""
+        values = self.elementwise(fx, y, phi)
+        if self._broadcast:  # a tree without y or fx is constant; give it a shape
+            values = values.expand(fx.shape)
+        return values
+
     def __call__(
         self, y_pred: Tensor, y_true: Tensor, phi: Tensor, reduction: str = "mean"
     ) -> Tensor:
         fx, y = task_inputs(self.task, y_pred, y_true)
-        values = self.elementwise(fx, y, phi)
-        if self._broadcast:  # a tree without y or fx is constant; give it a shape
-            values = values.expand(fx.shape)
+        values = self.pointwise(fx, y, phi)
         if reduction not in REDUCTIONS:
             check_choice(reduction, REDUCTIONS, "reduction")
         return reduce_output(values, self.output_activation, reduction)

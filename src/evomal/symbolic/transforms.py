@@ -47,21 +47,25 @@ def _check_batch(y_pred: Tensor, y_true: Tensor) -> None:
         )
 
 
-def classification_inputs(y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
-    """Map logits and labels to ``(fx, y)``: probabilities and one-hot targets.
+def _is_binary(y_pred: Tensor) -> bool:
+    return y_pred.ndim == 1 or (y_pred.ndim == 2 and y_pred.shape[1] == 1)
 
-    ``y_true`` may hold integer class labels (shape ``[batch]``) or, for
-    multi-class outputs, a float target distribution of the logits' shape.
-    """
-    _check_batch(y_pred, y_true)
-    if y_pred.ndim == 1 or (y_pred.ndim == 2 and y_pred.shape[1] == 1):
-        z = y_pred.reshape(y_pred.shape[0])
-        fx = torch.stack([torch.sigmoid(-z), torch.sigmoid(z)], dim=-1)
-        t = y_true.reshape(y_true.shape[0]).to(fx.dtype)
-        return fx, torch.stack([1.0 - t, t], dim=-1)
-    fx = torch.softmax(y_pred, dim=-1)
+
+def _probabilities(logits: Tensor, binary: bool) -> Tensor:
+    """Softmax over the last dimension, or ``(1 - p, p)`` with ``p = sigmoid(z)`` for one logit."""
+    if binary:
+        z = logits.squeeze(-1) if logits.shape[-1] == 1 and logits.ndim > 1 else logits
+        return torch.stack([torch.sigmoid(-z), torch.sigmoid(z)], dim=-1)
+    return torch.softmax(logits, dim=-1)
+
+
+def _targets(y_pred: Tensor, y_true: Tensor, probs: Tensor) -> Tensor:
+    """One-hot (or given soft) targets matching one batch of probabilities ``probs``."""
+    if _is_binary(y_pred):
+        t = y_true.reshape(y_true.shape[0]).to(probs.dtype)
+        return torch.stack([1.0 - t, t], dim=-1)
     if y_true.is_floating_point() and y_true.shape == y_pred.shape:
-        return fx, y_true.to(fx.dtype)
+        return y_true.to(probs.dtype)
     if y_true.is_floating_point():
         raise ValueError(
             f"classification targets must be integer labels of shape [batch] or a float "
@@ -70,8 +74,18 @@ def classification_inputs(y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tenso
         )
     if y_true.ndim != 1:
         raise ValueError(f"integer labels must have shape [batch], got {tuple(y_true.shape)}")
-    y = torch.zeros_like(fx).scatter(-1, y_true.unsqueeze(-1).long(), 1.0)
-    return fx, y
+    return torch.zeros_like(probs).scatter(-1, y_true.unsqueeze(-1).long(), 1.0)
+
+
+def classification_inputs(y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
+    """Map logits and labels to ``(fx, y)``: probabilities and one-hot targets.
+
+    ``y_true`` may hold integer class labels (shape ``[batch]``) or, for
+    multi-class outputs, a float target distribution of the logits' shape.
+    """
+    _check_batch(y_pred, y_true)
+    fx = _probabilities(y_pred, _is_binary(y_pred))
+    return fx, _targets(y_pred, y_true, fx)
 
 
 def regression_inputs(y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
@@ -104,3 +118,26 @@ def reduce_output(values: Tensor, activation: str, reduction: str) -> Tensor:
     if reduction == "sum":
         return per_sample.sum()
     return per_sample
+
+
+def stacked_task_inputs(kind: str, y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`task_inputs` for K stacked predictions ``[K, batch, outputs]`` and one target batch.
+
+    Returns ``fx`` shaped like the stack and ``y`` shaped like one slice (it
+    broadcasts against every slice); the shared target is computed once.
+    """
+    one = y_pred[0]
+    _check_batch(one, y_true)
+    if kind == "classification":
+        binary = _is_binary(one)
+        fx = _probabilities(y_pred, binary)
+        return fx, _targets(one, y_true, fx[0])
+    _, y = regression_inputs(one, y_true)
+    return y_pred, y
+
+
+def reduce_stacked(values: Tensor, activation: str) -> Tensor:
+    """Per-model mean over the batch of the per-sample sums: ``[K, batch, ...]`` -> ``[K]``."""
+    if activation == "softplus":
+        values = F.softplus(values)
+    return values.reshape(values.shape[0], values.shape[1], -1).sum(dim=2).mean(dim=1)

@@ -41,3 +41,21 @@ def metric(kind: str, y_pred: Tensor, y_true: Tensor) -> Tensor:
 
 def metric_name(kind: str) -> str:
     return "error rate" if kind == "classification" else "MSE"
+
+
+def stacked_task_loss(kind: str, y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """:func:`task_loss` of each of K stacked predictions ``[K, batch, outputs]``, shape ``[K]``.
+
+    One call for the whole stack; equal to ``task_loss`` on each slice.
+    """
+    k, b = y_pred.shape[0], y_pred.shape[1]
+    if kind == "classification":
+        if y_pred.shape[-1] == 1 or y_pred.ndim == 2:
+            logits = y_pred.reshape(k, b)
+            target = y_true.reshape(1, b).to(y_pred.dtype).expand(k, b)
+            losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+            return losses.mean(dim=1)
+        flat = F.cross_entropy(y_pred.reshape(k * b, -1), y_true.repeat(k), reduction="none")
+        return flat.reshape(k, b).mean(dim=1)
+    diff = y_pred - y_true.reshape(y_pred.shape[1:]).to(y_pred.dtype)
+    return diff.pow(2).reshape(k, -1).mean(dim=1)

@@ -1,0 +1,102 @@
+"""A local process pool: one worker per GPU, or per group of CPU cores.
+
+Each worker receives the run's context spec once (as the pool's initializer
+argument), builds its evaluation context, and then runs stage functions on
+the jobs it is given. With CUDA, worker i sees only GPU i
+(``CUDA_VISIBLE_DEVICES``); on CPUs, the cores are split between the workers
+(``torch.set_num_threads``). If a worker process dies, the pool is rebuilt
+once and the unfinished jobs run again: stage functions are pure, so the
+results are the same.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from evomal.execution.base import StageFn
+from evomal.methods.context import ContextSpec, EvaluationContext
+
+_CONTEXT: EvaluationContext | None = None
+
+
+def _initialise(spec: ContextSpec, threads: int, devices: Any) -> None:
+    """Runs once in every worker process, before any job."""
+    global _CONTEXT
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    _CONTEXT = EvaluationContext(spec)
+
+
+def _run(fn: StageFn, job: Any) -> Any:
+    assert _CONTEXT is not None, "worker context was not initialised"
+    return fn(_CONTEXT, job)
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # pragma: no cover - no CUDA runtime
+        return 0
+
+
+class ProcessExecutor:
+    """Runs jobs on a pool of worker processes (``--executor process``)."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.requested = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._spec: ContextSpec | None = None
+        self._workers = 1
+
+    def start(self, spec: ContextSpec) -> None:
+        self._spec = spec
+        self._open()
+
+    def _open(self) -> None:
+        assert self._spec is not None
+        method = multiprocessing.get_context("spawn")
+        cuda = self._spec.config.execution.device.startswith("cuda")
+        gpus = _gpu_count() if cuda else 0
+        cores = os.cpu_count() or 1
+        n = self.requested or (gpus if gpus else cores)
+        devices = None
+        if gpus:
+            devices = method.Manager().Queue()
+            for i in range(n):
+                devices.put(i % gpus)
+        threads = 1 if gpus else max(1, cores // n)
+        self._workers = n
+        self._pool = ProcessPoolExecutor(
+            max_workers=n, mp_context=method, initializer=_initialise,
+            initargs=(self._spec, threads, devices),
+        )  # fmt: skip
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def map(self, fn: StageFn, jobs: Sequence[Any]) -> list[Any]:
+        if self._pool is None:
+            raise RuntimeError("executor not started: call start(spec) first")
+        try:
+            return list(self._pool.map(_run, [fn] * len(jobs), jobs))
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): rebuild the pool and run the jobs again.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._open()
+            return list(self._pool.map(_run, [fn] * len(jobs), jobs))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,141 @@
+"""The local search for K candidates at once (population batching of Algorithm 1).
+
+Every candidate's meta step resets the base model to the same seeded
+initialisation and reads the same batches (common random numbers), so the K
+unrolled SGD steps share one vmapped forward pass over K stacked copies of
+the initial weights. The K learned losses each act on their own slice; the
+sum of the K inner losses gives each slice its own gradient, the K task
+losses after the step are computed in one call, and their sum gives each
+``phi_k`` the meta-gradient of its own candidate (no term mixes slices).
+Adam is elementwise, so one Adam over the K weight vectors performs the K
+separate updates. The result equals :func:`optimise_phi` run per candidate
+up to float rounding (``tests/meta/test_population_search.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import functional_call, vmap
+
+from evomal.meta.base_learner import BaseLearner
+from evomal.meta.local_search import CHECK_EVERY, LocalSearchResult, ParametricLoss, meta_step_seeds
+from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
+from evomal.training.loop import EpochSampler, make_generator
+from evomal.training.metrics import stacked_task_loss
+
+
+def _stacked_learned_loss(
+    losses: Sequence[ParametricLoss], kind: str, out: Tensor, y: Tensor, phis: Sequence[Tensor]
+) -> Tensor:
+    """Inner losses ``[K]``: elementwise losses share transforms; others run per slice."""
+    if all(hasattr(loss, "pointwise") for loss in losses):
+        fx, target = stacked_task_inputs(kind, out, y)
+        values = [loss.pointwise(fx[k], target, phis[k]) for k, loss in enumerate(losses)]  # type: ignore[attr-defined]
+        activations = [getattr(loss, "output_activation", "identity") for loss in losses]
+        return torch.cat(
+            [reduce_stacked(v.unsqueeze(0), a) for v, a in zip(values, activations, strict=True)]
+        )
+    return torch.stack([loss(out[k], y, phis[k]) for k, loss in enumerate(losses)])
+
+
+def optimise_phi_population(
+    losses: Sequence[ParametricLoss],
+    phi0s: Sequence[Tensor],
+    learners: Sequence[BaseLearner],
+    *,
+    steps: int,
+    base_steps: int,
+    base_lr: float,
+    meta_lr: float,
+    batch_size: int,
+    run_seed: int,
+) -> list[LocalSearchResult]:
+    """:func:`optimise_phi` for K candidates in one pass per meta step."""
+    k_count = len(losses)
+    device = learners[0].task.device
+    phis = [p.detach().clone().to(device).requires_grad_(True) for p in phi0s]
+    if steps == 0 or k_count == 0:
+        return [LocalSearchResult(p.detach(), [], False) for p in phis]
+    trainable = [p for p in phis if p.numel() > 0]
+    optimiser = torch.optim.Adam(trainable, lr=meta_lr) if trainable else None
+    seeds = meta_step_seeds(run_seed, steps)
+    samplers = [
+        EpochSampler(
+            len(learner.task.train),
+            batch_size,
+            make_generator(run_seed + j, learner.task.device),
+            learner.task.device,
+        )
+        for j, learner in enumerate(learners)
+    ]
+    forwards = []
+    for learner in learners:
+        base = copy.deepcopy(learner.template).to("meta")
+
+        def forward(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, base=base) -> Tensor:  # type: ignore[no-untyped-def]
+            return functional_call(base, (p, b), (x,))
+
+        forwards.append(vmap(forward, in_dims=(0, 0, None)))
+
+    def batch(j: int) -> tuple[Tensor, Tensor]:
+        task = learners[j].task
+        idx = samplers[j].next()
+        x = task.train.x[idx]
+        if not task.augmentation.is_identity:
+            x = task.augmentation.train_batch(x, samplers[j].generator)
+        return x, task.train.y[idx]
+
+    history = torch.empty(steps, k_count, device=device)
+    failed: list[str | None] = [None] * k_count
+    for step in range(steps):
+        total = torch.zeros(k_count, device=device)
+        for j, learner in enumerate(learners):
+            params0, buffers0 = learner.initial_state(seeds[step] + j)
+            params = {
+                n: v.expand(k_count, *v.shape).clone().requires_grad_(True)
+                for n, v in params0.items()
+            }
+            buffers = {n: v.expand(k_count, *v.shape).clone() for n, v in buffers0.items()}
+            inner = [batch(j) for _ in range(base_steps)]
+            outer = batch(j)
+            for x, y in inner:
+                values = _stacked_learned_loss(
+                    losses, learner.task.kind, forwards[j](params, buffers, x), y, phis
+                )
+                grads = torch.autograd.grad(values.sum(), list(params.values()), create_graph=True)
+                params = {
+                    n: p - base_lr * g for (n, p), g in zip(params.items(), grads, strict=True)
+                }
+            x, y = outer
+            total = total + stacked_task_loss(learner.task.kind, forwards[j](params, buffers, x), y)
+        if optimiser is not None:
+            meta_grads = torch.autograd.grad(total.sum(), trainable, allow_unused=True)
+            for p, g in zip(trainable, meta_grads, strict=True):
+                p.grad = g if g is not None else torch.zeros_like(p)
+            optimiser.step()
+        history[step] = total.detach()
+        if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
+            _check(failed, history, step, phis)
+            if all(f is not None for f in failed):
+                break
+    done = step + 1
+    rows = history[:done].t().tolist()
+    return [
+        LocalSearchResult(phis[k].detach(), rows[k], failed[k] is not None, failed[k])
+        for k in range(k_count)
+    ]
+
+
+def _check(failed: list[str | None], history: Tensor, step: int, phis: Sequence[Tensor]) -> None:
+    window = history[: step + 1]
+    finite = torch.isfinite(window).all(dim=0).tolist()
+    for k, ok in enumerate(finite):
+        if failed[k] is None and (not ok or not bool(torch.isfinite(phis[k]).all())):
+            column = window[:, k].tolist()
+            bad = next((i for i, v in enumerate(column) if not np.isfinite(v)), step)
+            failed[k] = f"non-finite meta loss or phi by meta step {bad}"

@@ -1,0 +1,203 @@
+"""Population batching: train K base models with K different losses at once.
+
+Every candidate in a run starts from the same seeded initial weights and
+sees the same batches (common random numbers), so K candidates can share
+one forward pass: the K parameter sets are stacked
+(``torch.func.stack_module_state``) and the model runs under ``vmap``. The
+K losses differ, so each is applied to its own slice of the output and the
+K values are summed: one backward pass then gives every stacked parameter
+the gradient of its own candidate's loss alone (the sum's derivative with
+respect to each term is 1). SGD is elementwise, so one optimiser over the
+stacked tensors performs exactly the K separate updates.
+
+The result equals training the K candidates one by one with
+:func:`evomal.training.train` up to float rounding (batched kernels sum in a
+different order); ``tests/training/test_population.py`` checks this. A
+candidate whose loss or parameters become non-finite is reported as
+diverged without affecting the others: their slices never mix.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
+from evomal.tasks.task import Split, Task
+from evomal.training.loop import EpochSampler, TrainResult, make_generator
+from evomal.training.metrics import metric_name, per_sample_metric
+from evomal.training.optim import SGDConfig
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class StackedModel:
+    """K copies of one architecture as stacked parameters and buffers, run under vmap."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        params, buffers = stack_module_state(list(models))
+        self.params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        self.buffers = {k: v.detach() for k, v in buffers.items()}
+        self.base = copy.deepcopy(models[0]).to("meta")
+        self.size = len(models)
+
+        def forward(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor) -> Tensor:
+            return functional_call(self.base, (p, b), (x,))
+
+        self._forward = vmap(forward, in_dims=(0, 0, None))
+
+    def train(self, mode: bool = True) -> None:
+        self.base.train(mode)
+
+    def __call__(self, x: Tensor, params: dict[str, Tensor] | None = None) -> Tensor:
+        """Outputs ``[K, batch, ...]`` for one input batch shared by all K models."""
+        return self._forward(self.params if params is None else params, self.buffers, x)
+
+
+def _pointwise(loss: object) -> bool:
+    fn = getattr(loss, "loss_fn", None)
+    return (
+        hasattr(fn, "pointwise")
+        and hasattr(loss, "weights")
+        and getattr(loss, "reduction", "mean") == "mean"
+    )
+
+
+def stacked_losses(losses: Sequence[LossFn], kind: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """``f(outputs [K, batch, ...], targets) -> [K]``: loss k applied to slice k.
+
+    For elementwise losses (trees and Taylor polynomials) the input
+    transforms (softmax, one-hot) and the reduction run once on the whole
+    stack; only the K pointwise functions run separately. Any other loss is
+    called on its slice.
+    """
+    if all(_pointwise(loss) for loss in losses):
+        fns = [(loss.loss_fn, loss.weights, loss.output_activation) for loss in losses]  # type: ignore[attr-defined]
+        activation = fns[0][2]
+        same_activation = all(a == activation for _, _, a in fns)
+
+        def shared(out: Tensor, y_true: Tensor) -> Tensor:
+            fx, y = stacked_task_inputs(kind, out, y_true)
+            values = torch.stack([fn.pointwise(fx[k], y, w) for k, (fn, w, _) in enumerate(fns)])
+            if same_activation:
+                return reduce_stacked(values, activation)
+            return torch.stack(
+                [reduce_stacked(values[k : k + 1], a)[0] for k, (_, _, a) in enumerate(fns)]
+            )
+
+        return shared
+
+    def separate(out: Tensor, y_true: Tensor) -> Tensor:
+        return torch.stack([loss(out[k], y_true) for k, loss in enumerate(losses)])
+
+    return separate
+
+
+def evaluate_population(
+    stacked: StackedModel, split: Split, task: Task, batch_size: int = 1024
+) -> Tensor:
+    """Per-model task metric on ``split``, shape ``[K]`` (eval mode, no grad)."""
+    stacked.train(False)
+    total = torch.zeros(stacked.size, device=split.x.device)
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            x = task.augmentation.eval_batch(split.x[start : start + batch_size])
+            out = stacked(x)
+            y = split.y[start : start + batch_size]
+            total = total + torch.stack([per_sample_metric(task.kind, o, y).sum() for o in out])
+    stacked.train(True)
+    return total / len(split)
+
+
+def train_population(
+    models: Sequence[nn.Module],
+    losses: Sequence[LossFn],
+    task: Task,
+    steps: int,
+    optimizer: SGDConfig,
+    *,
+    batch_size: int = 128,
+    seed: int = 0,
+    check_every: int = 100,
+    evaluate_val: bool = True,
+) -> list[TrainResult]:
+    """Train ``models[k]`` with ``losses[k]`` for every k at once; one result per candidate.
+
+    Same sampler, augmentation and SGD as :func:`evomal.training.train`, so a
+    population of one reproduces ``train`` up to float rounding.
+    """
+    if len(models) != len(losses) or not models:
+        raise ValueError("need one loss per model, and at least one model")
+    device = task.device
+    stacked = StackedModel([m.to(device) for m in models])
+    opt = optimizer.build(stacked.params.values())
+    generator = make_generator(seed, device)
+    sampler = EpochSampler(len(task.train), batch_size, generator, device)
+    aug = task.augmentation
+    history = torch.empty(steps, len(models), device=device)
+    milestones = set(optimizer.milestones)
+    loss_all = stacked_losses(losses, task.kind)
+    diverged: list[str | None] = [None] * len(models)
+    done = 0
+    start = time.perf_counter()
+    for step in range(steps):
+        if step in milestones:
+            for group in opt.param_groups:
+                group["lr"] = optimizer.lr_at(step)
+        idx = sampler.next()
+        xb, yb = task.train.x[idx], task.train.y[idx]
+        if not aug.is_identity:
+            xb = aug.train_batch(xb, generator)
+        out = stacked(xb)
+        values = loss_all(out, yb)
+        opt.zero_grad(set_to_none=True)
+        values.sum().backward()
+        opt.step()
+        history[step] = values.detach()
+        done = step + 1
+        if done % check_every == 0 or done == steps:
+            _mark_diverged(diverged, history, done, check_every, stacked)
+            if all(reason is not None for reason in diverged):
+                break
+    seconds = time.perf_counter() - start
+    val = evaluate_population(stacked, task.val, task).tolist() if evaluate_val else None
+    results = []
+    for k in range(len(models)):
+        ok = diverged[k] is None
+        results.append(
+            TrainResult(
+                steps=steps,
+                steps_done=done,
+                diverged=not ok,
+                reason=diverged[k],
+                val_metric=val[k] if (ok and val is not None) else None,
+                test_metric=None,
+                metric=metric_name(task.kind),
+                seconds=seconds / len(models),
+                loss_history=history[:done, k].tolist(),
+            )
+        )
+    return results
+
+
+def _mark_diverged(
+    diverged: list[str | None], history: Tensor, done: int, window: int, stacked: StackedModel
+) -> None:
+    recent = history[max(0, done - window) : done]
+    finite_loss = torch.isfinite(recent).all(dim=0)
+    finite_params = torch.stack(
+        [torch.isfinite(p.reshape(p.shape[0], -1)).all(dim=1) for p in stacked.params.values()]
+    ).all(dim=0)
+    for k, (loss_ok, params_ok) in enumerate(
+        zip(finite_loss.tolist(), finite_params.tolist(), strict=True)
+    ):
+        if diverged[k] is None and not loss_ok:
+            bad = int(torch.nonzero(~torch.isfinite(recent[:, k]))[0]) + max(0, done - window)
+            diverged[k] = f"non-finite training loss at step {bad}"
+        elif diverged[k] is None and not params_ok:
+            diverged[k] = f"non-finite parameters by step {done}"

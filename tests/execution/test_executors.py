@@ -1,0 +1,128 @@
+"""Executors: process pool and Ray give the serial result; a Ray worker that dies is retried."""
+
+import functools
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from evomal.execution.base import SerialExecutor, map_batched
+from evomal.execution.process import ProcessExecutor
+from evomal.runs.config import build_config
+from evomal.search import search
+from evomal.tasks import Task
+
+TINY = [
+    "gp.population_size=6",
+    "gp.generations=2",
+    "local_search.steps=3",
+    "fitness.steps=30",
+    "training.lr=0.1",
+    "training.batch_size=32",
+    "execution.batch_candidates=1",
+]
+
+
+def _task():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    y = (x @ rng.normal(size=(8, 4))).argmax(1)
+    return Task.from_tensors("toy", "classification", x, y, x[:60], y[:60])
+
+
+def _same_result(a, b):
+    assert a.best.expression == b.best.expression
+    assert a.best_fitness == b.best_fitness
+    np.testing.assert_allclose(a.best.phi.numpy(), b.best.phi.numpy(), atol=1e-5)
+    assert [h["verdicts"] for h in a.history] == [h["verdicts"] for h in b.history]
+
+
+def test_process_pool_gives_the_serial_result():
+    config = build_config(None, TINY)
+    serial = search(_task(), "linear", config)
+    executor = ProcessExecutor(2)
+    try:
+        pooled = search(_task(), "linear", config, executor=executor)
+    finally:
+        executor.close()
+    _same_result(serial, pooled)
+
+
+class _Echo:
+    workers = 3
+
+    def map(self, fn, jobs):
+        return [fn(None, job) for job in jobs]
+
+
+def test_map_batched_keeps_order_and_workers_busy():
+    calls = []
+
+    def single(_, job):
+        return job * 10
+
+    def batched(_, jobs):
+        calls.append(len(jobs))
+        return [j * 10 for j in jobs]
+
+    assert map_batched(_Echo(), single, batched, list(range(7)), 8) == [j * 10 for j in range(7)]
+    assert calls == [3, 3, 1]  # chunks no larger than needed to feed 3 workers
+    calls.clear()
+
+    class _One(_Echo):
+        workers = 1
+
+    assert map_batched(_One(), single, batched, list(range(5)), 2) == [0, 10, 20, 30, 40]
+    assert calls == [2, 2, 1]
+    assert SerialExecutor().workers == 1
+
+
+def _die_once(marker, fn, ctx, job):
+    """Kill this worker process the first time any job arrives (fault injection)."""
+    if not os.path.exists(marker):
+        with open(marker, "w") as handle:
+            handle.write(str(os.getpid()))
+        os._exit(1)
+    return fn(ctx, job)
+
+
+class _DyingExecutor:
+    """Wraps an executor so that one worker process dies in the middle of a candidate."""
+
+    def __init__(self, inner, marker):
+        self.inner, self.marker = inner, marker
+
+    def start(self, spec):
+        self.inner.start(spec)
+
+    @property
+    def workers(self):
+        return self.inner.workers
+
+    def map(self, fn, jobs):
+        return self.inner.map(functools.partial(_die_once, self.marker, fn), jobs)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_ray_worker_death_is_retried_and_the_result_is_unchanged(tmp_path):
+    ray = pytest.importorskip("ray")
+    from evomal.execution.ray_executor import RayExecutor
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        config = build_config(None, TINY)
+        serial = search(_task(), "linear", config)
+        marker = str(tmp_path / "killed")
+        ray_executor = RayExecutor(workers=2)
+        result = search(_task(), "linear", config, executor=_DyingExecutor(ray_executor, marker))
+        assert os.path.exists(marker)  # a worker really died mid-candidate
+        killed_pid = int((tmp_path / "killed").read_text())
+        _same_result(serial, result)
+        assert killed_pid not in ray_executor.worker_pids()  # the dead actor was restarted
+        ray_executor.close()
+    finally:
+        ray.shutdown()
