@@ -88,8 +88,13 @@ def main() -> None:
         test_text = f"{statistics.mean(tests):.4f}" if tests else "-"
         print(f"{order:<10}{secs:>9.1f}{fit_text:>14}{test_text:>11}{base:>9.4f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "runs": rows,
-                                    "summary": summary}, indent=2) + "\n")  # fmt: skip
+    args.out.write_text(
+        json.dumps(
+            {"args": vars(args) | {"out": str(args.out)}, "runs": rows, "summary": summary},
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

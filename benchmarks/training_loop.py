@@ -57,8 +57,9 @@ def mnist_shaped(n: int = 12_000) -> Task:
     rng = np.random.default_rng(0)
     x = rng.random((n, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, n)
-    return Task.from_tensors("mnist-shaped", "classification", x, y, x[:1000], y[:1000],
-                             standardise="none")  # fmt: skip
+    return Task.from_tensors(
+        "mnist-shaped", "classification", x, y, x[:1000], y[:1000], standardise="none"
+    )
 
 
 def run_case(name: str, task: Task, model_name: str, steps: int, repeats: int) -> dict[str, object]:

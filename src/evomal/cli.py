@@ -334,19 +334,33 @@ def search(
     ),
     method: str = typer.Option("evomal", help="evomal, gplfl, glo, taylorglo, ml3 or baseline."),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (overrides execution.device)."),
+    executor: str | None = typer.Option(
+        None, help="serial, process (one worker per GPU or core group) or ray."
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster address, e.g. auto (after `ray start --head`)."
+    ),
+    workers: int | None = typer.Option(None, help="Number of workers (default: one per GPU/core)."),
     meta_test: bool = typer.Option(
         True, help="Meta-test the best loss against the baseline at the end."
     ),
     data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
 ) -> None:
-    """Search for a loss function with EvoMAL."""
+    """Search for a loss function (EvoMAL, or --method gplfl, glo, taylorglo, ml3, baseline)."""
     from evomal.runs.config import build_config
     from evomal.search import search as run_search
     from evomal.tasks import get_task
 
     extra: dict[str, Any] = {"seed": seed, "method": method}
-    if device is not None:
-        extra["execution"] = {"device": device}
+    execution = {
+        "device": device,
+        "executor": executor,
+        "ray_address": ray_address,
+        "workers": workers,
+    }
+    execution = {k: v for k, v in execution.items() if v is not None}
+    if execution:
+        extra["execution"] = execution
     config = build_config(preset, set_, extra)
     the_task = get_task(task, data_dir=data_dir, seed=seed)
     run_dir = out or Path("runs") / f"{task.replace(':', '_').replace('/', '_')}-{model}-{seed}"

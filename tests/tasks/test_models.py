@@ -372,3 +372,13 @@ def test_models_have_finite_distinct_outputs_per_sample():
             out = model(torch.randn(BATCH, *case.shape))
         assert torch.isfinite(out).all()
         assert not torch.allclose(out[0], out[1]), case
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet18"])
+def test_skipping_validation_draws_the_same_weights(name):
+    """The local search rebuilds models with validate=False; the weights must not change."""
+    options = {"width": 0.0625} if name == "resnet18" else {}
+    a = build_model(name, (3, 32, 32), 10, seed=11, **options)
+    b = build_model(name, (3, 32, 32), 10, seed=11, validate=False, **options)
+    for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), key

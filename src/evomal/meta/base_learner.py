@@ -30,13 +30,22 @@ class BaseLearner:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.template = self.build(seed=0)
+        # The first build validates the architecture against the task's shapes;
+        # the many rebuilds after it (one per meta step) skip that check.
+        self.template = build_model(
+            self.model, self.task.input_shape, self.task.n_outputs, seed=0, **self.options
+        ).to(self.task.device)
         self.template.train()
 
     def build(self, seed: int) -> nn.Module:
         """A fresh module with weights drawn from ``seed``, on the task's device."""
         module = build_model(
-            self.model, self.task.input_shape, self.task.n_outputs, seed=seed, **self.options
+            self.model,
+            self.task.input_shape,
+            self.task.n_outputs,
+            seed=seed,
+            validate=False,
+            **self.options,
         )
         return module.to(self.task.device)
 

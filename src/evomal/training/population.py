@@ -134,6 +134,7 @@ def train_population(
     if len(models) != len(losses) or not models:
         raise ValueError("need one loss per model, and at least one model")
     device = task.device
+    losses = [loss.to(device) if isinstance(loss, nn.Module) else loss for loss in losses]
     stacked = StackedModel([m.to(device) for m in models])
     opt = optimizer.build(stacked.params.values())
     generator = make_generator(seed, device)

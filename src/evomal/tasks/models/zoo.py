@@ -100,6 +100,7 @@ def build_model(
     n_outputs: int,
     *,
     seed: int | None = None,
+    validate: bool = True,
     **options: Any,
 ) -> nn.Module:
     """Build the named model for inputs of ``input_shape`` (no batch dim) and ``n_outputs`` logits.
@@ -113,6 +114,9 @@ def build_model(
     Raises ``ValueError`` for an unknown name, an unknown or invalid option, or
     an input shape the architecture cannot process (too few dimensions for an
     image model, or an image so small that a layer would have no pixels left).
+    ``validate=False`` skips the shape check (a dry run on the meta device,
+    which consumes no random numbers): for callers that rebuild an already
+    validated model many times, such as the local search's resets.
     """
     spec = get_model_spec(name)
     shape = _check_shape(input_shape)
@@ -130,7 +134,8 @@ def build_model(
                 f"model {name!r} takes {spec.accepts}; got input_shape {shape}. "
                 "Use 'linear' or 'mlp' for flat inputs."
             )
-        _check_fits(spec, shape, n_outputs, options)
+        if validate:
+            _check_fits(spec, shape, n_outputs, options)
     if seed is None:
         return spec.builder(shape, n_outputs, **options)
     with torch.random.fork_rng(devices=[]):
