@@ -69,10 +69,10 @@ def test_taylor_loss_save_load_and_reject(tmp_path):
 
 
 def test_ml3_network_shape_and_parameter_count():
-    assert n_parameters(10, (50, 50)) == 20 * 50 + 50 + 50 * 50 + 50 + 50 + 1 == 3651
-    fn = NeuralLossFunction(10)
+    assert n_parameters((50, 50)) == 2 * 50 + 50 + 50 * 50 + 50 + 50 + 1 == 2751
+    fn = NeuralLossFunction()
     params = fn.initial_params(0)
-    assert params.shape == (3651,)
+    assert params.shape == (2751,)
     logits, labels = torch.randn(16, 10), torch.randint(0, 10, (16,))
     value = fn(logits, labels, params)
     assert value.ndim == 0
@@ -80,10 +80,12 @@ def test_ml3_network_shape_and_parameter_count():
 
 
 def test_ml3_forward_matches_an_nn_sequential():
-    fn = NeuralLossFunction(3, "classification", (5, 4))
-    params = fn.initial_params(1)
+    """Oracle: the flat-parameter network equals nn.Sequential applied to every
+    (probability, one-hot label) pair, summed over classes, averaged over the batch."""
+    fn = NeuralLossFunction("classification", (5, 4))
+    params = fn.initial_params(1) + 0.01  # non-zero biases too
     net = torch.nn.Sequential(
-        torch.nn.Linear(6, 5),
+        torch.nn.Linear(2, 5),
         torch.nn.ReLU(),
         torch.nn.Linear(5, 4),
         torch.nn.ReLU(),
@@ -94,16 +96,30 @@ def test_ml3_forward_matches_an_nn_sequential():
     logits, labels = torch.randn(7, 3), torch.randint(0, 3, (7,))
     probs = torch.softmax(logits, -1)
     onehot = torch.nn.functional.one_hot(labels, 3).float()
-    expected = net(torch.cat([probs, onehot], 1)).mean()
+    pairs = torch.stack([probs, onehot], dim=-1)  # [7, 3, 2]
+    expected = net(pairs).squeeze(-1).sum(1).mean()
     torch.testing.assert_close(fn(logits, labels, params), expected)
 
 
-def test_ml3_transfer_width_is_checked(tmp_path):
-    loss = NeuralLoss(NeuralLossFunction(10).initial_params(0), 10)
+def test_ml3_reads_both_prediction_and_label():
+    fn = NeuralLossFunction()
+    params = fn.initial_params(0)
+    logits = torch.randn(64, 10, requires_grad=True)
+    labels = torch.randint(0, 10, (64,))
+    (grad,) = torch.autograd.grad(fn(logits, labels, params), logits)
+    assert torch.isfinite(grad).all()
+    assert grad.abs().max() > 0
+    assert fn(logits, labels, params) != fn(logits, (labels + 1) % 10, params)
+
+
+def test_ml3_transfers_across_class_counts(tmp_path):
+    loss = NeuralLoss(NeuralLossFunction().initial_params(0))
     loss.save(tmp_path / "n.json")
     back = load_loss(tmp_path / "n.json")
-    with pytest.raises(ValueError, match="built for 10 outputs"):
-        back(torch.randn(4, 100), torch.randint(0, 100, (4,)))
+    assert isinstance(back, NeuralLoss)
+    for classes in (3, 100):
+        logits, labels = torch.randn(4, classes), torch.randint(0, classes, (4,))
+        assert torch.equal(back(logits, labels), loss(logits, labels))
 
 
 def test_unknown_kind_is_rejected(tmp_path):

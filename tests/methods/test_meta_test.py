@@ -42,10 +42,11 @@ def test_transfer_checks():
     check_transfer(TaylorLoss(np.zeros(8)), _task(classes=5))
     with pytest.raises(ValueError, match="learned for classification"):
         check_transfer(LearnedLoss.cross_entropy(), _task(kind="regression"))
-    net = NeuralLoss(NeuralLossFunction(3).initial_params(0), 3)
+    net = NeuralLoss(NeuralLossFunction().initial_params(0))
     check_transfer(net, _task(classes=3))
-    with pytest.raises(ValueError, match="reads 3 outputs per sample"):
-        check_transfer(net, _task(classes=4))
+    check_transfer(net, _task(classes=4))  # pairs, not vectors: any number of classes
+    with pytest.raises(ValueError, match="learned for classification"):
+        check_transfer(net, _task(kind="regression"))
 
 
 def test_summary_statistics():

@@ -90,7 +90,7 @@ def test_batched_equals_one_by_one_for_mixed_loss_kinds_and_batch_norm():
     losses = [
         LearnedLoss.cross_entropy(),
         TaylorLoss(np.linspace(-0.5, 0.5, 8)),
-        NeuralLoss(NeuralLossFunction(3).initial_params(0), 3),
+        NeuralLoss(NeuralLossFunction().initial_params(0)),
     ]
     config = SGDConfig(lr=0.05, momentum=0.9)
     kwargs = {"width": 0.0625}

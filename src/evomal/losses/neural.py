@@ -1,12 +1,18 @@
 """ML3's loss: a small network over (f(x), y) (Bechtle et al., ICPR 2021).
 
-The network takes the concatenation of the prediction and the target for
-each sample (softmax probabilities and one-hot labels for classification,
-raw values for regression), has two hidden layers of 50 ReLU units and a
-softplus output, and the loss is the batch mean of its output. Its weights
-live in one flat vector so that the same unrolled meta-gradient procedure
-as EvoMAL's local search (:func:`evomal.meta.local_search.optimise_phi`) can
-train them.
+The network reads one (prediction, target) pair at a time: for
+classification the softmax probability of a class and its one-hot label, for
+regression a predicted value and its target. It has two hidden layers of 50
+ReLU units and a softplus output; like a tree loss, it is applied to every
+pair, summed over outputs and averaged over the batch. Reading pairs (rather
+than whole output vectors) is how EvoMAL's authors set ML3 up for their
+comparison: it keeps the loss model-agnostic, transferable across numbers of
+classes, and its gradients at initialisation on the scale of cross-entropy's
+(weights are He-normal, biases zero).
+
+The weights live in one flat vector so that the same unrolled meta-gradient
+procedure as EvoMAL's local search
+(:func:`evomal.meta.local_search.optimise_phi`) can train them.
 """
 
 from __future__ import annotations
@@ -29,72 +35,62 @@ from evomal.losses.document import (
     float_list,
     require_fields,
 )
-from evomal.symbolic.transforms import TASK_KINDS, check_choice, task_inputs
+from evomal.symbolic.transforms import TASK_KINDS, check_choice, reduce_output, task_inputs
+
+#: Inputs per pair: the prediction and the target.
+PAIR = 2
 
 
-def layer_shapes(width: int, hidden: Sequence[int]) -> list[tuple[tuple[int, int], tuple[int]]]:
-    """(weight, bias) shapes of the network for ``width`` outputs per sample."""
-    sizes = [2 * width, *hidden, 1]
-    return [((n_out, n_in), (n_out,)) for n_in, n_out in itertools.pairwise(sizes)]
+def layer_shapes(hidden: Sequence[int]) -> list[tuple[int, int]]:
+    """(out, in) shape of each linear layer; every layer has a bias of size ``out``."""
+    sizes = [PAIR, *hidden, 1]
+    return [(n_out, n_in) for n_in, n_out in itertools.pairwise(sizes)]
 
 
-def n_parameters(width: int, hidden: Sequence[int]) -> int:
-    return sum(w[0] * w[1] + b[0] for w, b in layer_shapes(width, hidden))
+def n_parameters(hidden: Sequence[int]) -> int:
+    return sum(n_out * n_in + n_out for n_out, n_in in layer_shapes(hidden))
 
 
 class NeuralLossFunction:
     """``loss(y_pred, y_true, params)`` for an ML3 network of fixed shape."""
 
-    def __init__(
-        self, width: int, task: str = "classification", hidden: Sequence[int] = (50, 50)
-    ) -> None:
+    def __init__(self, task: str = "classification", hidden: Sequence[int] = (50, 50)) -> None:
         check_choice(task, TASK_KINDS, "task kind")
-        if width < 1 or not hidden or any(h < 1 for h in hidden):
-            raise ValueError(f"invalid network shape: width {width}, hidden {tuple(hidden)}")
-        self.width, self.task, self.hidden = width, task, tuple(hidden)
-        self.shapes = layer_shapes(width, self.hidden)
-        self.n_weights = n_parameters(width, self.hidden)
+        if not hidden or any(h < 1 for h in hidden):
+            raise ValueError(f"invalid hidden layer sizes {tuple(hidden)}")
+        self.task, self.hidden = task, tuple(hidden)
+        self.shapes = layer_shapes(self.hidden)
+        self.n_weights = n_parameters(self.hidden)
+        self.output_activation = "identity"  # softplus is the network's own last layer
 
     def initial_params(self, seed: int) -> Tensor:
-        """PyTorch's default ``nn.Linear`` initialisation, drawn from ``seed``, flattened."""
+        """He-normal weights (for ReLU) and zero biases, drawn from ``seed``, flattened."""
         generator = torch.Generator().manual_seed(seed)
         chunks = []
-        for (n_out, n_in), _ in self.shapes:
-            bound = 1.0 / math.sqrt(n_in)
-            chunks.append((torch.rand(n_out * n_in, generator=generator) * 2 - 1) * bound)
-            chunks.append((torch.rand(n_out, generator=generator) * 2 - 1) * bound)
+        for n_out, n_in in self.shapes:
+            std = math.sqrt(2.0 / n_in)
+            chunks.append(torch.randn(n_out * n_in, generator=generator) * std)
+            chunks.append(torch.zeros(n_out))
         return torch.cat(chunks)
 
-    def per_sample(self, fx: Tensor, y: Tensor, params: Tensor) -> Tensor:
-        h = torch.cat([fx.reshape(fx.shape[0], -1), y.reshape(y.shape[0], -1)], dim=1)
-        if h.shape[1] != 2 * self.width:
-            raise ValueError(
-                f"this ML3 loss was built for {self.width} outputs per sample, the predictions "
-                f"have {h.shape[1] // 2}; ML3 losses transfer only between tasks of equal width"
-            )
+    def pointwise(self, fx: Tensor, y: Tensor, phi: Tensor) -> Tensor:
+        """The network's output for every (fx, y) pair, shaped like ``fx``."""
+        h = torch.stack(torch.broadcast_tensors(fx, y), dim=-1)
         offset = 0
-        for k, ((n_out, n_in), _) in enumerate(self.shapes):
-            weight = params[offset : offset + n_out * n_in].reshape(n_out, n_in)
+        for k, (n_out, n_in) in enumerate(self.shapes):
+            weight = phi[offset : offset + n_out * n_in].reshape(n_out, n_in)
             offset += n_out * n_in
-            bias = params[offset : offset + n_out]
+            bias = phi[offset : offset + n_out]
             offset += n_out
             h = F.linear(h, weight, bias)
             h = F.relu(h) if k < len(self.shapes) - 1 else F.softplus(h)
-        return h.reshape(-1)
+        return h.squeeze(-1)
 
     def __call__(
         self, y_pred: Tensor, y_true: Tensor, phi: Tensor, reduction: str = "mean"
     ) -> Tensor:
         fx, y = task_inputs(self.task, y_pred, y_true)
-        values = self.per_sample(fx, y, phi)
-        if reduction == "mean":
-            return values.mean()
-        return values.sum() if reduction == "sum" else values
-
-
-def loss_width(task: str, n_outputs: int) -> int:
-    """Values per sample the network sees: binary single-logit tasks use two (1 - p, p)."""
-    return 2 if task == "classification" and n_outputs == 1 else n_outputs
+        return reduce_output(self.pointwise(fx, y, phi), "identity", reduction)
 
 
 class NeuralLoss(JsonLoss, nn.Module):
@@ -105,29 +101,33 @@ class NeuralLoss(JsonLoss, nn.Module):
     def __init__(
         self,
         params: Sequence[float] | Tensor,
-        width: int,
         task: str = "classification",
         hidden: Sequence[int] = (50, 50),
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        self.loss_fn = NeuralLossFunction(width, task, hidden)
+        self.loss_fn = NeuralLossFunction(task, hidden)
         weights = torch.as_tensor(params, dtype=torch.get_default_dtype()).detach().clone()
         if weights.shape != (self.loss_fn.n_weights,):
             raise ValueError(
-                f"an ML3 network of width {width} and hidden {tuple(hidden)} has "
-                f"{self.loss_fn.n_weights} parameters; got {tuple(weights.shape)}"
+                f"an ML3 network with hidden layers {tuple(hidden)} has {self.loss_fn.n_weights} "
+                f"parameters; got {tuple(weights.shape)}"
             )
         self.params = nn.Parameter(weights, requires_grad=False)
-        self.width, self.task, self.hidden, self.reduction = width, task, tuple(hidden), reduction
-        self.output_activation = "softplus"
+        self.task, self.hidden, self.reduction = task, tuple(hidden), reduction
+        self.output_activation = "identity"
 
     def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
         return self.loss_fn(y_pred, y_true, self.params, self.reduction)
 
     @property
+    def weights(self) -> Tensor:
+        """The flat weight vector the loss function takes."""
+        return self.params
+
+    @property
     def expression(self) -> str:
-        return f"ML3 network {2 * self.width}-{'-'.join(map(str, self.hidden))}-1 (softplus)"
+        return f"ML3 network 2-{'-'.join(map(str, self.hidden))}-1 (ReLU, softplus output)"
 
     def __str__(self) -> str:
         return f"NeuralLoss({self.task}): {self.expression}, {self.loss_fn.n_weights} weights"
@@ -137,7 +137,6 @@ class NeuralLoss(JsonLoss, nn.Module):
             "format": FORMAT_TAG,
             "version": FORMAT_VERSION,
             "kind": self.kind,
-            "width": self.width,
             "hidden": list(self.hidden),
             "task": self.task,
             "params": [float(v) for v in self.params.detach().tolist()],
@@ -150,28 +149,20 @@ class NeuralLoss(JsonLoss, nn.Module):
     def from_dict(cls, doc: Any, source: str = "loss document") -> NeuralLoss:
         require_fields(
             doc,
-            {
-                "format": str,
-                "version": int,
-                "kind": str,
-                "width": int,
-                "hidden": list,
-                "task": str,
-                "params": list,
-            },
+            {"format": str, "version": int, "kind": str, "hidden": list, "task": str,
+             "params": list},
             {"metadata": dict},
             source,
-        )
+        )  # fmt: skip
         check_header(doc, cls.kind, source)
         hidden = doc["hidden"]
-        if not hidden or not all(
+        valid = all(
             isinstance(h, int) and not isinstance(h, bool) and 0 < h <= 4096 for h in hidden
-        ):
-            raise fail(source, "field 'hidden' must be a list of layer sizes between 1 and 4096")
-        if not 0 < doc["width"] <= 100_000:
-            raise fail(source, "field 'width' must be between 1 and 100000")
-        params = float_list(doc["params"], "params", source, n_parameters(doc["width"], hidden))
+        )
+        if not hidden or not valid or len(hidden) > 16:
+            raise fail(source, "field 'hidden' must list 1 to 16 layer sizes between 1 and 4096")
+        params = float_list(doc["params"], "params", source, n_parameters(hidden))
         try:
-            return cls(params, doc["width"], doc["task"], hidden)
+            return cls(params, doc["task"], hidden)
         except ValueError as exc:
             raise fail(source, str(exc)) from None

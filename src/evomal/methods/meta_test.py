@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evomal.losses.neural import NeuralLoss, loss_width
 from evomal.runs.config import SearchConfig
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult, train
@@ -38,9 +37,10 @@ def check_transfer(loss: Any, task: Task) -> None:
     """Raise a ``ValueError`` when ``loss`` cannot train on ``task``.
 
     A loss keeps the task kind it was learned for (a classification loss
-    reads probabilities and one-hot labels). Symbolic and Taylor losses are
-    elementwise, so they transfer across numbers of classes; an ML3 network
-    has a fixed input width.
+    reads probabilities and one-hot labels, a regression loss raw values).
+    Every evomal loss (tree, Taylor polynomial, ML3 network) reads one
+    (prediction, target) pair at a time, so any number of classes or
+    outputs is fine.
     """
     if isinstance(loss, str):
         return
@@ -50,14 +50,6 @@ def check_transfer(loss: Any, task: Task) -> None:
             f"the loss was learned for {kind}, but task {task.name!r} is {task.kind}; "
             "a loss transfers only between tasks of the same kind"
         )
-    if isinstance(loss, NeuralLoss):
-        width = loss_width(task.kind, task.n_outputs)
-        if loss.width != width:
-            raise ValueError(
-                f"this ML3 loss network reads {loss.width} outputs per sample, but task "
-                f"{task.name!r} has {width}; ML3 losses transfer only between tasks with the same "
-                "number of outputs"
-            )
 
 
 def meta_test(

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from evomal.events import EVALUATED, FAILED, CandidateEvent, GenerationEvent, Outcome
-from evomal.losses.neural import NeuralLoss, NeuralLossFunction, loss_width
+from evomal.losses.neural import NeuralLoss, NeuralLossFunction
 from evomal.meta.local_search import optimise_phi
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.context import EvaluationContext
@@ -25,7 +25,7 @@ from evomal.methods.stages import FitnessJob, FitnessOutcome, describe_error, fi
 class ML3Job:
     """Train the loss network (runs on a worker, like any other stage)."""
 
-    width: int
+    hidden: tuple[int, ...]
 
 
 @dataclass
@@ -39,7 +39,7 @@ class ML3Outcome:
 def train_loss_network(ctx: EvaluationContext, job: ML3Job) -> ML3Outcome:
     start = time.perf_counter()
     cfg, ls = ctx.config.ml3, ctx.config.local_search
-    fn = NeuralLossFunction(job.width, ctx.spec.kind, cfg.hidden)
+    fn = NeuralLossFunction(ctx.spec.kind, job.hidden)
     params0 = fn.initial_params(stable_seed(ctx.spec.seed, "ml3"))
     try:
         result = optimise_phi(
@@ -63,10 +63,9 @@ def train_loss_network(ctx: EvaluationContext, job: ML3Job) -> ML3Outcome:
 
 def run_ml3(run: MethodRun) -> SearchResult:
     run.start_executor()
-    width = loss_width(run.kind, run.task.n_outputs)
-    hidden = run.config.ml3.hidden
-    (trained,) = run.executor.map(train_loss_network, [ML3Job(width)])
-    loss = NeuralLoss(trained.params, width, run.kind, hidden)
+    hidden = tuple(run.config.ml3.hidden)
+    (trained,) = run.executor.map(train_loss_network, [ML3Job(hidden)])
+    loss = NeuralLoss(trained.params, run.kind, hidden)
     fit: FitnessOutcome | None = None
     if trained.failed is None:
         (fit,) = run.executor.map(fitness, [FitnessJob(loss.to_dict())])

@@ -139,7 +139,7 @@ class MetaTestConfig:
 class ML3Config:
     """ML3 (Bechtle et al.): a loss network trained by the unrolled procedure of Algorithm 1."""
 
-    steps: int = 1000
+    steps: int = 250  # S_meta, as EvoMAL's local search
     meta_lr: float = 1e-3
     hidden: tuple[int, ...] = (50, 50)
 
