@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from _common import mnist_shaped
 from evomal.losses import LearnedLoss
 from evomal.meta.local_search import initial_phi, meta_step_seeds
 from evomal.methods.context import ContextSpec, EvaluationContext
@@ -40,15 +40,6 @@ from evomal.tasks.models import build_model
 from evomal.training.loop import EpochSampler, make_generator
 
 TREE = "sub(mul(-1, mul(y, log(fx))), mul(fx, square(sub(fx, y))))"
-
-
-def mnist_shaped(n: int = 12_000) -> Task:
-    rng = np.random.default_rng(0)
-    x = rng.random((n, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-    return Task.from_tensors(
-        "mnist-shaped", "classification", x, y, x[:1000], y[:1000], standardise="none"
-    )
 
 
 # -- floors: the same arithmetic, written by hand ------------------------------------

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from _common import mnist_shaped
 from evomal.losses import LearnedLoss
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import initial_phi, optimise_phi
@@ -51,15 +51,6 @@ TREES = [
     "abs(mul(y, log(square(fx))))",
     "sub(abs(sub(fx, y)), mul(y, fx))",
 ]
-
-
-def mnist_shaped(n: int = 12_000) -> Task:
-    rng = np.random.default_rng(0)
-    x = rng.random((n, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-    return Task.from_tensors(
-        "mnist-shaped", "classification", x, y, x[:1000], y[:1000], standardise="none"
-    )
 
 
 def time_stage(

@@ -19,10 +19,10 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from _common import mnist_shaped
 from evomal.tasks import Task, get_task
 from evomal.tasks.models import build_model
 from evomal.training import SGDConfig, train
@@ -50,16 +50,6 @@ def bare_loop(
 def ours(model: torch.nn.Module, task: Task, steps: int, config: SGDConfig, batch: int) -> float:
     result = train(model, "ce", task, steps, config, batch_size=batch, evaluate_val=False)
     return result.seconds
-
-
-def mnist_shaped(n: int = 12_000) -> Task:
-    """Random 28x28 grey images with 10 classes: LeNet-5's MNIST arithmetic, no download."""
-    rng = np.random.default_rng(0)
-    x = rng.random((n, 1, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-    return Task.from_tensors(
-        "mnist-shaped", "classification", x, y, x[:1000], y[:1000], standardise="none"
-    )
 
 
 def run_case(name: str, task: Task, model_name: str, steps: int, repeats: int) -> dict[str, object]:

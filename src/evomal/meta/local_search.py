@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from evomal.meta.base_learner import BaseLearner, State
-from evomal.training.loop import EpochSampler, make_generator
+from evomal.training.loop import TrainBatches
 from evomal.training.metrics import task_loss
 
 
@@ -112,25 +112,9 @@ def optimise_phi(
     phi.requires_grad_(True)
     optimiser = torch.optim.Adam([phi], lr=meta_lr)
     seeds = meta_step_seeds(run_seed, steps)
-    samplers = []
-    for i, learner in enumerate(learners):
-        device = learner.task.device
-        samplers.append(
-            EpochSampler(
-                len(learner.task.train), batch_size, make_generator(run_seed + i, device), device
-            )
-        )
-
-    def batch(j: int) -> tuple[Tensor, Tensor]:
-        task = learners[j].task
-        idx = samplers[j].next()
-        x = task.train.x[idx]
-        x = (
-            task.augmentation.train_batch(x, samplers[j].generator)
-            if not task.augmentation.is_identity
-            else x
-        )
-        return x, task.train.y[idx]
+    streams = [
+        TrainBatches(learner.task, batch_size, run_seed + j) for j, learner in enumerate(learners)
+    ]
 
     def total_task_loss(phi_: Tensor, states: list[tuple[State, State]], data: list) -> Tensor:
         total = torch.zeros((), device=phi_.device)
@@ -145,7 +129,7 @@ def optimise_phi(
     meta_losses = torch.empty(steps, device=phi.device)
     for step in range(steps):
         states = [learner.initial_state(seeds[step] + j) for j, learner in enumerate(learners)]
-        data = [([batch(j) for _ in range(base_steps)], batch(j)) for j in range(len(learners))]
+        data = [([stream.next() for _ in range(base_steps)], stream.next()) for stream in streams]
         value = total_task_loss(phi, states, data)
         (phi.grad,) = torch.autograd.grad(value, phi)
         optimiser.step()

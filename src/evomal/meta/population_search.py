@@ -25,7 +25,7 @@ from torch.func import functional_call, vmap
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import CHECK_EVERY, LocalSearchResult, ParametricLoss, meta_step_seeds
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
-from evomal.training.loop import EpochSampler, make_generator
+from evomal.training.loop import TrainBatches
 from evomal.training.metrics import stacked_task_loss
 
 
@@ -64,14 +64,8 @@ def optimise_phi_population(
     trainable = [p for p in phis if p.numel() > 0]
     optimiser = torch.optim.Adam(trainable, lr=meta_lr) if trainable else None
     seeds = meta_step_seeds(run_seed, steps)
-    samplers = [
-        EpochSampler(
-            len(learner.task.train),
-            batch_size,
-            make_generator(run_seed + j, learner.task.device),
-            learner.task.device,
-        )
-        for j, learner in enumerate(learners)
+    streams = [
+        TrainBatches(learner.task, batch_size, run_seed + j) for j, learner in enumerate(learners)
     ]
     forwards = []
     for learner in learners:
@@ -81,14 +75,6 @@ def optimise_phi_population(
             return functional_call(base, (p, b), (x,))
 
         forwards.append(vmap(forward, in_dims=(0, 0, None)))
-
-    def batch(j: int) -> tuple[Tensor, Tensor]:
-        task = learners[j].task
-        idx = samplers[j].next()
-        x = task.train.x[idx]
-        if not task.augmentation.is_identity:
-            x = task.augmentation.train_batch(x, samplers[j].generator)
-        return x, task.train.y[idx]
 
     history = torch.empty(steps, k_count, device=device)
     failed: list[str | None] = [None] * k_count
@@ -101,8 +87,8 @@ def optimise_phi_population(
                 for n, v in params0.items()
             }
             buffers = {n: v.expand(k_count, *v.shape).clone() for n, v in buffers0.items()}
-            inner = [batch(j) for _ in range(base_steps)]
-            outer = batch(j)
+            inner = [streams[j].next() for _ in range(base_steps)]
+            outer = streams[j].next()
             for x, y in inner:
                 values = _stacked_learned_loss(
                     losses, learner.task.kind, forwards[j](params, buffers, x), y, phis

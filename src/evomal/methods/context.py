@@ -73,15 +73,9 @@ class EvaluationContext:
 
     @property
     def sgd(self) -> SGDConfig:
-        t = self.config.training
-        return SGDConfig(
-            lr=t.lr,
-            momentum=t.momentum,
-            nesterov=t.nesterov,
-            weight_decay=t.weight_decay,
-            milestones=t.milestones,
-            gamma=t.gamma,
-        )
+        from evomal.methods.meta_test import sgd_from
+
+        return sgd_from(self.config)
 
     @property
     def base_lr(self) -> float:

@@ -84,6 +84,35 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     return generator
 
 
+class TrainBatches:
+    """A task's training batches: on-device epochs, augmented, drawn from one seeded generator.
+
+    The sampler and the augmentation share the generator, so one seed fixes
+    both the batch order and the augmentation; every loop in evomal (training,
+    population training, the local search) draws its batches here.
+    """
+
+    def __init__(self, task: Task, batch_size: int, seed: int) -> None:
+        self.task = task
+        self.generator = make_generator(seed, task.device)
+        self.sampler = EpochSampler(len(task.train), batch_size, self.generator, task.device)
+        self._augment = not task.augmentation.is_identity
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        idx = self.sampler.next()
+        x = self.task.train.x[idx]
+        if self._augment:
+            x = self.task.augmentation.train_batch(x, self.generator)
+        return x, self.task.train.y[idx]
+
+
+def set_learning_rate(opt: torch.optim.Optimizer, config: SGDConfig, step: int) -> None:
+    """Apply the MultiStep schedule: at a milestone, every group takes the new rate."""
+    if step in config.milestones:
+        for group in opt.param_groups:
+            group["lr"] = config.lr_at(step)
+
+
 def resolve_loss(loss: Any, task: Task) -> LossFn:
     """Turn ``"ce"``, ``"mse"``, ``"task"``, a loss module or a callable into ``f(y_pred, y_true)``.
 
@@ -176,24 +205,14 @@ def train(
         loss.to(dev)
     config = optimizer or SGDConfig()
     opt = config.build(model.parameters())
-    generator = make_generator(seed, dev)
-    sampler = EpochSampler(len(task.train), batch_size, generator, dev)
-    x_all, y_all = task.train.x, task.train.y
-    aug = task.augmentation
-    augment = not aug.is_identity
+    batches = TrainBatches(task, batch_size, seed)
     losses = torch.empty(steps, device=dev)
-    milestones = set(config.milestones)
 
     diverged, reason, done = False, None, 0
     start = time.perf_counter()
     for step in range(steps):
-        if step in milestones:
-            for group in opt.param_groups:
-                group["lr"] = config.lr_at(step)
-        idx = sampler.next()
-        xb, yb = x_all[idx], y_all[idx]
-        if augment:
-            xb = aug.train_batch(xb, generator)
+        set_learning_rate(opt, config, step)
+        xb, yb = batches.next()
         value = loss_fn(model(xb), yb)
         opt.zero_grad(set_to_none=True)
         value.backward()

@@ -29,7 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
-from evomal.training.loop import EpochSampler, TrainResult, make_generator
+from evomal.training.loop import TrainBatches, TrainResult, set_learning_rate
 from evomal.training.metrics import metric_name, per_sample_metric
 from evomal.training.optim import SGDConfig
 
@@ -137,23 +137,15 @@ def train_population(
     losses = [loss.to(device) if isinstance(loss, nn.Module) else loss for loss in losses]
     stacked = StackedModel([m.to(device) for m in models])
     opt = optimizer.build(stacked.params.values())
-    generator = make_generator(seed, device)
-    sampler = EpochSampler(len(task.train), batch_size, generator, device)
-    aug = task.augmentation
+    batches = TrainBatches(task, batch_size, seed)
     history = torch.empty(steps, len(models), device=device)
-    milestones = set(optimizer.milestones)
     loss_all = stacked_losses(losses, task.kind)
     diverged: list[str | None] = [None] * len(models)
     done = 0
     start = time.perf_counter()
     for step in range(steps):
-        if step in milestones:
-            for group in opt.param_groups:
-                group["lr"] = optimizer.lr_at(step)
-        idx = sampler.next()
-        xb, yb = task.train.x[idx], task.train.y[idx]
-        if not aug.is_identity:
-            xb = aug.train_batch(xb, generator)
+        set_learning_rate(opt, optimizer, step)
+        xb, yb = batches.next()
         out = stacked(xb)
         values = loss_all(out, yb)
         opt.zero_grad(set_to_none=True)
