@@ -4,7 +4,7 @@
 * ``paper``: the paper preset (population 25, S_meta 250, S_testing 500) on
   MNIST with LeNet-5 for ``--generations`` generations, in two settings run
   one after the other: the paper's (screen after the local search, no
-  batching) and evomal's optimised one (screen first, population batching).
+  batching) and evomal's optimised one (screen first, automatic batching).
   The 50-generation time is extrapolated as ``t(generation 0) + 49 x mean
   t(later generations)``: later generations re-use cached results, so this
   estimate is conservative only if their cache-hit rate does not fall.
@@ -92,7 +92,7 @@ def main() -> None:
                 "filters.screening=after",
                 "execution.batch_candidates=1",
             ],
-            "screen_first_batched": [
+            "screen_first_auto_batching": [
                 *base,
                 "filters.screening=before",
                 "execution.batch_candidates=0",

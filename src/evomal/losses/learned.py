@@ -6,13 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sympy
-import torch
 from torch import Tensor, nn
 
+from evomal.losses.base import WeightedLoss
 from evomal.losses.document import (
-    FORMAT_TAG,
-    FORMAT_VERSION,
-    JsonLoss,
     check_header,
     fail,
     float_list,
@@ -21,14 +18,13 @@ from evomal.losses.document import (
 from evomal.symbolic.compile import compile_tree
 from evomal.symbolic.primitives import EPS
 from evomal.symbolic.sympy_form import to_latex, to_sympy
-from evomal.symbolic.transforms import REDUCTIONS, check_choice
 from evomal.symbolic.tree import ParseError, Tree, parse
 
 CROSS_ENTROPY_EXPRESSION = "mul(-1, mul(y, log(fx)))"
 SQUARED_ERROR_EXPRESSION = "square(sub(fx, y))"
 
 
-class LearnedLoss(JsonLoss, nn.Module):
+class LearnedLoss(WeightedLoss):
     """A learned symbolic loss: an expression tree with one weight per edge.
 
     Use it like any PyTorch criterion::
@@ -42,6 +38,10 @@ class LearnedLoss(JsonLoss, nn.Module):
     The tree is compiled once at construction.
     """
 
+    kind = "symbolic"
+    weight_name = "phi"
+    phi: nn.Parameter
+
     def __init__(
         self,
         tree: Tree | str,
@@ -53,21 +53,12 @@ class LearnedLoss(JsonLoss, nn.Module):
     ) -> None:
         super().__init__()
         self.tree = parse(tree) if isinstance(tree, str) else tree
-        check_choice(reduction, REDUCTIONS, "reduction")
+        self._set_reduction(reduction)
         self.loss_fn = compile_tree(self.tree, task, output_activation)
-        if phi is None:
-            weights = torch.ones(self.tree.n_edges)
-        else:
-            weights = torch.as_tensor(phi, dtype=torch.get_default_dtype()).detach().clone()
-        if weights.shape != (self.tree.n_edges,):
-            raise ValueError(
-                f"phi must have shape ({self.tree.n_edges},), one weight per edge of "
-                f"{self.expression!r}; got {tuple(weights.shape)}"
-            )
-        self.phi = nn.Parameter(weights, requires_grad=trainable)
+        self._set_weights(phi, self.tree.n_edges, f"{self.expression!r} (phi: one weight per edge)")
+        self.phi.requires_grad_(trainable)
         self.task = task
         self.output_activation = output_activation
-        self.reduction = reduction
 
     # -- construction --------------------------------------------------------
 
@@ -94,14 +85,6 @@ class LearnedLoss(JsonLoss, nn.Module):
         return cls.from_string(SQUARED_ERROR_EXPRESSION, task="regression")
 
     # -- use -----------------------------------------------------------------
-
-    def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        return self.loss_fn(y_pred, y_true, self.phi, self.reduction)
-
-    @property
-    def weights(self) -> Tensor:
-        """The parameter vector the loss function takes (the edge weights phi)."""
-        return self.phi
 
     @property
     def expression(self) -> str:
@@ -135,21 +118,13 @@ class LearnedLoss(JsonLoss, nn.Module):
 
     # -- persistence ---------------------------------------------------------
 
-    def to_dict(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The loss as a plain JSON-ready document."""
-        doc: dict[str, Any] = {
-            "format": FORMAT_TAG,
-            "version": FORMAT_VERSION,
-            "kind": "symbolic",
+    def document_fields(self) -> dict[str, Any]:
+        return {
             "expression": self.expression,
-            "phi": [float(w) for w in self.phi.detach().cpu().tolist()],
             "task": self.task,
             "output_activation": self.output_activation,
             "eps": EPS,
         }
-        if metadata:
-            doc["metadata"] = metadata
-        return doc
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "loss document") -> LearnedLoss:

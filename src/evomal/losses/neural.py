@@ -26,10 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evomal.losses.base import WeightedLoss
 from evomal.losses.document import (
-    FORMAT_TAG,
-    FORMAT_VERSION,
-    JsonLoss,
     check_header,
     fail,
     float_list,
@@ -93,10 +91,11 @@ class NeuralLossFunction:
         return reduce_output(self.pointwise(fx, y, phi), "identity", reduction)
 
 
-class NeuralLoss(JsonLoss, nn.Module):
+class NeuralLoss(WeightedLoss):
     """An ML3 loss network as a drop-in criterion, saved as plain JSON numbers."""
 
     kind = "neural"
+    params: nn.Parameter
 
     def __init__(
         self,
@@ -107,23 +106,10 @@ class NeuralLoss(JsonLoss, nn.Module):
     ) -> None:
         super().__init__()
         self.loss_fn = NeuralLossFunction(task, hidden)
-        weights = torch.as_tensor(params, dtype=torch.get_default_dtype()).detach().clone()
-        if weights.shape != (self.loss_fn.n_weights,):
-            raise ValueError(
-                f"an ML3 network with hidden layers {tuple(hidden)} has {self.loss_fn.n_weights} "
-                f"parameters; got {tuple(weights.shape)}"
-            )
-        self.params = nn.Parameter(weights, requires_grad=False)
-        self.task, self.hidden, self.reduction = task, tuple(hidden), reduction
+        self._set_weights(params, self.loss_fn.n_weights, f"an ML3 network {tuple(hidden)}")
+        self._set_reduction(reduction)
+        self.task, self.hidden = task, tuple(hidden)
         self.output_activation = "identity"
-
-    def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        return self.loss_fn(y_pred, y_true, self.params, self.reduction)
-
-    @property
-    def weights(self) -> Tensor:
-        """The flat weight vector the loss function takes."""
-        return self.params
 
     @property
     def expression(self) -> str:
@@ -132,18 +118,8 @@ class NeuralLoss(JsonLoss, nn.Module):
     def __str__(self) -> str:
         return f"NeuralLoss({self.task}): {self.expression}, {self.loss_fn.n_weights} weights"
 
-    def to_dict(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "format": FORMAT_TAG,
-            "version": FORMAT_VERSION,
-            "kind": self.kind,
-            "hidden": list(self.hidden),
-            "task": self.task,
-            "params": [float(v) for v in self.params.detach().tolist()],
-        }
-        if metadata:
-            doc["metadata"] = metadata
-        return doc
+    def document_fields(self) -> dict[str, Any]:
+        return {"hidden": list(self.hidden), "task": self.task}
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "loss document") -> NeuralLoss:

@@ -22,10 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from evomal.losses.base import WeightedLoss
 from evomal.losses.document import (
-    FORMAT_TAG,
-    FORMAT_VERSION,
-    JsonLoss,
     check_header,
     fail,
     float_list,
@@ -95,8 +93,11 @@ class TaylorLossFunction:
         return reduce_output(self.elementwise(fx, y, phi), self.output_activation, reduction)
 
 
-class TaylorLoss(JsonLoss, nn.Module):
+class TaylorLoss(WeightedLoss):
     """A TaylorGLO loss as a drop-in criterion, with JSON save/load like :class:`LearnedLoss`."""
+
+    kind = "taylor"
+    params: nn.Parameter
 
     def __init__(
         self,
@@ -108,23 +109,10 @@ class TaylorLoss(JsonLoss, nn.Module):
     ) -> None:
         super().__init__()
         self.loss_fn = TaylorLossFunction(task, order, output_activation)
-        weights = torch.as_tensor(params, dtype=torch.get_default_dtype()).detach().clone()
-        if weights.shape != (self.loss_fn.n_weights,):
-            raise ValueError(
-                f"a third-order Taylor loss has {self.loss_fn.n_weights} parameters "
-                f"(2 centre + {len(self.loss_fn.terms)} coefficients); got {tuple(weights.shape)}"
-            )
-        self.params = nn.Parameter(weights, requires_grad=False)
+        what = f"a Taylor loss of order {order} (2 centre + {len(self.loss_fn.terms)} coefficients)"
+        self._set_weights(params, self.loss_fn.n_weights, what)
+        self._set_reduction(reduction)
         self.task, self.order, self.output_activation = task, order, output_activation
-        self.reduction = reduction
-
-    def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        return self.loss_fn(y_pred, y_true, self.params, self.reduction)
-
-    @property
-    def weights(self) -> Tensor:
-        """The parameter vector the loss function takes (centre and coefficients)."""
-        return self.params
 
     @property
     def expression(self) -> str:
@@ -142,19 +130,8 @@ class TaylorLoss(JsonLoss, nn.Module):
     def __str__(self) -> str:
         return f"TaylorLoss({self.task}, order {self.order}): {self.expression}"
 
-    def to_dict(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "format": FORMAT_TAG,
-            "version": FORMAT_VERSION,
-            "kind": "taylor",
-            "order": self.order,
-            "params": [float(v) for v in self.params.detach().tolist()],
-            "task": self.task,
-            "output_activation": self.output_activation,
-        }
-        if metadata:
-            doc["metadata"] = metadata
-        return doc
+    def document_fields(self) -> dict[str, Any]:
+        return {"order": self.order, "task": self.task, "output_activation": self.output_activation}
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "loss document") -> TaylorLoss:

@@ -1,0 +1,64 @@
+"""What every learned-loss module shares: one weight vector, forward, JSON document.
+
+A learned loss is a pure loss function ``loss_fn(y_pred, y_true, weights)``
+(a compiled tree, a Taylor polynomial, an ML3 network) plus one frozen
+``nn.Parameter`` holding its weights. Subclasses say what their weights are
+called (``phi`` for trees) and which other fields their document holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from evomal.losses.document import FORMAT_TAG, FORMAT_VERSION, JsonLoss
+from evomal.symbolic.transforms import REDUCTIONS, check_choice
+
+
+class WeightedLoss(JsonLoss, nn.Module):
+    """A loss function with one weight vector, as a drop-in ``nn.Module`` criterion."""
+
+    kind: ClassVar[str]
+    weight_name: ClassVar[str] = "params"
+    loss_fn: Any  # the pure function loss_fn(y_pred, y_true, weights, reduction)
+    reduction: str
+
+    def _set_weights(
+        self, values: Sequence[float] | Tensor | None, n_weights: int, what: str
+    ) -> None:
+        """Register the frozen weight vector (ones when ``values`` is None) as ``weight_name``."""
+        if values is None:
+            weights = torch.ones(n_weights)
+        else:
+            weights = torch.as_tensor(values, dtype=torch.get_default_dtype()).detach().clone()
+        if weights.shape != (n_weights,):
+            raise ValueError(f"{what} has {n_weights} weights; got shape {tuple(weights.shape)}")
+        setattr(self, self.weight_name, nn.Parameter(weights, requires_grad=False))
+
+    @property
+    def weights(self) -> Tensor:
+        """The weight vector the loss function takes."""
+        return getattr(self, self.weight_name)
+
+    def _set_reduction(self, reduction: str) -> None:
+        check_choice(reduction, REDUCTIONS, "reduction")
+        self.reduction = reduction
+
+    def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        return self.loss_fn(y_pred, y_true, self.weights, self.reduction)
+
+    def document_fields(self) -> dict[str, Any]:
+        """The kind-specific fields of the JSON document (besides the weights)."""
+        raise NotImplementedError
+
+    def to_dict(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The loss as a plain JSON-ready document."""
+        doc: dict[str, Any] = {"format": FORMAT_TAG, "version": FORMAT_VERSION, "kind": self.kind}
+        doc.update(self.document_fields())
+        doc[self.weight_name] = [float(v) for v in self.weights.detach().cpu().tolist()]
+        if metadata:
+            doc["metadata"] = metadata
+        return doc
