@@ -242,16 +242,21 @@ def list_models() -> None:
     console.print(table)
 
 
+def _generations(config: Any) -> int:
+    """How many generations the configured method runs (GP, CMA-ES, both, or one)."""
+    gp, cma = config.gp.generations, config.cmaes.generations
+    return {"taylorglo": cma, "glo": gp + cma, "ml3": 1, "baseline": 1}.get(config.method, gp)
+
+
 class SearchProgress:
-    """A live progress bar over the GP loop's events: generation, candidates, filters, best."""
+    """A live progress bar over a search's events: generation, filter verdicts, best so far."""
 
     def __init__(self, config: Any, progress: Any) -> None:
         from collections import Counter
 
-        self.config = config
+        self.total = _generations(config)
         self.progress = progress
-        total = config.gp.population_size * config.gp.generations
-        self.handle = progress.add_task("search", total=total, info="starting")
+        self.handle = progress.add_task("search", total=self.total, info="starting")
         self.verdicts: Counter[str] = Counter()
         self.generation = 0
         self.best = "-"
@@ -261,17 +266,15 @@ class SearchProgress:
 
         if isinstance(event, CandidateEvent):
             self.verdicts[event.outcome.verdict] += 1
-            self.generation = event.generation
         else:
             self.generation = event.generation + 1
             best = event.best
             if best is not None and best.get("fitness") is not None:
                 label = best.get("expression") or event.summary.get("best_expression") or ""
                 self.best = f"{best['fitness']:.4f} {label}"
-        done = self.generation * self.config.gp.population_size
         counts = " ".join(f"{k}={v}" for k, v in sorted(self.verdicts.items()))
-        info = f"gen {self.generation}/{self.config.gp.generations} | {counts} | best {self.best}"
-        self.progress.update(self.handle, completed=done, info=info[:160])
+        info = f"gen {self.generation}/{self.total} | {counts} | best {self.best}"
+        self.progress.update(self.handle, completed=self.generation, info=info[:160])
 
 
 def _search_progress(config: Any) -> Any:

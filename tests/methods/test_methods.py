@@ -97,3 +97,16 @@ def test_finished_run_is_read_back_not_rerun(tmp_path):
     again = resume(tmp_path / "run", task=_task())
     assert again.best.to_dict() == first.best.to_dict()
     assert (tmp_path / "run" / "events.jsonl").read_text() == lines
+
+
+def test_glo_best_loss_file_is_the_final_choice(tmp_path):
+    from evomal.losses import load_loss
+
+    # A tiny CMA-ES step (1e-5) cannot beat the GP tree, so GLO keeps the unit weights; the CMA-ES
+    # stage's own best (weights a hair away from 1) must not be what best_loss.json holds.
+    config = build_config(None, [*TINY, "method=glo", "cmaes.glo_sigma0=1e-5"])
+    result = search(_task(), "linear", config, out=tmp_path / "glo")
+    saved = load_loss(tmp_path / "glo" / "best_loss.json")
+    assert result.best.to_dict()["phi"] == [1.0] * result.best.tree.n_edges
+    assert saved.to_dict()["phi"] == result.best.to_dict()["phi"]
+    assert saved.expression == result.best.expression

@@ -73,6 +73,11 @@ def run_glo(run: MethodRun) -> SearchResult:
             f"best fitness {fitness:.4g} (CMA-ES did not improve the GP tree {tree.expression})"
         )
     outcome = {"fitness": fitness, "phi": best.phi.detach().tolist(), "expression": best.expression}
+    if run.store is not None:  # the CMA-ES stage kept its own best; the final choice wins
+        run.store.save_best(
+            best,
+            {"method": run.method, "fitness": fitness, "task": run.task.name, "model": run.model},
+        )
     return run.finish(
         SearchResult(
             run.method, best, fitness, outcome, history, run.run_dir, message, None, verdicts
