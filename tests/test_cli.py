@@ -1,5 +1,7 @@
 """The command line: commands run, and user errors are one clear line with exit code 2."""
 
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from evomal import LearnedLoss
@@ -118,3 +120,17 @@ def test_listing_commands_and_data_get_errors():
     result = runner.invoke(app, ["data", "get", "cifar10"])
     assert result.exit_code == 2
     assert "knows mnist only" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_search_on_cuda_without_cuda_is_a_clear_error_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    args = ["search", "--task", "wine", "--model", "linear", "--device", "cuda"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "no usable CUDA" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    trained = runner.invoke(app, ["train", "--task", "wine", "--device", "cuda", "--steps", "2"])
+    assert trained.exit_code == 2
+    assert "no usable CUDA" in trained.output

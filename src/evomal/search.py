@@ -20,6 +20,7 @@ from evomal.methods.base import Method, MethodRun, SearchResult
 from evomal.runs.config import SearchConfig, build_config
 from evomal.runs.store import RunStore
 from evomal.tasks.task import Task
+from evomal.training.device import resolve_device
 
 __all__ = ["METHODS", "SearchResult", "make_executor", "resume", "search"]
 
@@ -81,6 +82,7 @@ def search(
     config = config or build_config("quick")
     if config.method not in METHODS:
         raise ValueError(f"unknown method {config.method!r}; expected one of {list(METHODS)}")
+    _check_device(config)
     store = RunStore(out) if out is not None else None
     if store is not None:
         store.create(config, spec or {"task": task.name, "model": model})
@@ -107,12 +109,23 @@ def resume(
     finished = _finished_result(store, config)
     if finished is not None:
         return finished
+    _check_device(config)
     if task is None:
         from evomal.tasks.registry import get_task
 
         task = get_task(spec["task"], data_dir=data_dir or spec.get("data_dir"), seed=config.seed)
     payload = store.load_checkpoint()
     return _run(task, spec["model"], config, store, payload, listener, executor, max_generations)
+
+
+def _check_device(config: SearchConfig) -> None:
+    """Fail before anything is written when the device cannot be used on this machine.
+
+    Ray workers may sit on other machines with other devices, so a Ray run is
+    checked where its workers build their contexts instead.
+    """
+    if config.execution.executor != "ray":
+        resolve_device(config.execution.device)
 
 
 def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | None:

@@ -49,6 +49,34 @@ def test_process_pool_gives_the_serial_result():
     _same_result(serial, pooled)
 
 
+class _AlwaysBroken:
+    """A pool whose workers die on every job, as when the main module is not guarded."""
+
+    def map(self, *args, **kwargs):
+        from concurrent.futures.process import BrokenProcessPool
+
+        raise BrokenProcessPool("a worker died")
+
+    def shutdown(self, *args, **kwargs):
+        pass
+
+
+def test_process_pool_that_breaks_twice_says_why(monkeypatch):
+    executor = ProcessExecutor(2)
+    opened = []
+
+    def fake_open():
+        opened.append(True)
+        executor._pool = _AlwaysBroken()
+
+    monkeypatch.setattr(executor, "_open", fake_open)
+    executor._pool = _AlwaysBroken()
+    with pytest.raises(RuntimeError, match="__main__") as caught:
+        executor.map(lambda context, job: job, [1, 2])
+    assert "--executor serial" in str(caught.value)
+    assert opened == [True]  # rebuilt once, then gave up with the reason
+
+
 class _Echo:
     workers = 3
 

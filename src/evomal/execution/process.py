@@ -23,6 +23,15 @@ from evomal.methods.context import ContextSpec, EvaluationContext
 
 _CONTEXT: EvaluationContext | None = None
 
+_BROKEN_TWICE = (
+    "the process executor's workers died twice in a row, so the search stopped. "
+    "Usual causes: (1) evomal was called from a script without an "
+    "`if __name__ == \"__main__\":` guard; workers are started with 'spawn', which "
+    "re-imports the main module, so put the call under that guard; (2) the workers ran "
+    "out of memory: use fewer workers (execution.workers) or --executor serial. "
+    "The worker's own error, if any, is printed above."
+)
+
 
 def _initialise(spec: ContextSpec, threads: int, devices: Any) -> None:
     """Runs once in every worker process, before any job."""
@@ -94,7 +103,10 @@ class ProcessExecutor:
             # A worker died (killed, out of memory): rebuild the pool and run the jobs again.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._open()
-            return list(self._pool.map(_run, [fn] * len(jobs), jobs))
+            try:
+                return list(self._pool.map(_run, [fn] * len(jobs), jobs))
+            except BrokenProcessPool as error:
+                raise RuntimeError(_BROKEN_TWICE) from error
 
     def close(self) -> None:
         if self._pool is not None:

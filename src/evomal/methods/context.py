@@ -17,6 +17,7 @@ from evomal.gp.filters import ScreeningProbe, make_probe
 from evomal.meta.base_learner import BaseLearner
 from evomal.runs.config import SearchConfig
 from evomal.tasks.task import Task
+from evomal.training.device import resolve_device
 from evomal.training.optim import SGDConfig
 
 
@@ -44,7 +45,7 @@ class EvaluationContext:
     def __init__(self, spec: ContextSpec, device: str | None = None) -> None:
         self.spec = spec
         self.config = spec.config
-        target = torch.device(device or spec.config.execution.device)
+        target = resolve_device(device or spec.config.execution.device)
         self.tasks = tuple(t.to(target) if t.device != target else t for t in spec.tasks)
         self.learners = [BaseLearner(t, spec.model, dict(spec.model_options)) for t in self.tasks]
         self._probes: list[ScreeningProbe] | None = None

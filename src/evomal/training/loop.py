@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from evomal.tasks.task import Split, Task
+from evomal.training.device import resolve_device
 from evomal.training.metrics import metric_name, per_sample_metric, task_loss
 from evomal.training.optim import SGDConfig
 
@@ -190,7 +191,7 @@ def train(
         raise ValueError(f"steps must be >= 0, got {steps}")
     if check_every < 1:
         raise ValueError(f"check_every must be >= 1, got {check_every}")
-    dev = torch.device(device) if device is not None else task.device
+    dev = resolve_device(device) if device is not None else task.device
     task = task.to(dev) if task.device != dev else task
     if isinstance(model, str):
         from evomal.tasks.models import build_model
