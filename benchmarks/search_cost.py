@@ -1,6 +1,9 @@
 """Wall time of whole searches: the quick preset, and the paper preset on MNIST / LeNet-5.
 
 * ``quick``: ``evomal search``'s default (MLP on MNIST-1D), searched to the end.
+* ``executors``: the paper preset, screening first, with ``--executor
+  process`` (one worker per core, one torch thread each) against the serial
+  executor (one process using every core), for ``--generations`` generations.
 * ``paper``: the paper preset (population 25, S_meta 250, S_testing 500) on
   MNIST with LeNet-5 for ``--generations`` generations, in two settings run
   one after the other: the paper's (screen after the local search, no
@@ -10,6 +13,8 @@
   estimate is conservative only if their cache-hit rate does not fall.
 
     python benchmarks/search_cost.py --which quick paper --generations 2
+    python benchmarks/search_cost.py --which executors --generations 3 \
+        --out benchmarks/results/executors.json
 """
 
 from __future__ import annotations
@@ -72,7 +77,10 @@ def extrapolate(run: dict[str, Any], generations: int = 50) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--which", nargs="+", default=["quick", "paper"], choices=["quick", "paper"]
+        "--which",
+        nargs="+",
+        default=["quick", "paper"],
+        choices=["quick", "paper", "executors"],
     )
     parser.add_argument("--generations", type=int, default=2)
     parser.add_argument("--task", default="mnist", help="task for the paper preset")
@@ -107,6 +115,17 @@ def main() -> None:
                 f"{label}: {run['seconds']} s for {args.generations} generations, "
                 f"extrapolated to 50: {minutes:.0f} min"
             )
+    if "executors" in args.which:
+        # Two single-threaded worker processes against one two-threaded process.
+        for name in ("process", "serial"):
+            overrides = [
+                f"gp.generations={args.generations}",
+                "filters.screening=before",
+                f"execution.executor={name}",
+            ]
+            run = timed_search(args.task, "lenet5", "mnist_lenet5", overrides)
+            results[f"executor_{name}"] = run
+            print(f"executor {name}: {run['seconds']} s for {args.generations} generations")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
