@@ -28,7 +28,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
             raise ValueError(
                 f"device {str(device)!r} was asked for, but this PyTorch has no usable CUDA "
                 f"(torch {torch.__version__}, torch.cuda.is_available() is False): install a "
-                f"CUDA build of PyTorch on a machine with a GPU, or use --device cpu"
+                f"CUDA build of PyTorch on a machine with a GPU, or use the CPU (--device cpu, or "
+                f"--set execution.device=cpu)"
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
