@@ -117,7 +117,7 @@ class MethodRun:
         configured = self.config.execution.batch_candidates
         if configured > 0:
             return configured
-        return auto_batch_size(self.model, self.task, self.config)
+        return auto_batch_size(self.model, self.config)
 
     def finish(self, result: SearchResult) -> SearchResult:
         if self.store is not None and result.finished:
@@ -135,14 +135,13 @@ Method = Callable[[MethodRun], SearchResult]
 AUTO_BATCH_SIZE = 8
 
 
-def auto_batch_size(model: str, task: Task, config: SearchConfig) -> int:
+def auto_batch_size(model: str, config: SearchConfig) -> int:
     """Batch where it is faster: on a GPU, and on a CPU for dense (non-image) models only.
 
     Measured on 2 CPU cores (``benchmarks/population.py``, docs/performance.md):
     8 MLPs at once are about 2x faster than one by one, while 8 LeNet-5s are
     about 10% slower (vmapped convolutions cost more on a CPU than they save).
     """
-    del task
     if config.execution.device.startswith("cuda"):
         return AUTO_BATCH_SIZE
     from evomal.tasks.models import get_model_spec

@@ -74,9 +74,7 @@ class EvaluationContext:
 
     @property
     def sgd(self) -> SGDConfig:
-        from evomal.methods.meta_test import sgd_from
-
-        return sgd_from(self.config)
+        return SGDConfig.from_training(self.config.training)
 
     @property
     def base_lr(self) -> float:

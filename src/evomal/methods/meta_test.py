@@ -20,19 +20,6 @@ from evomal.training.loop import TrainResult, train
 from evomal.training.optim import SGDConfig
 
 
-def sgd_from(config: SearchConfig) -> SGDConfig:
-    """The base optimiser the configuration describes."""
-    t = config.training
-    return SGDConfig(
-        lr=t.lr,
-        momentum=t.momentum,
-        nesterov=t.nesterov,
-        weight_decay=t.weight_decay,
-        milestones=t.milestones,
-        gamma=t.gamma,
-    )
-
-
 def check_transfer(loss: Any, task: Task) -> None:
     """Raise a ``ValueError`` when ``loss`` cannot train on ``task``.
 
@@ -69,7 +56,7 @@ def meta_test(
         loss,
         task,
         steps if steps is not None else config.meta_test.steps,
-        sgd_from(config),
+        SGDConfig.from_training(config.training),
         batch_size=config.training.batch_size,
         seed=seed,
         device=config.execution.device,
