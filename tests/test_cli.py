@@ -48,6 +48,8 @@ TINY = [
     "--set",
     "fitness.steps=20",
     "--set",
+    "filters.rejection_steps=100",
+    "--set",
     "meta_test.steps=30",
 ]
 
@@ -81,10 +83,12 @@ def test_search_then_meta_test_against_the_baseline(tmp_path):
         app, ["search", "--task", "digits", "--model", "linear", *TINY, "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
+    assert "Selection: finalists" in result.output
     assert "Meta-test" in result.output
+    assert "validation error rate" in result.output and "test error rate" in result.output
     assert "cross-entropy" in result.output
-    assert "learned:" in result.output or "no candidate passed" in result.output
-    assert (out / "checkpoint.json").exists()
+    assert "returned:" in result.output
+    assert (out / "checkpoint.json").exists() and (out / "selection.json").exists()
 
 
 def test_unknown_set_key_is_a_clear_error(tmp_path):

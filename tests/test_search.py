@@ -16,6 +16,7 @@ TINY = [
     "gp.generations=3",
     "local_search.steps=3",
     "fitness.steps=30",
+    "filters.rejection_steps=100",
     "training.lr=0.1",
     "training.batch_size=32",
     "meta_test.steps=50",
@@ -103,13 +104,21 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
     assert (tmp_path / "run" / "events.jsonl").read_text() == before
 
 
-def test_all_rejected_run_ends_with_a_clear_statement():
-    config = build_config(None, [*TINY, "filters.rejection_threshold=1.5", "gp.generations=2"])
+@pytest.mark.parametrize("k", [0, 2])
+def test_all_rejected_run_returns_the_task_loss_never_a_rejected_one(k):
+    """A rejected loss is never handed back: with nothing passing the filters the task loss
+    is returned, and the message says why (with or without the selection stage)."""
+    config = build_config(
+        None,
+        [*TINY, "filters.rejection_threshold=1.5", "gp.generations=2", f"selection.k={k}"],
+    )
     result = search(_task(), "linear", config)
-    assert result.best is None and result.best_fitness is None
+    assert result.task_loss and result.best_fitness is None
+    assert result.best.expression == "mul(-1, mul(y, log(fx)))"
     assert "no candidate passed the filters" in result.message
-    assert result.fallback is not None  # the best rejected loss, still usable
     assert set(result.verdicts) <= {"rejected", "cached", "failed"}
+    if k:
+        assert [f["task_loss"] for f in result.selection] == [True]
 
 
 def test_gplfl_keeps_phi_at_one():
@@ -117,3 +126,12 @@ def test_gplfl_keeps_phi_at_one():
     result = search(_task(), "linear", config)
     assert result.best is not None
     assert all(w == 1.0 for w in result.best.phi.tolist())
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_the_task_loss_is_in_generation_zero_when_asked(seeded):
+    config = build_config(None, [*TINY, "gp.generations=1", f"gp.seed_task_loss={seeded}"])
+    events = []
+    search(_task(), "linear", config, listener=events.append)
+    first = [e.outcome.expression for e in events if hasattr(e, "outcome") and e.generation == 0]
+    assert (first[0] == "mul(-1, mul(y, log(fx)))") is seeded

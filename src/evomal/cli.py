@@ -249,7 +249,8 @@ def _generations(config: Any) -> int:
 
 
 class SearchProgress:
-    """A live progress bar over a search's events: generation, filter verdicts, best so far."""
+    """A live progress bar over a search's events: generation, filter verdicts, best so far,
+    then the selection stage's finalists."""
 
     def __init__(self, config: Any, progress: Any) -> None:
         from collections import Counter
@@ -262,8 +263,17 @@ class SearchProgress:
         self.best = "-"
 
     def __call__(self, event: Any) -> None:
-        from evomal.events import CandidateEvent
+        from evomal.events import CandidateEvent, FinalistEvent
 
+        if isinstance(event, FinalistEvent):
+            record = event.record
+            value = record["val_metric"]
+            shown = "diverged" if value is None else f"{value:.4f}"
+            info = f"selection {event.index + 1}/{event.total} | {record['label']}: val {shown}"
+            self.progress.update(
+                self.handle, total=event.total, completed=event.index + 1, info=info[:160]
+            )
+            return
         if isinstance(event, CandidateEvent):
             self.verdicts[event.outcome.verdict] += 1
         else:
@@ -290,35 +300,61 @@ def _search_progress(config: Any) -> Any:
     )
 
 
+def _finalists_table(selection: list[dict[str, Any]], metric: str) -> Table:
+    table = Table(title="Selection: finalists trained for the full schedule")
+    table.add_column("#", justify="right")
+    table.add_column("loss")
+    table.add_column("search fitness", justify="right")
+    table.add_column(f"validation {metric}", justify="right")
+    for record in selection:
+        fitness = record.get("search_fitness")
+        value = record.get("val_metric")
+        table.add_row(
+            str(record["rank"]),
+            record["label"],
+            "-" if fitness is None else f"{fitness:.4f}",
+            "diverged" if value is None else f"{value:.4f}",
+        )
+    return table
+
+
 def _report_search(
     result: Any, config: Any, task_name: str, model: str, data_dir: Any, meta_test: bool
 ) -> None:
+    from evomal.methods.meta_test import meta_test as run_meta_test
+    from evomal.runs.tasks import task_for
+    from evomal.training.metrics import metric_name
+
+    task = task_for(task_name, config, data_dir=data_dir)
+    if result.selection:
+        console.print(_finalists_table(result.selection, metric_name(task.kind)))
     console.print(result.message, highlight=False)
     if result.run_dir is not None:
         console.print(f"run directory: {result.run_dir}", highlight=False)
-    loss = result.best or result.fallback
+    loss = result.best
     if loss is None or not meta_test:
         return
-    from evomal.methods.meta_test import meta_test as run_meta_test
-    from evomal.tasks import get_task
-
-    task = get_task(task_name, data_dir=data_dir, seed=config.seed)
+    task_loss = "cross-entropy" if task.kind == "classification" else "MSE"
+    metric = metric_name(task.kind)
     table = Table(
         title=f"Meta-test: {model} on {task_name}, {config.meta_test.steps} steps, "
         f"seed {config.seed}"
     )
     table.add_column("loss")
-    table.add_column(
-        "test " + ("error rate" if task.kind == "classification" else "MSE"), justify="right"
-    )
-    rows = [
-        ("cross-entropy" if task.kind == "classification" else "MSE", "task"),
-        ("learned: " + loss.expression, loss),
-    ]
-    for label, the_loss in rows:
-        outcome = run_meta_test(the_loss, task, model, config, seed=config.seed)
-        value = "diverged" if outcome.diverged else f"{outcome.test_metric:.4f}"
-        table.add_row(label, value)
+    table.add_column(f"validation {metric}", justify="right")
+    table.add_column(f"test {metric}", justify="right")
+    baseline = run_meta_test("task", task, model, config, seed=config.seed)
+    if result.task_loss:
+        returned = baseline  # the same loss, trained the same way
+        label = f"returned: {task_loss} (no learned loss beat it on validation)"
+    else:
+        returned = run_meta_test(loss, task, model, config, seed=config.seed)
+        label = "returned: " + loss.expression
+    for name, outcome in ((task_loss, baseline), (label, returned)):
+        if outcome.diverged:
+            table.add_row(name, "diverged", "diverged")
+        else:
+            table.add_row(name, f"{outcome.val_metric:.4f}", f"{outcome.test_metric:.4f}")
     console.print(table)
 
 
@@ -327,7 +363,9 @@ def _report_search(
 def search(
     task: str = typer.Option("mnist1d", help="Task name or idx:PATH."),
     model: str = typer.Option("mlp", help="Base model name."),
-    preset: str = typer.Option("quick", help="Config preset: quick or paper."),
+    preset: str = typer.Option(
+        "quick", help="Config preset: quick, embedded, reference_mnist, mnist_lenet5, ..."
+    ),
     seed: int = typer.Option(0, help="Run seed (initial weights, batches, GP)."),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a config key, e.g. gp.generations=5."
@@ -351,8 +389,8 @@ def search(
 ) -> None:
     """Search for a loss function (EvoMAL, or --method gplfl, glo, taylorglo, ml3, baseline)."""
     from evomal.runs.config import build_config
+    from evomal.runs.tasks import task_for
     from evomal.search import search as run_search
-    from evomal.tasks import get_task
 
     extra: dict[str, Any] = {"seed": seed, "method": method}
     execution = {
@@ -365,7 +403,7 @@ def search(
     if execution:
         extra["execution"] = execution
     config = build_config(preset, set_, extra)
-    the_task = get_task(task, data_dir=data_dir, seed=seed)
+    the_task = task_for(task, config, data_dir=data_dir)
     run_dir = out or Path("runs") / f"{task.replace(':', '_').replace('/', '_')}-{model}-{seed}"
     spec = {
         "task": task,
@@ -445,7 +483,7 @@ def meta_test_command(
     from evomal.methods.meta_test import check_transfer, meta_test, parse_seeds, summarise
     from evomal.runs.config import build_config
     from evomal.runs.files import write_json_atomic
-    from evomal.tasks import get_task
+    from evomal.runs.tasks import task_for
 
     seed_list = parse_seeds(seeds)
     extra: dict[str, Any] = {"execution": {"device": device}} if device else {}
@@ -455,7 +493,7 @@ def meta_test_command(
     rows = []
     metric = ""
     for seed in seed_list:
-        the_task = get_task(task, data_dir=data_dir, seed=seed)
+        the_task = task_for(task, config, data_dir=data_dir, seed=seed)
         check_transfer(the_loss, the_task)
         columns = (
             TextColumn(f"[bold]seed {seed}"),

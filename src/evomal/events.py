@@ -1,6 +1,7 @@
-"""What a search announces: one event per scored candidate and one per generation.
+"""What a search announces: one event per scored candidate, one per generation, and one
+per finalist of the selection stage.
 
-Every method (GP, CMA-ES, ML3) emits the same two events, so the run store,
+Every method (GP, CMA-ES, ML3) emits the same events, so the run store,
 progress bars and loggers listen to any of them the same way. Events carry
 plain data only.
 """
@@ -24,8 +25,10 @@ class Outcome:
     """Everything decided about one candidate loss.
 
     ``expression`` is the tree (or a readable form of a parametric loss),
-    ``phi`` its weights or parameters, ``fitness`` the validation metric of
-    partial training (``None`` is the worst).
+    ``phi`` its weights or parameters, ``scale`` the factor the loss is
+    multiplied by (scale normalisation), ``fitness`` the validation metric of
+    partial training (``None`` is the worst). ``score`` and ``late_rise``
+    are what the rejection protocol saw.
     """
 
     expression: str
@@ -38,6 +41,8 @@ class Outcome:
     signature: str | None = None
     reused_from: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    late_rise: float | None = None
+    scale: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,5 +75,23 @@ class GenerationEvent:
     checkpoint: dict[str, Any]
 
 
-Event = CandidateEvent | GenerationEvent
+@dataclass
+class FinalistEvent:
+    """A finalist of the selection stage was trained and scored on validation.
+
+    ``records`` holds every finalist scored so far (this one last) and
+    ``checkpoint`` the state to store, so that selection resumes per finalist.
+    """
+
+    index: int
+    total: int
+    records: list[dict[str, Any]]
+    checkpoint: dict[str, Any]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.records[-1]
+
+
+Event = CandidateEvent | GenerationEvent | FinalistEvent
 Listener = Callable[[Event], None]

@@ -82,6 +82,7 @@ def search(
     config = config or build_config("quick")
     if config.method not in METHODS:
         raise ValueError(f"unknown method {config.method!r}; expected one of {list(METHODS)}")
+    check_data_settings(task, config)
     _check_device(config)
     store = RunStore(out) if out is not None else None
     if store is not None:
@@ -111,11 +112,36 @@ def resume(
         return finished
     _check_device(config)
     if task is None:
-        from evomal.tasks.registry import get_task
+        from evomal.runs.tasks import task_for
 
-        task = get_task(spec["task"], data_dir=data_dir or spec.get("data_dir"), seed=config.seed)
+        task = task_for(spec["task"], config, data_dir=data_dir or spec.get("data_dir"))
     payload = store.load_checkpoint()
     return _run(task, spec["model"], config, store, payload, listener, executor, max_generations)
+
+
+def check_data_settings(task: Task, config: SearchConfig) -> None:
+    """Refuse a config whose ``data`` settings the given task was not built with.
+
+    ``data.val_fraction`` and ``data.augmentation`` act when evomal builds a
+    task by name (:func:`evomal.runs.tasks.task_for`); a task built otherwise
+    keeps its own split and augmentation, so a config asking for others
+    would be silently ignored.
+    """
+    wanted = config.data
+    fraction = task.info.get("val_fraction")
+    if fraction is not None and abs(float(fraction) - wanted.val_fraction) > 1e-12:
+        raise ValueError(
+            f"the config asks for data.val_fraction={wanted.val_fraction} but task "
+            f"{task.name!r} was built with {fraction}; build the task with "
+            f"evomal.runs.tasks.task_for(name, config) or set data.val_fraction={fraction}"
+        )
+    built = task.info.get("augmentation")
+    if wanted.augmentation is not None and built != wanted.augmentation:
+        raise ValueError(
+            f"the config asks for data.augmentation={wanted.augmentation!r} but task "
+            f"{task.name!r} was built with {built!r}; build the task with "
+            "evomal.runs.tasks.task_for(name, config)"
+        )
 
 
 def _check_device(config: SearchConfig) -> None:
@@ -145,8 +171,9 @@ def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | No
         history,
         store.root,
         summary.get("message", ""),
-        None,
         summary.get("verdicts", {}),
+        task_loss=bool(summary.get("task_loss", False)),
+        selection=summary.get("selection"),
     )
 
 

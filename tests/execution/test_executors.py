@@ -18,6 +18,7 @@ TINY = [
     "gp.generations=2",
     "local_search.steps=3",
     "fitness.steps=30",
+    "filters.rejection_steps=100",
     "training.lr=0.1",
     "training.batch_size=32",
     "execution.batch_candidates=1",

@@ -80,3 +80,23 @@ def test_elitism_keeps_at_least_one():
     assert GPConfig(population_size=10, elitism=0.05).n_elites == 1
     assert GPConfig(population_size=25, elitism=0.05).n_elites == 1
     assert GPConfig(population_size=40, elitism=0.05).n_elites == 2
+
+
+def test_seeded_individuals_replace_the_first_random_ones_only():
+    gp = GeneticProgramming(CONFIG, size_fitness)
+    plain = gp.initial_state(4)
+    seeded = gp.initial_state(4, ["mul(-1, mul(y, log(fx)))"])
+    assert seeded.population[0]["expression"] == "mul(-1, mul(y, log(fx)))"
+    assert seeded.population[1:] == plain.population[1:]
+    assert seeded.rng_state == plain.rng_state
+
+
+def test_a_seeded_individual_bounds_the_best_fitness_through_elitism():
+    """With the seeded tree scored in generation 0, elitism keeps something at least as fit."""
+    seeded_tree = "sub(y, fx)"  # size 3: fitter than any random tree of height >= 2
+    gp = GeneticProgramming(CONFIG, size_fitness)
+    state = gp.run(gp.initial_state(5, [seeded_tree]))
+    first = next(h for h in state.history if h["generation"] == 0)
+    assert first["population_best"] == 0.03
+    assert all(h["population_best"] <= 0.03 for h in state.history)
+    assert state.best["fitness"] <= 0.03

@@ -8,6 +8,7 @@ from torch.func import grad
 
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import initial_phi, optimise_phi, unrolled_task_loss
+from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree, parse
 from evomal.tasks import Task
 
@@ -44,7 +45,9 @@ def test_meta_gradient_matches_finite_differences(float64):
     outer = (task.train.x[32:64], task.train.y[32:64])
 
     def meta(phi):
-        return unrolled_task_loss(phi, loss, learner, params, buffers, inner, outer, base_lr=0.5)
+        return unrolled_task_loss(
+            phi, loss, learner, params, buffers, inner, outer, UnrolledSGD.plain(0.5)
+        )
 
     phi = torch.normal(1.0, 0.2, (tree.n_edges,), generator=torch.Generator().manual_seed(0))
     analytic = phi_grad(meta, phi)
@@ -78,7 +81,9 @@ def test_meta_gradient_matches_hand_derived_value(float64):
     g_task = grad(task_loss_of)(stepped)
     expected = lr * sum((g_task[k] * g_ce[k]).sum() for k in params)
     analytic = phi_grad(
-        lambda ph: unrolled_task_loss(ph, loss, learner, params, buffers, [(xb, yb)], (xo, yo), lr),
+        lambda ph: unrolled_task_loss(
+            ph, loss, learner, params, buffers, [(xb, yb)], (xo, yo), UnrolledSGD.plain(lr)
+        ),
         phi,
     )
     torch.testing.assert_close(analytic[0], expected, rtol=1e-9, atol=1e-12)
@@ -92,7 +97,7 @@ def test_optimise_phi_is_deterministic_and_moves_phi():
     kwargs = {
         "steps": 30,
         "base_steps": 1,
-        "base_lr": 0.1,
+        "optimizer": UnrolledSGD.plain(0.1),
         "meta_lr": 1e-2,
         "batch_size": 16,
         "run_seed": 4,
@@ -115,7 +120,7 @@ def test_several_tasks_sum_their_task_losses():
     kwargs = {
         "steps": 1,
         "base_steps": 1,
-        "base_lr": 0.1,
+        "optimizer": UnrolledSGD.plain(0.1),
         "meta_lr": 1e-2,
         "batch_size": 16,
         "run_seed": 0,
@@ -150,7 +155,66 @@ def test_autograd_meta_gradient_equals_nested_torch_func_grad(float64):
     phi = torch.normal(1.0, 0.1, (8,), generator=torch.Generator().manual_seed(3))
 
     def ours_fn(ph):
-        return unrolled_task_loss(ph, loss, learner, params, buffers, [(xb, yb)], (xo, yo), 0.2)
+        return unrolled_task_loss(
+            ph, loss, learner, params, buffers, [(xb, yb)], (xo, yo), UnrolledSGD.plain(0.2)
+        )
 
     ours = phi_grad(ours_fn, phi)
     torch.testing.assert_close(ours, grad(nested)(phi), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        UnrolledSGD(0.3, momentum=0.9),
+        UnrolledSGD(0.3, momentum=0.9, nesterov=True, weight_decay=0.01),
+    ],
+    ids=["momentum", "nesterov+wd"],
+)
+def test_meta_gradient_through_momentum_steps_matches_finite_differences(float64, optimizer):
+    """Three unrolled steps of SGD with momentum (and Nesterov, weight decay): the
+    meta-gradient flows through the momentum buffers as well as the parameters."""
+    task = _task()
+    learner = BaseLearner(task, "mlp", {"hidden": (6,)})
+    tree = parse("add(mul(-1, mul(y, log(fx))), mul(fx, square(sub(fx, y))))")
+    loss = compile_tree(tree)
+    params, buffers = learner.initial_state(2)
+    inner = [(task.train.x[i : i + 16], task.train.y[i : i + 16]) for i in (0, 16, 32)]
+    outer = (task.train.x[48:80], task.train.y[48:80])
+
+    def meta(phi):
+        return unrolled_task_loss(phi, loss, learner, params, buffers, inner, outer, optimizer)
+
+    phi = torch.normal(1.0, 0.2, (tree.n_edges,), generator=torch.Generator().manual_seed(1))
+    analytic = phi_grad(meta, phi)
+    eps = 1e-6
+    numeric = torch.stack(
+        [(meta(phi + eps * e) - meta(phi - eps * e)) / (2 * eps) for e in torch.eye(tree.n_edges)]
+    )
+    torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-8)
+    plain = phi_grad(
+        lambda ph: unrolled_task_loss(
+            ph, loss, learner, params, buffers, inner, outer, UnrolledSGD.plain(optimizer.lr)
+        ),
+        phi,
+    )
+    assert not torch.allclose(analytic, plain)  # momentum changes what the search sees
+
+
+def test_one_unrolled_step_with_momentum_is_the_plain_step(float64):
+    """torch.optim.SGD's first momentum step is the plain step (its buffer starts at g);
+    Nesterov's first step is (1 + momentum) times it. The unrolled search sees the same."""
+    task = _task()
+    learner = BaseLearner(task, "linear")
+    loss = compile_tree("mul(-1, mul(y, log(fx)))")
+    params, buffers = learner.initial_state(0)
+    inner, outer = [(task.train.x[:20], task.train.y[:20])], (task.train.x[20:50], task.train.y[20:50])
+    phi = torch.ones(5)
+
+    def value(optimizer):
+        return unrolled_task_loss(phi, loss, learner, params, buffers, inner, outer, optimizer)
+
+    assert torch.equal(value(UnrolledSGD(0.2, momentum=0.9)), value(UnrolledSGD.plain(0.2)))
+    torch.testing.assert_close(
+        value(UnrolledSGD(0.2, momentum=0.9, nesterov=True)), value(UnrolledSGD.plain(0.38))
+    )

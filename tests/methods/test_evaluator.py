@@ -36,6 +36,7 @@ def _config(*overrides):
         [
             "local_search.steps=3",
             "fitness.steps=20",
+            "filters.rejection_steps=100",
             "training.lr=0.1",
             "training.batch_size=32",
             *overrides,

@@ -37,6 +37,30 @@ def test_same_seed_same_initial_conditions_for_every_loss():
     assert a.test_metric == b.test_metric
 
 
+def test_meta_testing_trains_with_its_own_optimiser_not_fitnesss():
+    """meta_test.optimizer and meta_test.batch_size drive meta-testing (the authors'
+    testing_* settings); fitness.optimizer does not touch it."""
+    from evomal.training import SGDConfig, train
+
+    config = build_config(
+        None,
+        [
+            "meta_test.steps=30",
+            "meta_test.batch_size=16",
+            "meta_test.optimizer.lr=0.2",
+            "meta_test.optimizer.momentum=0.5",
+            "meta_test.optimizer.nesterov=true",
+            "fitness.optimizer.lr=0.001",
+        ],
+    )
+    task = _task()
+    ours = meta_test("task", task, "linear", config, seed=1)
+    sgd = SGDConfig(lr=0.2, momentum=0.5, nesterov=True)
+    by_hand = train("linear", "task", task, 30, sgd, batch_size=16, seed=1, evaluate_test=True)
+    assert ours.loss_history == by_hand.loss_history
+    assert ours.test_metric == by_hand.test_metric
+
+
 def test_transfer_checks():
     check_transfer(LearnedLoss.cross_entropy(), _task(classes=7))  # elementwise: any classes
     check_transfer(TaylorLoss(np.zeros(8)), _task(classes=5))

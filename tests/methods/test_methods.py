@@ -1,5 +1,7 @@
 """Every method runs end to end through the one protocol, tiny; CMA-ES resumes by replay."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ TINY = [
     "gp.generations=2",
     "local_search.steps=2",
     "fitness.steps=20",
+    "filters.rejection_steps=100",
     "training.lr=0.1",
     "training.batch_size=32",
     "ml3.steps=5",
@@ -43,15 +46,40 @@ EXPECTED = {
 
 @pytest.mark.parametrize("method", METHODS)
 def test_each_method_runs_end_to_end(method, tmp_path):
-    config = build_config(None, [*TINY, f"method={method}"])
+    """Without the selection stage each method hands back its own kind of loss."""
+    config = build_config(None, [*TINY, f"method={method}", "selection.k=0"])
     result = search(_task(), "linear", config, out=tmp_path / method)
     assert result.method == method
     assert isinstance(result.best, EXPECTED[method]), result.message
     assert result.best_fitness is not None
+    assert result.selection is None
     saved = RunStore(tmp_path / method)
     assert saved.best_loss_path.exists()
     assert (tmp_path / method / "result.json").exists()
     assert len(saved.read_events()) >= 1
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "baseline"])
+def test_every_method_goes_through_selection(method, tmp_path):
+    """With selection: the task loss and the method's top distinct candidates are the
+    finalists, and the loss returned is the one with the best validation metric."""
+    from evomal.losses import load_loss
+
+    config = build_config(None, [*TINY, f"method={method}", "selection.k=2"])
+    result = search(_task(), "linear", config, out=tmp_path / method)
+    finalists = result.selection
+    assert finalists is not None and finalists[0]["task_loss"]
+    assert 2 <= len(finalists) <= 3
+    assert all(not f["task_loss"] for f in finalists[1:])
+    values = [f["val_metric"] for f in finalists]
+    winner = min(range(len(values)), key=lambda i: (values[i], i))
+    assert result.task_loss == (winner == 0)
+    assert result.best.to_dict()["kind"] == finalists[winner]["document"]["kind"]
+    saved = json.loads((tmp_path / method / "best_loss.json").read_text())
+    assert saved["metadata"]["task_loss"] == result.task_loss
+    assert load_loss(tmp_path / method / "best_loss.json").to_dict() == result.best.to_dict()
+    if not result.task_loss:
+        assert isinstance(result.best, EXPECTED[method])
 
 
 def test_baseline_is_cross_entropy():
@@ -104,7 +132,7 @@ def test_glo_best_loss_file_is_the_final_choice(tmp_path):
 
     # A tiny CMA-ES step (1e-5) cannot beat the GP tree, so GLO keeps the unit weights; the CMA-ES
     # stage's own best (weights a hair away from 1) must not be what best_loss.json holds.
-    config = build_config(None, [*TINY, "method=glo", "cmaes.glo_sigma0=1e-5"])
+    config = build_config(None, [*TINY, "method=glo", "cmaes.glo_sigma0=1e-5", "selection.k=0"])
     result = search(_task(), "linear", config, out=tmp_path / "glo")
     saved = load_loss(tmp_path / "glo" / "best_loss.json")
     assert result.best.to_dict()["phi"] == [1.0] * result.best.tree.n_edges

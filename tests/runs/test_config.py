@@ -4,6 +4,7 @@ import pytest
 
 from evomal.runs.config import (
     SearchConfig,
+    SGDConfig,
     build_config,
     from_dict,
     parse_overrides,
@@ -12,21 +13,97 @@ from evomal.runs.config import (
 )
 
 
-def test_presets_load_and_paper_matches_the_paper():
-    assert {"quick", "paper"} <= set(preset_names())
-    paper = build_config("paper")
-    assert (paper.gp.population_size, paper.gp.generations) == (25, 50)
-    assert (paper.gp.init_min_height, paper.gp.init_max_height) == (2, 4)
-    assert (paper.gp.tournament_size, paper.gp.crossover_prob, paper.gp.mutation_prob) == (
-        4,
-        0.7,
-        0.25,
+def test_reference_mnist_matches_the_authors_config():
+    """shared/paper/reference-configs.md, MNIST row and the shared settings."""
+    ref = build_config("reference_mnist")
+    assert (ref.gp.population_size, ref.gp.generations) == (25, 50)
+    assert (ref.gp.init_min_height, ref.gp.init_max_height) == (2, 4)
+    assert (ref.gp.tournament_size, ref.gp.crossover_prob, ref.gp.mutation_prob) == (4, 0.7, 0.25)
+    assert (ref.gp.elitism, ref.gp.max_height) == (0.05, 10)
+    assert (ref.local_search.steps, ref.local_search.base_steps) == (250, 1)
+    assert ref.local_search.meta_lr == 1e-3 and ref.local_search.unroll_optimizer
+    assert (ref.fitness.steps, ref.fitness.batch_size) == (500, 128)
+    assert ref.fitness.optimizer == SGDConfig(lr=0.01, momentum=0.0)
+    assert (ref.filters.rejection_samples, ref.filters.rejection_steps) == (100, 100)
+    assert ref.filters.rejection_lr == 0.01 and ref.filters.rejection_threshold < 1e-3
+    assert ref.meta_test.steps == 10_000
+    assert ref.meta_test.optimizer == SGDConfig(lr=0.01, momentum=0.0)
+    assert ref.model_options == {"pad_to_32": False, "init": "xavier"}
+
+
+@pytest.mark.parametrize("name", ["reference_cifar", "reference_svhn"])
+def test_reference_cifar_and_svhn_match_the_authors_config(name):
+    ref = build_config(name)
+    sgd = SGDConfig(lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    assert ref.fitness.optimizer == sgd
+    assert ref.filters.rejection_steps == 1000
+    assert ref.meta_test.steps == 150_000
+    assert ref.meta_test.optimizer == SGDConfig(
+        lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, milestones=(100_000, 135_000)
     )
-    assert (paper.gp.elitism, paper.gp.max_height, paper.gp.n_elites) == (0.05, 10, 1)
-    assert (paper.local_search.steps, paper.local_search.base_steps) == (250, 1)
-    assert (paper.local_search.meta_lr, paper.local_search.phi_init_std) == (1e-3, 1e-3)
-    assert paper.fitness.steps == 500
-    assert (paper.filters.rejection_samples, paper.filters.rejection_threshold) == (100, 0.6)
+    assert ref.data.augmentation == ("svhn_flip" if name == "reference_svhn" else None)
+
+
+def test_reference_regression_matches_the_authors_config():
+    ref = build_config("reference_regression")
+    sgd = SGDConfig(lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    assert ref.fitness.optimizer == sgd and ref.meta_test.optimizer == sgd
+    assert (ref.filters.rejection_steps, ref.meta_test.steps) == (1000, 10_000)
+    assert ref.data.val_fraction == 0.25  # 60 / 20 / 20 of the whole set
+
+
+def test_tuned_presets_keep_their_names_and_settings():
+    assert build_config("mnist_lenet5").meta_test.optimizer.momentum == 0.9
+    assert build_config("cifar").meta_test.optimizer.lr == 0.1
+    assert "paper" not in preset_names()
+    with pytest.raises(ValueError, match="reference_mnist"):
+        build_config("paper")
+
+
+def test_every_preset_builds():
+    for name in preset_names():
+        config = build_config(name)
+        assert from_dict(SearchConfig, to_dict(config)) == config
+
+
+def test_training_is_a_shorthand_for_both_optimisers():
+    config = build_config(None, ["training.lr=0.05", "training.momentum=0.8", "training.batch_size=32"])
+    for section in (config.fitness, config.meta_test):
+        assert section.optimizer.lr == 0.05 and section.optimizer.momentum == 0.8
+        assert section.batch_size == 32
+    assert "training" not in to_dict(config)
+
+
+def test_explicit_optimiser_keys_win_within_a_layer_and_later_layers_win():
+    config = build_config(None, ["training.lr=0.05", "meta_test.optimizer.lr=0.2"])
+    assert config.fitness.optimizer.lr == 0.05 and config.meta_test.optimizer.lr == 0.2
+    # The preset sets meta_test.optimizer.momentum = 0 explicitly; a later --set
+    # training.momentum overrides it, because later layers win.
+    later = build_config("reference_mnist", ["training.momentum=0.9"])
+    assert later.fitness.optimizer.momentum == 0.9 and later.meta_test.optimizer.momentum == 0.9
+    kept = build_config("reference_mnist", ["training.batch_size=64"])
+    assert kept.meta_test.optimizer.momentum == 0.0 and kept.fitness.batch_size == 64
+
+
+def test_old_run_configs_with_a_training_section_still_load():
+    data = to_dict(build_config("quick"))
+    del data["fitness"]["optimizer"], data["meta_test"]["optimizer"]
+    data["training"] = {"lr": 0.3, "momentum": 0.5, "batch_size": 16}
+    config = from_dict(SearchConfig, data)
+    assert config.fitness.optimizer.lr == 0.3 and config.meta_test.optimizer.momentum == 0.5
+    # A batch size the stored sections already held wins over the old shorthand.
+    assert config.fitness.batch_size == data["fitness"]["batch_size"]
+
+
+def test_bad_training_keys_and_optimiser_values_name_the_key():
+    with pytest.raises(ValueError, match=r"training\.lrate"):
+        build_config(None, ["training.lrate=0.1"])
+    with pytest.raises(ValueError, match=r"fitness\.optimizer: .*momentum"):
+        build_config(None, ["fitness.optimizer.momentum=1.5"])
+    with pytest.raises(ValueError, match=r"selection\.k must be >= 0"):
+        build_config(None, ["selection.k=-1"])
+    with pytest.raises(ValueError, match=r"data\.val_fraction"):
+        build_config(None, ["data.val_fraction=1.5"])
 
 
 def test_overrides_are_typed():
@@ -37,14 +114,17 @@ def test_overrides_are_typed():
             "gp.generations=5",
             "local_search.steps=50",
             "filters.rejection=false",
-            "training.milestones=[100, 200]",
+            "meta_test.optimizer.milestones=[100, 200]",
             "local_search.base_lr=0.5",
+            "selection.steps=77",
         ],
     )
     assert config.gp.population_size == 10 and config.gp.generations == 5
     assert config.local_search.steps == 50 and config.filters.rejection is False
-    assert config.training.milestones == (100, 200)
+    assert config.meta_test.optimizer.milestones == (100, 200)
     assert config.local_search.base_lr == 0.5
+    assert config.selection_steps == 77
+    assert build_config("quick").selection_steps == build_config("quick").meta_test.steps
 
 
 @pytest.mark.parametrize(
@@ -72,7 +152,7 @@ def test_unknown_key_lists_valid_keys():
 
 
 def test_dict_round_trip():
-    config = build_config("paper", ["gp.functions=[add, mul, log]"])
+    config = build_config("reference_mnist", ["gp.functions=[add, mul, log]"])
     assert config.gp.functions == ("add", "mul", "log")
     assert from_dict(SearchConfig, to_dict(config)) == config
 

@@ -17,6 +17,7 @@ TINY = (
     "gp.generations=2",
     "local_search.steps=2",
     "fitness.steps=20",
+    "filters.rejection_steps=100",
     "meta_test.steps=40",
     "training.lr=0.1",
     "cmaes.population_size=4",

@@ -159,23 +159,3 @@ def test_sgd_config_validation_and_schedule():
     for bad, fragment in bad_settings:
         with pytest.raises(ValueError, match=fragment):
             SGDConfig(**bad)
-
-
-def test_sgd_from_a_runs_training_settings_copies_every_field():
-    from evomal.runs.config import build_config
-    from evomal.training.optim import SGDConfig
-
-    training = build_config(
-        None,
-        [
-            "training.lr=0.05",
-            "training.momentum=0.8",
-            "training.nesterov=true",
-            "training.weight_decay=0.001",
-            "training.milestones=[10, 20]",
-            "training.gamma=0.5",
-        ],
-    ).training
-    sgd = SGDConfig.from_training(training)
-    assert (sgd.lr, sgd.momentum, sgd.nesterov, sgd.weight_decay) == (0.05, 0.8, True, 0.001)
-    assert (sgd.milestones, sgd.gamma) == ((10, 20), 0.5)

@@ -58,6 +58,19 @@ def map_batched(
     return [result for chunk in executor.map(batched, chunks) for result in chunk]
 
 
+def split_evenly(n: int, parts: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges that cover ``range(n)`` in at most ``parts`` near-equal chunks."""
+    parts = max(1, min(parts, n))
+    size, extra = divmod(n, parts)
+    ranges, start = [], 0
+    for p in range(parts):
+        stop = start + size + (1 if p < extra else 0)
+        if stop > start:
+            ranges.append((start, stop))
+        start = stop
+    return ranges
+
+
 class SerialExecutor:
     """Runs every job in this process, one after another."""
 

@@ -74,10 +74,18 @@ class GeneticProgramming:
         self.listener = listener or (lambda event: None)
         self.pset = PrimitiveSet(tuple(config.functions), tuple(config.terminals))
 
-    def initial_state(self, seed: int) -> GPState:
-        """A ramped half-and-half population (repaired), and the generator that made it."""
+    def initial_state(self, seed: int, seeded: Sequence[str] = ()) -> GPState:
+        """A ramped half-and-half population (repaired), and the generator that made it.
+
+        ``seeded`` expressions (for example the task loss) replace the first
+        random individuals; the random ones are drawn exactly as without them.
+        """
         rng = np.random.default_rng(seed)
         c = self.config
+        if len(seeded) > c.population_size:
+            raise ValueError(
+                f"{len(seeded)} seeded individuals do not fit a population of {c.population_size}"
+            )
         population = [
             {
                 "expression": str(
@@ -91,6 +99,8 @@ class GeneticProgramming:
             }
             for _ in range(c.population_size)
         ]
+        for i, expression in enumerate(seeded):
+            population[i] = {"expression": str(parse(expression)), "outcome": None}
         return GPState(0, population, dict(rng.bit_generator.state))
 
     def run(

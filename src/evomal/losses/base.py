@@ -2,12 +2,15 @@
 
 A learned loss is a pure loss function ``loss_fn(y_pred, y_true, weights)``
 (a compiled tree, a Taylor polynomial, an ML3 network) plus one frozen
-``nn.Parameter`` holding its weights. Subclasses say what their weights are
+``nn.Parameter`` holding its weights, and a constant ``scale`` the value is
+multiplied by (1 unless the local search normalised the loss's gradient
+scale, see :mod:`evomal.meta.scale`). Subclasses say what their weights are
 called (``phi`` for trees) and which other fields their document holds.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -25,6 +28,14 @@ class WeightedLoss(JsonLoss, nn.Module):
     weight_name: ClassVar[str] = "params"
     loss_fn: Any  # the pure function loss_fn(y_pred, y_true, weights, reduction)
     reduction: str
+    scale: float = 1.0
+
+    def set_scale(self, scale: float) -> None:
+        """Multiply the loss by ``scale`` (a positive, finite number) from now on."""
+        scale = float(scale)
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"a loss scale must be positive and finite, got {scale}")
+        self.scale = scale
 
     def _set_weights(
         self, values: Sequence[float] | Tensor | None, n_weights: int, what: str
@@ -48,7 +59,8 @@ class WeightedLoss(JsonLoss, nn.Module):
         self.reduction = reduction
 
     def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        return self.loss_fn(y_pred, y_true, self.weights, self.reduction)
+        value = self.loss_fn(y_pred, y_true, self.weights, self.reduction)
+        return value * self.scale if self.scale != 1.0 else value
 
     def document_fields(self) -> dict[str, Any]:
         """The kind-specific fields of the JSON document (besides the weights)."""
@@ -59,6 +71,8 @@ class WeightedLoss(JsonLoss, nn.Module):
         doc: dict[str, Any] = {"format": FORMAT_TAG, "version": FORMAT_VERSION, "kind": self.kind}
         doc.update(self.document_fields())
         doc[self.weight_name] = [float(v) for v in self.weights.detach().cpu().tolist()]
+        if self.scale != 1.0:
+            doc["scale"] = self.scale
         if metadata:
             doc["metadata"] = metadata
         return doc

@@ -91,6 +91,18 @@ def float_list(value: Any, name: str, source: str, length: int | None = None) ->
     return out
 
 
+def read_scale(doc: Mapping[str, Any], source: str) -> float:
+    """The optional ``scale`` field: a positive, finite number (1 when absent)."""
+    if "scale" not in doc:
+        return 1.0
+    value = doc["scale"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(source, f"field 'scale' must be a number, found {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise fail(source, f"field 'scale' must be positive and finite, found {value}")
+    return float(value)
+
+
 class JsonLoss:
     """Save/load for loss modules that define ``to_dict`` and ``from_dict``.
 

@@ -13,6 +13,7 @@ from evomal.losses.document import (
     check_header,
     fail,
     float_list,
+    read_scale,
     require_fields,
 )
 from evomal.symbolic.compile import compile_tree
@@ -50,6 +51,7 @@ class LearnedLoss(WeightedLoss):
         output_activation: str = "identity",
         reduction: str = "mean",
         trainable: bool = False,
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.tree = parse(tree) if isinstance(tree, str) else tree
@@ -59,6 +61,7 @@ class LearnedLoss(WeightedLoss):
         self.phi.requires_grad_(trainable)
         self.task = task
         self.output_activation = output_activation
+        self.set_scale(scale)
 
     # -- construction --------------------------------------------------------
 
@@ -96,6 +99,8 @@ class LearnedLoss(WeightedLoss):
         """The loss as a sympy expression in ``y`` and ``fx`` (with edge weights by default)."""
         phi = self.phi.detach().cpu().tolist() if weights else None
         expr = to_sympy(self.tree, phi, digits=digits if weights else None)
+        if weights and self.scale != 1.0:
+            expr = sympy.Float(self.scale, digits) * expr
         return sympy.simplify(expr) if simplify else expr
 
     def latex(self, weights: bool = True, digits: int = 4) -> str:
@@ -104,10 +109,12 @@ class LearnedLoss(WeightedLoss):
 
     def __str__(self) -> str:
         weights = ", ".join(f"{w:.4g}" for w in self.phi.detach().cpu().tolist())
+        scale = f"  scale:   {self.scale:.4g}\n" if self.scale != 1.0 else ""
         return (
             f"LearnedLoss({self.task}, output={self.output_activation})\n"
             f"  tree:    {self.expression}\n"
             f"  phi:     [{weights}]\n"
+            f"{scale}"
             f"  formula: {self.to_sympy()}"
         )
 
@@ -140,7 +147,7 @@ class LearnedLoss(WeightedLoss):
                 "task": str,
                 "output_activation": str,
             },
-            {"eps": (int, float), "metadata": dict},
+            {"eps": (int, float), "metadata": dict, "scale": (int, float)},
             source,
         )
         check_header(doc, "symbolic", source)
@@ -156,6 +163,13 @@ class LearnedLoss(WeightedLoss):
                 f"evomal uses eps={EPS}; the loss would not be the same function",
             )
         try:
-            return cls(tree, phi, doc["task"], doc["output_activation"])
+            loss = cls(tree, phi, doc["task"], doc["output_activation"])
         except ValueError as exc:
             raise fail(source, str(exc)) from None
+        loss.set_scale(read_scale(doc, source))
+        return loss
+
+
+def task_loss_tree(kind: str) -> LearnedLoss:
+    """The task loss of ``kind`` as a tree: cross-entropy (classification) or squared error."""
+    return LearnedLoss.cross_entropy() if kind == "classification" else LearnedLoss.mse()

@@ -31,6 +31,7 @@ from evomal.losses.document import (
     check_header,
     fail,
     float_list,
+    read_scale,
     require_fields,
 )
 from evomal.symbolic.transforms import TASK_KINDS, check_choice, reduce_output, task_inputs
@@ -127,7 +128,7 @@ class NeuralLoss(WeightedLoss):
             doc,
             {"format": str, "version": int, "kind": str, "hidden": list, "task": str,
              "params": list},
-            {"metadata": dict},
+            {"metadata": dict, "scale": (int, float)},
             source,
         )  # fmt: skip
         check_header(doc, cls.kind, source)
@@ -139,6 +140,8 @@ class NeuralLoss(WeightedLoss):
             raise fail(source, "field 'hidden' must list 1 to 16 layer sizes between 1 and 4096")
         params = float_list(doc["params"], "params", source, n_parameters(hidden))
         try:
-            return cls(params, doc["task"], hidden)
+            loss = cls(params, doc["task"], hidden)
         except ValueError as exc:
             raise fail(source, str(exc)) from None
+        loss.set_scale(read_scale(doc, source))
+        return loss

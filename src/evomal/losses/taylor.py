@@ -27,6 +27,7 @@ from evomal.losses.document import (
     check_header,
     fail,
     float_list,
+    read_scale,
     require_fields,
 )
 from evomal.symbolic.transforms import (
@@ -146,7 +147,7 @@ class TaylorLoss(WeightedLoss):
                 "task": str,
                 "output_activation": str,
             },
-            {"metadata": dict},
+            {"metadata": dict, "scale": (int, float)},
             source,
         )
         check_header(doc, "taylor", source)
@@ -154,6 +155,8 @@ class TaylorLoss(WeightedLoss):
             raise fail(source, f"Taylor order {doc['order']} is outside 1..6")
         params = float_list(doc["params"], "params", source, n_parameters(doc["order"]))
         try:
-            return cls(params, doc["task"], doc["order"], doc["output_activation"])
+            loss = cls(params, doc["task"], doc["order"], doc["output_activation"])
         except ValueError as exc:
             raise fail(source, str(exc)) from None
+        loss.set_scale(read_scale(doc, source))
+        return loss

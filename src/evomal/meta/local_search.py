@@ -4,8 +4,12 @@ Each of the ``S_meta`` meta steps, for every training task:
 
 1. reset the base model to a fresh initialisation drawn from the run's seeded
    stream (the authors' code resets every step);
-2. take ``S_base`` differentiable SGD steps on the learned loss
-   ``M_phi(y, f_theta(x))``;
+2. take ``S_base`` differentiable steps of the base optimiser on the learned
+   loss ``M_phi(y, f_theta(x))``: the optimiser fitness trains with, momentum,
+   Nesterov and weight decay included (:class:`~evomal.meta.unrolled_sgd.UnrolledSGD`),
+   or a plain ``p - lr * g`` when ``local_search.unroll_optimizer`` is off;
+   optionally the loss is first multiplied by its scale-normalising factor
+   (:mod:`evomal.meta.scale`);
 3. compute the task loss (cross-entropy / MSE) of the updated model on a
    fresh batch;
 
@@ -27,24 +31,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from evomal.gp.filters import ParametricLoss
 from evomal.meta.base_learner import BaseLearner, State
+from evomal.meta.scale import ScaleNormaliser
+from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.training.loop import TrainBatches
 from evomal.training.metrics import task_loss
-
-
-class ParametricLoss(Protocol):
-    """A loss with explicit parameters: a compiled tree, an ML3 network, a Taylor polynomial."""
-
-    def __call__(
-        self, y_pred: Tensor, y_true: Tensor, phi: Tensor, reduction: str = "mean"
-    ) -> Tensor: ...
-
 
 #: Meta steps between finiteness checks (each check is one host sync).
 CHECK_EVERY = 25
@@ -52,12 +49,17 @@ CHECK_EVERY = 25
 
 @dataclass(frozen=True)
 class LocalSearchResult:
-    """The optimised weights and the summed task loss at each meta step."""
+    """The optimised weights, the summed task loss at each meta step, and the loss scale.
+
+    ``scale`` is the factor the loss is multiplied by when scale
+    normalisation is on (1 otherwise).
+    """
 
     phi: Tensor
     meta_losses: list[float]
     diverged: bool
     reason: str | None = None
+    scale: float = 1.0
 
 
 def initial_phi(n_edges: int, std: float, seed: int) -> Tensor:
@@ -80,15 +82,22 @@ def unrolled_task_loss(
     buffers: State,
     inner_batches: Sequence[tuple[Tensor, Tensor]],
     outer_batch: tuple[Tensor, Tensor],
-    base_lr: float,
+    optimizer: UnrolledSGD,
+    factor: Tensor | None = None,
 ) -> Tensor:
-    """Task loss after one SGD step per inner batch on the learned loss, as a function of phi."""
+    """Task loss after one optimiser step per inner batch on the learned loss, a function of phi.
+
+    ``factor`` (a function of phi itself) multiplies the learned loss.
+    """
 
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    momentum: State | None = None
     for x, y in inner_batches:
         value = loss(learner.forward(params, buffers, x), y, phi)
+        if factor is not None:
+            value = value * factor
         grads = torch.autograd.grad(value, list(params.values()), create_graph=True)
-        params = {k: p - base_lr * g for (k, p), g in zip(params.items(), grads, strict=True)}
+        params, momentum = optimizer.step(params, list(grads), momentum)
     x, y = outer_batch
     return task_loss(learner.task.kind, learner.forward(params, buffers, x), y)
 
@@ -100,15 +109,20 @@ def optimise_phi(
     *,
     steps: int,
     base_steps: int,
-    base_lr: float,
+    optimizer: UnrolledSGD,
     meta_lr: float,
     batch_size: int,
     run_seed: int,
+    normaliser: ScaleNormaliser | None = None,
 ) -> LocalSearchResult:
-    """Algorithm 1: ``steps`` Adam updates of phi through ``base_steps`` unrolled SGD steps."""
+    """Algorithm 1: ``steps`` Adam updates of phi through ``base_steps`` unrolled optimiser steps.
+
+    With a ``normaliser`` the learned loss is scale-normalised inside every
+    unrolled step, and the result carries the final factor as its scale.
+    """
     phi = phi0.detach().clone().to(learners[0].task.device)
     if steps == 0 or phi.numel() == 0:
-        return LocalSearchResult(phi, [], False)
+        return LocalSearchResult(phi, [], False, scale=_final_scale(normaliser, loss, phi))
     phi.requires_grad_(True)
     optimiser = torch.optim.Adam([phi], lr=meta_lr)
     seeds = meta_step_seeds(run_seed, steps)
@@ -118,11 +132,12 @@ def optimise_phi(
 
     def total_task_loss(phi_: Tensor, states: list[tuple[State, State]], data: list) -> Tensor:
         total = torch.zeros((), device=phi_.device)
+        factor = normaliser.factor(loss, phi_) if normaliser is not None else None
         for j, learner in enumerate(learners):
             params, buffers = states[j]
             inner, outer = data[j]
             total = total + unrolled_task_loss(
-                phi_, loss, learner, params, buffers, inner, outer, base_lr
+                phi_, loss, learner, params, buffers, inner, outer, optimizer, factor
             )
         return total
 
@@ -142,4 +157,14 @@ def optimise_phi(
                 bad = next((i for i, v in enumerate(history) if not np.isfinite(v)), step)
                 reason = f"non-finite meta loss or phi by meta step {bad}"
                 return LocalSearchResult(phi.detach(), history, True, reason)
-    return LocalSearchResult(phi.detach(), meta_losses.tolist(), False)
+    final = phi.detach()
+    return LocalSearchResult(
+        final, meta_losses.tolist(), False, scale=_final_scale(normaliser, loss, final)
+    )
+
+
+def _final_scale(normaliser: ScaleNormaliser | None, loss: ParametricLoss, phi: Tensor) -> float:
+    """The loss scale to hand back with ``phi``: its normalising factor, or 1."""
+    if normaliser is None:
+        return 1.0
+    return float(normaliser.factor(loss, phi.detach(), create_graph=False))

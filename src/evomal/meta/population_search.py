@@ -22,8 +22,11 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, vmap
 
+from evomal.gp.filters import ParametricLoss
 from evomal.meta.base_learner import BaseLearner
-from evomal.meta.local_search import CHECK_EVERY, LocalSearchResult, ParametricLoss, meta_step_seeds
+from evomal.meta.local_search import CHECK_EVERY, LocalSearchResult, meta_step_seeds
+from evomal.meta.scale import ScaleNormaliser
+from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.training.loop import TrainBatches
 from evomal.training.metrics import stacked_task_loss
@@ -50,17 +53,25 @@ def optimise_phi_population(
     *,
     steps: int,
     base_steps: int,
-    base_lr: float,
+    optimizer: UnrolledSGD,
     meta_lr: float,
     batch_size: int,
     run_seed: int,
+    normaliser: ScaleNormaliser | None = None,
 ) -> list[LocalSearchResult]:
-    """:func:`optimise_phi` for K candidates in one pass per meta step."""
+    """:func:`optimise_phi` for K candidates in one pass per meta step.
+
+    The K momentum buffers are stacked like the parameters, so the unrolled
+    optimiser acts on every slice exactly as it would on one model.
+    """
     k_count = len(losses)
     device = learners[0].task.device
     phis = [p.detach().clone().to(device).requires_grad_(True) for p in phi0s]
     if steps == 0 or k_count == 0:
-        return [LocalSearchResult(p.detach(), [], False) for p in phis]
+        return [
+            LocalSearchResult(p.detach(), [], False, scale=_scale(normaliser, loss, p))
+            for loss, p in zip(losses, phis, strict=True)
+        ]
     trainable = [p for p in phis if p.numel() > 0]
     optimiser = torch.optim.Adam(trainable, lr=meta_lr) if trainable else None
     seeds = meta_step_seeds(run_seed, steps)
@@ -80,6 +91,11 @@ def optimise_phi_population(
     failed: list[str | None] = [None] * k_count
     for step in range(steps):
         total = torch.zeros(k_count, device=device)
+        factors = None
+        if normaliser is not None:
+            factors = torch.stack(
+                [normaliser.factor(loss, phi) for loss, phi in zip(losses, phis, strict=True)]
+            )
         for j, learner in enumerate(learners):
             params0, buffers0 = learner.initial_state(seeds[step] + j)
             params = {
@@ -89,14 +105,15 @@ def optimise_phi_population(
             buffers = {n: v.expand(k_count, *v.shape).clone() for n, v in buffers0.items()}
             inner = [streams[j].next() for _ in range(base_steps)]
             outer = streams[j].next()
+            momentum: dict[str, Tensor] | None = None
             for x, y in inner:
                 values = _stacked_learned_loss(
                     losses, learner.task.kind, forwards[j](params, buffers, x), y, phis
                 )
+                if factors is not None:
+                    values = values * factors
                 grads = torch.autograd.grad(values.sum(), list(params.values()), create_graph=True)
-                params = {
-                    n: p - base_lr * g for (n, p), g in zip(params.items(), grads, strict=True)
-                }
+                params, momentum = optimizer.step(params, list(grads), momentum)
             x, y = outer
             total = total + stacked_task_loss(learner.task.kind, forwards[j](params, buffers, x), y)
         if optimiser is not None:
@@ -112,9 +129,21 @@ def optimise_phi_population(
     done = step + 1
     rows = history[:done].t().tolist()
     return [
-        LocalSearchResult(phis[k].detach(), rows[k], failed[k] is not None, failed[k])
+        LocalSearchResult(
+            phis[k].detach(),
+            rows[k],
+            failed[k] is not None,
+            failed[k],
+            _scale(normaliser, losses[k], phis[k]) if failed[k] is None else 1.0,
+        )
         for k in range(k_count)
     ]
+
+
+def _scale(normaliser: ScaleNormaliser | None, loss: ParametricLoss, phi: Tensor) -> float:
+    if normaliser is None:
+        return 1.0
+    return float(normaliser.factor(loss, phi.detach(), create_graph=False))
 
 
 def _check(failed: list[str | None], history: Tensor, step: int, phis: Sequence[Tensor]) -> None:

@@ -16,9 +16,11 @@ from typing import Any
 
 from torch import nn
 
-from evomal.events import Event, GenerationEvent, Listener
+from evomal.events import Event, FinalistEvent, GenerationEvent, Listener
 from evomal.execution.base import Executor
+from evomal.losses.learned import task_loss_tree
 from evomal.methods.context import ContextSpec
+from evomal.methods.selection import Candidate
 from evomal.runs.config import SearchConfig
 from evomal.runs.store import RunStore
 from evomal.tasks.task import Task
@@ -28,9 +30,15 @@ from evomal.tasks.task import Task
 class SearchResult:
     """The outcome of a search.
 
-    ``best`` is the loss with the best fitness (``None`` when no candidate
-    passed the filters; then ``fallback`` holds the rejected candidate with
-    the best rejection score, if any was finite, and ``message`` says so).
+    ``best`` is the loss the search hands back: after the selection stage,
+    the finalist with the best validation metric under full training
+    (``selection`` lists every finalist); without it, the candidate with the
+    best search fitness. It is the task loss itself (``task_loss`` true, and
+    ``message`` says why) when no learned loss beat it on validation or when
+    no candidate passed the filters: a rejected loss is never returned.
+    ``best_fitness`` is the search's best short-horizon fitness, a search
+    signal rather than a result. ``candidates`` are the method's scored
+    losses, best first, from which the finalists are drawn.
     """
 
     method: str
@@ -40,9 +48,11 @@ class SearchResult:
     history: list[dict[str, Any]]
     run_dir: Path | None
     message: str
-    fallback: nn.Module | None = None
     verdicts: dict[str, int] = field(default_factory=dict)
     finished: bool = True
+    task_loss: bool = False
+    selection: list[dict[str, Any]] | None = None
+    candidates: list[Candidate] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, Any]:
         best_doc = self.best.to_dict() if self.best is not None else None  # type: ignore[operator]
@@ -50,10 +60,12 @@ class SearchResult:
             "method": self.method,
             "best_expression": getattr(self.best, "expression", None),
             "best_loss": best_doc,
+            "task_loss": self.task_loss,
             "best_fitness": self.best_fitness,
             "message": self.message,
             "verdicts": self.verdicts,
             "generations": len(self.history),
+            "selection": self.selection,
         }
 
 
@@ -72,6 +84,7 @@ class MethodRun:
     max_generations: int | None = None
     _last_best: Any = None
     _started: bool = False
+    _last_checkpoint: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -81,6 +94,8 @@ class MethodRun:
         self, event: Event, best_loss: Callable[[dict[str, Any]], nn.Module] | None = None
     ) -> None:
         """Pass an event to the store and the listener; keep ``best_loss.json`` current."""
+        if isinstance(event, (GenerationEvent, FinalistEvent)):
+            self._last_checkpoint = event.checkpoint
         if self.store is not None:
             self.store(event)
         if self.listener is not None:
@@ -119,10 +134,52 @@ class MethodRun:
             return configured
         return auto_batch_size(self.model, self.config)
 
+    @property
+    def last_checkpoint(self) -> dict[str, Any]:
+        """The payload of the last checkpoint written (or resumed from)."""
+        if self._last_checkpoint is not None:
+            return self._last_checkpoint
+        return dict(self.resume_from or {})
+
     def finish(self, result: SearchResult) -> SearchResult:
-        if self.store is not None and result.finished:
+        """Select the final loss (unless turned off), save it and the result; return it.
+
+        A finished search goes through the selection stage
+        (:mod:`evomal.methods.selection`) when ``selection.k > 0`` and the
+        method learned something (every method but the baseline). Without
+        it, a search that found no loss returns the task loss.
+        """
+        if not result.finished:
+            return result
+        if self.method != "baseline" and self.config.selection.k > 0:
+            self._select(result)
+        elif result.best is None:
+            result.best, result.task_loss = task_loss_tree(self.kind), True
+            result.message += f"; returning the task loss {result.best.expression}"
+        if self.store is not None:
+            metadata = {
+                "method": self.method,
+                "task": self.task.name,
+                "model": self.model,
+                "task_loss": result.task_loss,
+                "search_fitness": result.best_fitness,
+            }
+            if result.best is not None:
+                self.store.save_best(result.best, metadata)
             self.store.save_result(result.summary())
         return result
+
+    def _select(self, result: SearchResult) -> None:
+        from evomal.methods.selection import run_selection
+
+        outcome = run_selection(self, result.candidates)
+        name = "cross-entropy" if self.kind == "classification" else "MSE"
+        found_none = result.best is None
+        result.best = outcome.best_loss()
+        result.task_loss = outcome.task_loss_won
+        result.selection = outcome.records
+        message = outcome.message(name)
+        result.message = f"{result.message}; {message}" if found_none else message
 
     @property
     def run_dir(self) -> Path | None:

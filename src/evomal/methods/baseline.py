@@ -41,6 +41,14 @@ def run_baseline(run: MethodRun) -> SearchResult:
     message = f"baseline {loss.expression}: fitness {fit.fitness}"
     return run.finish(
         SearchResult(
-            run.method, loss, fit.fitness, best, [summary], run.run_dir, message, None, {verdict: 1}
+            run.method,
+            loss,
+            fit.fitness,
+            best,
+            [summary],
+            run.run_dir,
+            message,
+            {verdict: 1},
+            task_loss=True,
         )
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cma
@@ -27,6 +27,7 @@ import numpy as np
 from evomal.events import EVALUATED, FAILED, CandidateEvent, GenerationEvent, Outcome
 from evomal.execution.base import map_batched
 from evomal.methods.base import MethodRun
+from evomal.methods.selection import Candidate
 from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness, fitness_batch, stable_seed
 
 
@@ -37,6 +38,22 @@ class CMAResult:
     history: list[dict[str, Any]]
     verdicts: dict[str, int]
     finished: bool
+    scored: list[tuple[list[float], float]] = field(default_factory=list)
+
+    def candidates(
+        self, document: Callable[[np.ndarray], dict[str, Any]], label: Callable[[np.ndarray], str]
+    ) -> list[Candidate]:
+        """Every parameter vector scored with a finite fitness, as candidates, best first.
+
+        Vectors equal to 6 significant digits share a key (they are the same loss).
+        """
+        found: dict[str, Candidate] = {}
+        for x, value in sorted(self.scored, key=lambda pair: pair[1]):
+            key = "cma:" + ",".join(f"{v:.6g}" for v in x)
+            if key not in found:
+                vector = np.asarray(x)
+                found[key] = Candidate(label(vector), document(vector), value, key)
+        return list(found.values())
 
 
 def make_strategy(
@@ -92,6 +109,7 @@ def cma_search(
     verdicts: dict[str, int] = {}
     best_x: list[float] | None = None
     best_f: float | None = None
+    scored_pairs: list[tuple[list[float], float]] = []
     worst = -math.inf
     ran = 0
 
@@ -108,7 +126,7 @@ def cma_search(
             replayed = True
         else:
             if run.max_generations is not None and ran >= run.max_generations:
-                return CMAResult(best_x, best_f, history, verdicts, finished=False)
+                return CMAResult(best_x, best_f, history, verdicts, False, scored_pairs)
             scored: list[FitnessOutcome] = map_batched(
                 run.executor,
                 fitness,
@@ -126,6 +144,8 @@ def cma_search(
         for i, (x, value) in enumerate(zip(solutions, values, strict=True)):
             verdict = EVALUATED if value is not None else FAILED
             verdicts[verdict] = verdicts.get(verdict, 0) + 1
+            if value is not None and math.isfinite(value):
+                scored_pairs.append(([float(v) for v in x], value))
             if value is not None and (best_f is None or value < best_f):
                 best_x, best_f = [float(v) for v in x], value
             if not replayed:
@@ -156,7 +176,7 @@ def cma_search(
             )
             if run.resume_from is not None:
                 run.resume_from = payload
-    return CMAResult(best_x, best_f, history, verdicts, finished=True)
+    return CMAResult(best_x, best_f, history, verdicts, True, scored_pairs)
 
 
 def _best_loss(document: Callable[[np.ndarray], dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:

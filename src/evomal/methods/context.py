@@ -15,6 +15,8 @@ import torch
 
 from evomal.gp.filters import ScreeningProbe, make_probe
 from evomal.meta.base_learner import BaseLearner
+from evomal.meta.scale import ScaleNormaliser
+from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.runs.config import SearchConfig
 from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
@@ -49,6 +51,7 @@ class EvaluationContext:
         self.tasks = tuple(t.to(target) if t.device != target else t for t in spec.tasks)
         self.learners = [BaseLearner(t, spec.model, dict(spec.model_options)) for t in self.tasks]
         self._probes: list[ScreeningProbe] | None = None
+        self._normaliser: ScaleNormaliser | None = None
 
     @property
     def probes(self) -> list[ScreeningProbe]:
@@ -74,12 +77,30 @@ class EvaluationContext:
 
     @property
     def sgd(self) -> SGDConfig:
-        return SGDConfig.from_training(self.config.training)
+        """The optimiser fitness trains with."""
+        return self.config.fitness.optimizer
 
     @property
     def base_lr(self) -> float:
+        """The learning rate of the local search's unrolled steps."""
         ls = self.config.local_search
-        return ls.base_lr if ls.base_lr is not None else self.config.training.lr
+        return ls.base_lr if ls.base_lr is not None else self.config.fitness.optimizer.lr
+
+    @property
+    def unrolled_optimizer(self) -> UnrolledSGD:
+        """The update rule the local search differentiates through."""
+        if self.config.local_search.unroll_optimizer:
+            return UnrolledSGD.from_config(self.config.fitness.optimizer, self.base_lr)
+        return UnrolledSGD.plain(self.base_lr)
+
+    @property
+    def normaliser(self) -> ScaleNormaliser | None:
+        """The scale normaliser on this context's probes, when ``normalise_scale`` is on."""
+        if not self.config.local_search.normalise_scale:
+            return None
+        if self._normaliser is None:
+            self._normaliser = ScaleNormaliser(self.probes)
+        return self._normaliser
 
 
 class _EvalTransform(torch.nn.Module):

@@ -6,13 +6,19 @@ is plain data (checkpointed with the run):
 * the equivalence cache: equivalence key -> outcome (including rejections);
 * the gradient-equivalence cache: gradient signature -> fitness.
 
-A batch is scored in three stages so that results never depend on which
-worker finished first:
+A batch is scored in stages so that results never depend on which worker
+finished first:
 
-A. (parallel) finiteness check, screening and local search of every new,
-   distinct candidate;
-B. (in candidate order, here) rejection verdicts and gradient-equivalence
-   look-ups against all earlier candidates, this batch's included;
+A. (parallel, one chunk per worker) every new, distinct candidate is
+   compiled, given its initial phi and checked for finiteness; with
+   ``filters.screening`` ``before`` or ``both`` the rejection protocol runs
+   here, stacked over the chunk;
+L. (parallel, population-batched) the local search of the survivors;
+S. (parallel, one chunk per worker) the rejection protocol with the tuned
+   phi (``after``, the paper's order, or ``both``) and the gradient
+   signatures;
+B. (in candidate order, here) gradient-equivalence look-ups against all
+   earlier candidates, this batch's included;
 C. (parallel) partial-training fitness of the candidates still unresolved.
 
 Duplicates within a batch and reuses of earlier results are resolved after
@@ -34,17 +40,21 @@ from evomal.events import (
     REJECTED,
     Outcome,
 )
-from evomal.execution.base import Executor, map_batched
+from evomal.execution.base import Executor, map_batched, split_evenly
+from evomal.gp.filters import rejection_reason
 from evomal.losses.learned import LearnedLoss
 from evomal.methods.stages import (
     FitnessJob,
     FitnessOutcome,
     ScreenJob,
     ScreenOutcome,
+    SearchJob,
+    SearchOutcome,
     fitness,
     fitness_batch,
-    screen_and_optimise,
-    screen_and_optimise_batch,
+    optimise,
+    optimise_batch,
+    screen,
 )
 from evomal.runs.config import FilterConfig
 from evomal.symbolic.equivalence import equivalence_key
@@ -61,8 +71,10 @@ class CandidateEvaluator:
         executor: Executor,
         output_activation: str = "identity",
         batch_size: int = 1,
+        search_weights: bool = True,
     ) -> None:
         self.filters = filters
+        self.search_weights = search_weights
         self.domain = kind
         self.batch_size = batch_size
         self.output_activation = output_activation
@@ -102,54 +114,92 @@ class CandidateEvaluator:
                 first_of_key.setdefault(key, i)
                 fresh.append(i)
 
-        # Stage A: screening and local search, in parallel.
-        screened: list[ScreenOutcome] = map_batched(
-            self.executor,
-            screen_and_optimise,
-            screen_and_optimise_batch,
-            [ScreenJob(expressions[i]) for i in fresh],
-            self.batch_size,
-        )
-        # Stage B: verdicts and gradient equivalence, in candidate order.
-        needs_fitness: list[int] = []
-        pending_signature: dict[str, int] = {}
-        waiting_on: dict[int, int] = {}
-        for i, result in zip(fresh, screened, strict=True):
-            base = Outcome(
+        filters = self.filters
+        before = filters.rejection and filters.screening in ("before", "both")
+        after = filters.rejection and filters.screening in ("after", "both")
+        # Stage A: prepare every fresh candidate (and screen it first, if asked).
+        prepared = self._screen([expressions[i] for i in fresh], None, None, before, False)
+        alive: list[int] = []
+        for i, result in zip(fresh, prepared, strict=True):
+            out = Outcome(
                 expressions[i],
                 keys[i],
                 result.phi,
                 None,
                 EVALUATED,
                 score=result.score,
-                signature=result.signature,
-                seconds=dict(result.seconds),
+                late_rise=result.late_rise,
+                seconds={"screen": result.seconds, "local_search": 0.0},
             )
+            outcomes[i] = out
             if result.failed is not None:
-                base.verdict, base.reason = FAILED, result.failed
-            elif result.rejected:
-                base.verdict = REJECTED
-                base.reason = (
-                    f"rejection score {result.score:.3g} below threshold "
-                    f"{self.filters.rejection_threshold}"
-                )
-            elif (
-                self.filters.gradient_equivalence
-                and result.signature is not None
-                and (
-                    result.signature in self.gradient_cache or result.signature in pending_signature
-                )
-            ):
-                base.verdict = GRADIENT_EQUIVALENT
-                if result.signature in self.gradient_cache:
-                    base.fitness = self.gradient_cache[result.signature]
+                out.verdict, out.reason = FAILED, result.failed
+            elif not self._passes(out):
+                continue
+            else:
+                alive.append(i)
+        # Stage L: the local search of the survivors.
+        if self.search_weights and alive:
+            searched: list[SearchOutcome] = map_batched(
+                self.executor,
+                optimise,
+                optimise_batch,
+                [SearchJob(expressions[i], tuple(self._out(outcomes, i).phi)) for i in alive],
+                self.batch_size,
+            )
+            still = []
+            for i, found in zip(alive, searched, strict=True):
+                out = self._out(outcomes, i)
+                out.phi, out.scale = found.phi, found.scale
+                out.seconds["local_search"] = found.seconds
+                if found.failed is not None:
+                    out.verdict, out.reason = FAILED, found.failed
                 else:
-                    waiting_on[i] = pending_signature[result.signature]
+                    still.append(i)
+            alive = still
+        # Stage S: the screen with the tuned weights, and the gradient signatures.
+        if alive and (after or filters.gradient_equivalence):
+            final = self._screen(
+                [expressions[i] for i in alive],
+                [tuple(self._out(outcomes, i).phi) for i in alive],
+                [self._out(outcomes, i).scale for i in alive],
+                after,
+                filters.gradient_equivalence,
+            )
+            still = []
+            for i, result in zip(alive, final, strict=True):
+                out = self._out(outcomes, i)
+                out.seconds["screen"] += result.seconds
+                out.signature = result.signature
+                if after:
+                    out.score, out.late_rise = result.score, result.late_rise
+                if result.failed is not None:
+                    out.verdict, out.reason = FAILED, result.failed
+                elif not after or self._passes(out):
+                    still.append(i)
+            alive = still
+
+        # Stage B: gradient equivalence, in candidate order.
+        needs_fitness: list[int] = []
+        pending_signature: dict[str, int] = {}
+        waiting_on: dict[int, int] = {}
+        for i in alive:
+            out = self._out(outcomes, i)
+            signature = out.signature
+            if (
+                filters.gradient_equivalence
+                and signature is not None
+                and (signature in self.gradient_cache or signature in pending_signature)
+            ):
+                out.verdict = GRADIENT_EQUIVALENT
+                if signature in self.gradient_cache:
+                    out.fitness = self.gradient_cache[signature]
+                else:
+                    waiting_on[i] = pending_signature[signature]
             else:
                 needs_fitness.append(i)
-                if self.filters.gradient_equivalence and result.signature is not None:
-                    pending_signature[result.signature] = i
-            outcomes[i] = base
+                if filters.gradient_equivalence and signature is not None:
+                    pending_signature[signature] = i
 
         # Stage C: partial training, in parallel.
         scored: list[FitnessOutcome] = map_batched(
@@ -160,8 +210,7 @@ class CandidateEvaluator:
             self.batch_size,
         )
         for i, scored_one in zip(needs_fitness, scored, strict=True):
-            out = outcomes[i]
-            assert out is not None
+            out = self._out(outcomes, i)
             out.seconds["fitness"] = scored_one.seconds
             if scored_one.failed is not None:
                 out.verdict, out.reason = FAILED, scored_one.failed
@@ -169,12 +218,10 @@ class CandidateEvaluator:
                 out.fitness = scored_one.fitness
         # Resolve gradient-equivalent candidates of this batch, then caches, then duplicates.
         for i, source_index in waiting_on.items():
-            out, src = outcomes[i], outcomes[source_index]
-            assert out is not None and src is not None
+            out, src = self._out(outcomes, i), self._out(outcomes, source_index)
             out.fitness, out.reused_from = src.fitness, src.expression
         for i in fresh:
-            out = outcomes[i]
-            assert out is not None
+            out = self._out(outcomes, i)
             if out.verdict == EVALUATED and out.signature is not None:
                 self.gradient_cache.setdefault(out.signature, out.fitness)
             if self.filters.equivalence_cache:
@@ -186,9 +233,62 @@ class CandidateEvaluator:
                 outcomes[i] = self._reuse(source, expressions[i], key, CACHED)
         return [o for o in outcomes if o is not None]
 
+    def _screen(
+        self,
+        expressions: list[str],
+        phis: list[tuple[float, ...]] | None,
+        scales: list[float] | None,
+        reject: bool,
+        signatures: bool,
+    ) -> list[ScreenOutcome]:
+        """Screen candidates in one chunk per worker; outcomes in candidate order."""
+        if not expressions:
+            return []
+        chunks = split_evenly(len(expressions), self.executor.workers)
+        jobs = [
+            ScreenJob(
+                tuple(expressions[a:b]),
+                None if phis is None else tuple(phis[a:b]),
+                None if scales is None else tuple(scales[a:b]),
+                reject,
+                signatures,
+            )
+            for a, b in chunks
+        ]
+        return [outcome for chunk in self.executor.map(screen, jobs) for outcome in chunk]
+
+    def _passes(self, out: Outcome) -> bool:
+        """Apply the rejection verdict to ``out`` (which holds its score); True if it passes."""
+        if out.score is None:
+            return True
+        f = self.filters
+        reason = rejection_reason(
+            out.score,
+            out.late_rise or 0.0,
+            f.rejection_threshold,
+            f.reject_late_rise,
+            f.late_rise_tolerance,
+        )
+        if reason is None:
+            return True
+        out.verdict, out.reason = REJECTED, reason
+        return False
+
+    @staticmethod
+    def _out(outcomes: list[Outcome | None], i: int) -> Outcome:
+        out = outcomes[i]
+        assert out is not None
+        return out
+
     def _document(self, outcome: Outcome | None) -> dict[str, Any]:
         assert outcome is not None
-        loss = LearnedLoss(outcome.expression, outcome.phi, self.domain, self.output_activation)
+        loss = LearnedLoss(
+            outcome.expression,
+            outcome.phi,
+            self.domain,
+            self.output_activation,
+            scale=outcome.scale,
+        )
         return loss.to_dict()
 
     @staticmethod

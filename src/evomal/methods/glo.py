@@ -54,10 +54,13 @@ def run_glo(run: MethodRun) -> SearchResult:
             history,
             run.run_dir,
             "stopped during the CMA-ES stage",
-            None,
             verdicts,
             finished=False,
         )
+    candidates = structure.candidates + result.candidates(
+        lambda x: loss_of(x).to_dict(), lambda x: f"{tree.expression} (CMA-ES weights)"
+    )
+    candidates.sort(key=lambda c: c.fitness)
     stage1 = structure.best_fitness if structure.best_fitness is not None else float("inf")
     fitness: float | None
     if (
@@ -73,13 +76,16 @@ def run_glo(run: MethodRun) -> SearchResult:
             f"best fitness {fitness:.4g} (CMA-ES did not improve the GP tree {tree.expression})"
         )
     outcome = {"fitness": fitness, "phi": best.phi.detach().tolist(), "expression": best.expression}
-    if run.store is not None:  # the CMA-ES stage kept its own best; the final choice wins
-        run.store.save_best(
-            best,
-            {"method": run.method, "fitness": fitness, "task": run.task.name, "model": run.model},
-        )
     return run.finish(
         SearchResult(
-            run.method, best, fitness, outcome, history, run.run_dir, message, None, verdicts
+            run.method,
+            best,
+            fitness,
+            outcome,
+            history,
+            run.run_dir,
+            message,
+            verdicts,
+            candidates=candidates,
         )
     )

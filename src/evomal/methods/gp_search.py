@@ -11,18 +11,19 @@ from typing import Any
 
 from torch import nn
 
-from evomal.events import REJECTED, GenerationEvent, Outcome
+from evomal.events import CACHED, EVALUATED, GenerationEvent, Outcome
 from evomal.gp.loop import GeneticProgramming, GPState
-from evomal.losses.learned import LearnedLoss
+from evomal.losses.learned import LearnedLoss, task_loss_tree
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.evaluator import CandidateEvaluator
+from evomal.methods.selection import Candidate
 from evomal.runs.config import replace_config
 
 
 def loss_from_outcome(outcome: dict[str, Any], kind: str, output_activation: str) -> LearnedLoss:
     """The :class:`LearnedLoss` an outcome describes (the source tree for a cache hit)."""
     out = Outcome.from_dict(outcome)
-    return LearnedLoss(out.loss_expression(), out.phi, kind, output_activation)
+    return LearnedLoss(out.loss_expression(), out.phi, kind, output_activation, scale=out.scale)
 
 
 def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, int]]:
@@ -31,7 +32,12 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
     activation = config.gp.output_activation
     run.start_executor()
     evaluator = CandidateEvaluator(
-        config.filters, run.kind, run.executor, activation, batch_size=run.batch_size
+        config.filters,
+        run.kind,
+        run.executor,
+        activation,
+        batch_size=run.batch_size,
+        search_weights=config.local_search.enabled and config.local_search.steps > 0,
     )
 
     def best_loss(best: dict[str, Any]) -> nn.Module:
@@ -45,7 +51,8 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
     gp = GeneticProgramming(config.gp, evaluator.evaluate, on_event)
     saved = (run.resume_from or {}).get(payload_key)
     if saved is None:
-        state = gp.initial_state(config.seed)
+        seeded = [task_loss_tree(run.kind).expression] if config.gp.seed_task_loss else []
+        state = gp.initial_state(config.seed, seeded)
     else:
         state = GPState.from_dict(saved)
         evaluator.load_state_dict(state.evaluator_state)
@@ -58,9 +65,35 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
     return state, verdicts
 
 
+def gp_candidates(state: GPState, kind: str, activation: str) -> list[Candidate]:
+    """Every distinct loss the GP scored itself, best first.
+
+    Drawn from the equivalence cache (every distinct function evaluated in
+    the run), the final population and the best individual. Only losses with
+    a fitness of their own count: rejected, failed and gradient-equivalent
+    candidates (which borrow another's fitness) are left out.
+    """
+    outcomes = list(state.evaluator_state.get("equivalence_cache", {}).values())
+    outcomes += [ind["outcome"] for ind in state.population if ind["outcome"]]
+    if state.best is not None:
+        outcomes.append(state.best)
+    found: dict[str, Candidate] = {}
+    for data in outcomes:
+        out = Outcome.from_dict(data)
+        if out.verdict not in (EVALUATED, CACHED) or out.fitness is None:
+            continue
+        key = out.key or out.loss_expression()
+        if key in found:
+            continue
+        loss = loss_from_outcome(data, kind, activation)
+        found[key] = Candidate(loss.expression, loss.to_dict(), out.fitness, key)
+    return sorted(found.values(), key=lambda c: c.fitness)
+
+
 def gp_result(run: MethodRun, state: GPState, verdicts: dict[str, int]) -> SearchResult:
     """The search result of a GP state: the best loss, or a clear statement that none passed."""
     kind, activation = run.kind, run.config.gp.output_activation
+    candidates = gp_candidates(state, kind, activation)
     if state.best is not None:
         best = loss_from_outcome(state.best, kind, activation)
         message = (
@@ -75,28 +108,12 @@ def gp_result(run: MethodRun, state: GPState, verdicts: dict[str, int]) -> Searc
             state.history,
             run.run_dir,
             message,
-            None,
             verdicts,
             state.done,
+            candidates=candidates,
         )
-    outcomes = [ind["outcome"] for ind in state.population if ind["outcome"]]
-    rejected = [
-        o
-        for o in outcomes
-        if o["verdict"] == REJECTED
-        and o.get("score") is not None
-        and o["phi"]
-        and all(v is not None for v in o["phi"])
-    ]
-    fallback = None
-    if rejected:
-        fallback = loss_from_outcome(max(rejected, key=lambda o: o["score"]), kind, activation)
     total = sum(verdicts.values())
-    message = f"no candidate passed the filters ({total} scored: {verdicts}); " + (
-        f"the best rejected loss was {fallback.expression}"
-        if fallback
-        else "none had a finite loss"
-    )
+    message = f"no candidate passed the filters ({total} scored: {verdicts})"
     return SearchResult(
         run.method,
         None,
@@ -105,9 +122,9 @@ def gp_result(run: MethodRun, state: GPState, verdicts: dict[str, int]) -> Searc
         state.history,
         run.run_dir,
         message,
-        fallback,
         verdicts,
         state.done,
+        candidates=candidates,
     )
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from evomal.runs.config import SearchConfig
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult, train
-from evomal.training.optim import SGDConfig
 
 
 def check_transfer(loss: Any, task: Task) -> None:
@@ -49,15 +48,19 @@ def meta_test(
     steps: int | None = None,
     progress: Any = None,
 ) -> TrainResult:
-    """Train ``model`` from seed ``seed`` with ``loss``; report validation and test metrics."""
+    """Train ``model`` from seed ``seed`` with ``loss``; report validation and test metrics.
+
+    Uses the meta-testing schedule: ``meta_test.steps``, ``meta_test.optimizer``
+    and ``meta_test.batch_size``.
+    """
     check_transfer(loss, task)
     return train(
         model,
         loss,
         task,
         steps if steps is not None else config.meta_test.steps,
-        SGDConfig.from_training(config.training),
-        batch_size=config.training.batch_size,
+        config.meta_test.optimizer,
+        batch_size=config.meta_test.batch_size,
         seed=seed,
         device=config.execution.device,
         evaluate_test=True,

@@ -18,6 +18,7 @@ from evomal.losses.neural import NeuralLoss, NeuralLossFunction
 from evomal.meta.local_search import optimise_phi
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.context import EvaluationContext
+from evomal.methods.selection import Candidate
 from evomal.methods.stages import FitnessJob, FitnessOutcome, describe_error, fitness, stable_seed
 
 
@@ -34,6 +35,7 @@ class ML3Outcome:
     meta_losses: list[float]
     failed: str | None
     seconds: float
+    scale: float = 1.0
 
 
 def train_loss_network(ctx: EvaluationContext, job: ML3Job) -> ML3Outcome:
@@ -48,49 +50,45 @@ def train_loss_network(ctx: EvaluationContext, job: ML3Job) -> ML3Outcome:
             ctx.learners,
             steps=cfg.steps,
             base_steps=ls.base_steps,
-            base_lr=ctx.base_lr,
+            optimizer=ctx.unrolled_optimizer,
             meta_lr=cfg.meta_lr,
-            batch_size=ctx.config.training.batch_size,
+            batch_size=ctx.config.fitness.batch_size,
             run_seed=ctx.spec.seed,
+            normaliser=ctx.normaliser,
         )
     except Exception as exc:  # a fault stays inside the run's single candidate
         return ML3Outcome(params0.tolist(), [], describe_error(exc), time.perf_counter() - start)
     failed = f"meta-training diverged: {result.reason}" if result.diverged else None
     return ML3Outcome(
-        result.phi.cpu().tolist(), result.meta_losses, failed, time.perf_counter() - start
+        result.phi.cpu().tolist(),
+        result.meta_losses,
+        failed,
+        time.perf_counter() - start,
+        result.scale,
     )
 
 
 def run_ml3(run: MethodRun) -> SearchResult:
+    """Train the loss network, score it, then (in ``finish``) select against the task loss.
+
+    The checkpoint holds the trained network and its fitness, so a resumed
+    run goes straight to the selection stage.
+    """
     run.start_executor()
     hidden = tuple(run.config.ml3.hidden)
-    (trained,) = run.executor.map(train_loss_network, [ML3Job(hidden)])
-    loss = NeuralLoss(trained.params, run.kind, hidden)
-    fit: FitnessOutcome | None = None
-    if trained.failed is None:
-        (fit,) = run.executor.map(fitness, [FitnessJob(loss.to_dict())])
-    value = fit.fitness if fit is not None else None
-    reason = trained.failed or (fit.failed if fit is not None else None)
-    outcome = Outcome(
-        loss.expression,
-        "",
-        [],
-        value,
-        EVALUATED if value is not None else FAILED,
-        reason,
-        seconds={"local_search": trained.seconds, "fitness": fit.seconds if fit else 0.0},
-    )
-    run.emit(CandidateEvent(0, 0, outcome))
-    summary = {
-        "generation": 0,
-        "scored": 1,
-        "verdicts": {outcome.verdict: 1},
-        "population_best": value,
-        "best_so_far": value,
-        "final_meta_loss": trained.meta_losses[-1] if trained.meta_losses else None,
-    }
+    saved = (run.resume_from or {}).get("ml3")
+    if saved is not None and "params" in saved:
+        loss = NeuralLoss(saved["params"], run.kind, hidden)
+        loss.set_scale(saved.get("scale", 1.0))
+        value, reason = saved["fitness"], saved.get("reason")
+        summary = saved["summary"]
+    else:
+        loss, value, reason, summary = _train_and_score(run, hidden)
+    verdict = EVALUATED if value is not None else FAILED
     best = {"fitness": value, "generation": 0} if value is not None else None
-    run.emit(GenerationEvent(0, summary, best, {"ml3": {"done": True}}), lambda _: loss)
+    candidates = []
+    if value is not None:
+        candidates = [Candidate(loss.expression, loss.to_dict(), value, "ml3")]
     message = (
         f"ML3 loss network trained for {run.config.ml3.steps} meta steps; fitness {value:.4g}"
         if value is not None
@@ -105,7 +103,49 @@ def run_ml3(run: MethodRun) -> SearchResult:
             [summary],
             run.run_dir,
             message,
-            None,
-            {outcome.verdict: 1},
+            {verdict: 1},
+            candidates=candidates,
         )
     )
+
+
+def _train_and_score(
+    run: MethodRun, hidden: tuple[int, ...]
+) -> tuple[NeuralLoss, float | None, str | None, dict]:
+    (trained,) = run.executor.map(train_loss_network, [ML3Job(hidden)])
+    loss = NeuralLoss(trained.params, run.kind, hidden)
+    loss.set_scale(trained.scale)
+    fit: FitnessOutcome | None = None
+    if trained.failed is None:
+        (fit,) = run.executor.map(fitness, [FitnessJob(loss.to_dict())])
+    value = fit.fitness if fit is not None else None
+    reason = trained.failed or (fit.failed if fit is not None else None)
+    outcome = Outcome(
+        loss.expression,
+        "",
+        [],
+        value,
+        EVALUATED if value is not None else FAILED,
+        reason,
+        seconds={"local_search": trained.seconds, "fitness": fit.seconds if fit else 0.0},
+        scale=trained.scale,
+    )
+    run.emit(CandidateEvent(0, 0, outcome))
+    summary = {
+        "generation": 0,
+        "scored": 1,
+        "verdicts": {outcome.verdict: 1},
+        "population_best": value,
+        "best_so_far": value,
+        "final_meta_loss": trained.meta_losses[-1] if trained.meta_losses else None,
+    }
+    best = {"fitness": value, "generation": 0} if value is not None else None
+    state = {
+        "params": loss.weights.detach().tolist(),
+        "scale": trained.scale,
+        "fitness": value,
+        "reason": reason,
+        "summary": summary,
+    }
+    run.emit(GenerationEvent(0, summary, best, {"ml3": state}), lambda _: loss)
+    return loss, value, reason, summary

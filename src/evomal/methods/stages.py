@@ -1,4 +1,4 @@
-"""The per-candidate stages that workers run: screen + local search, and fitness.
+"""The per-candidate stages that workers run: screening, local search, fitness.
 
 Each stage is a pure function of a context and a small plain-data job, so it
 can run in any process or on any Ray worker and give the same answer. Every
@@ -12,12 +12,12 @@ import hashlib
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from evomal.gp.filters import gradient_norms, gradient_signature, rejection_score
+from evomal.gp.filters import gradient_norms, gradient_signature, rejection_traces
 from evomal.losses.io import loss_from_dict
 from evomal.meta.local_search import LocalSearchResult, initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
@@ -29,21 +29,49 @@ from evomal.training.population import train_population
 
 @dataclass(frozen=True)
 class ScreenJob:
-    """Screen and optimise one tree."""
+    """Screen a chunk of candidates together (one stacked rejection protocol).
 
-    expression: str
+    Without ``phis`` the job also prepares the candidates: it compiles each
+    tree, draws its initial phi and checks that the loss is finite on the
+    probes. ``reject`` runs the rejection protocol, ``signatures`` computes
+    the gradient-equivalence signatures (of the loss times its ``scales``).
+    """
+
+    expressions: tuple[str, ...]
+    phis: tuple[tuple[float, ...], ...] | None = None
+    scales: tuple[float, ...] | None = None
+    reject: bool = True
+    signatures: bool = False
 
 
 @dataclass
 class ScreenOutcome:
-    """What stage A found: optimised phi, the rejection verdict, the gradient signature."""
+    """What the screen found for one candidate."""
 
     phi: list[float]
-    rejected: bool = False
-    score: float | None = None
-    signature: str | None = None
     failed: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
+    score: float | None = None
+    late_rise: float | None = None
+    signature: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """Optimise one tree's edge weights from ``phi`` (the local search)."""
+
+    expression: str
+    phi: tuple[float, ...]
+
+
+@dataclass
+class SearchOutcome:
+    """The optimised phi, the loss scale (scale normalisation), or why it failed."""
+
+    phi: list[float]
+    scale: float = 1.0
+    failed: str | None = None
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,87 +98,109 @@ def _compiled(ctx: EvaluationContext, expression: str) -> CompiledLoss:
     return compile_tree(expression, ctx.spec.kind, ctx.config.gp.output_activation)
 
 
-def _screen(ctx: EvaluationContext, loss: CompiledLoss, phi: torch.Tensor) -> tuple[float, str]:
-    """Mean rejection score over the tasks' probes, and the joint gradient signature."""
-    filters = ctx.config.filters
-    scores, signatures = [], []
+def _initial_phi(ctx: EvaluationContext, expression: str, n_weights: int) -> torch.Tensor:
+    """N(1, std^2) drawn from the run seed and the tree; ones when phi is not searched."""
+    ls = ctx.config.local_search
+    if not ls.enabled:
+        return torch.ones(n_weights)
+    return initial_phi(n_weights, ls.phi_init_std, stable_seed(ctx.spec.seed, expression))
+
+
+def _nonfinite(ctx: EvaluationContext, loss: CompiledLoss, phi: torch.Tensor) -> str | None:
     for probe in ctx.probes:
-        p = phi.to(probe.predictions.device)
-        if filters.rejection:
-            scores.append(
-                rejection_score(loss, p, probe, filters.rejection_steps, filters.rejection_lr)
-            )
-        if filters.gradient_equivalence:
-            signatures.append(
-                gradient_signature(gradient_norms(loss, p, probe), filters.gradient_digits)
-            )
-    score = sum(scores) / len(scores) if scores else math.inf
-    return score, "|".join(signatures)
+        device = probe.predictions.device
+        reason = nonfinite_reason(loss, probe.predictions, probe.targets, phi.to(device))
+        if reason is not None:
+            return f"non-finite on the probe: {reason}"
+    return None
 
 
-@dataclass
-class _Prepared:
-    """A candidate that passed the checks before the local search."""
-
-    loss: CompiledLoss
-    phi: torch.Tensor
-    seconds: dict[str, float]
-
-
-def _prepare(ctx: EvaluationContext, job: ScreenJob) -> _Prepared | ScreenOutcome:
-    """Compile, draw phi, check finiteness and (optionally) screen before the local search."""
-    seconds: dict[str, float] = {"screen": 0.0, "local_search": 0.0}
-    try:
-        loss = _compiled(ctx, job.expression)
-        ls, filters = ctx.config.local_search, ctx.config.filters
-        if ls.enabled:
-            seed = stable_seed(ctx.spec.seed, job.expression)
-            phi = initial_phi(loss.n_weights, ls.phi_init_std, seed)
-        else:
-            phi = torch.ones(loss.n_weights)
-        for probe in ctx.probes:
-            device = probe.predictions.device
-            reason = nonfinite_reason(loss, probe.predictions, probe.targets, phi.to(device))
-            if reason is not None:
-                failed = f"non-finite on the probe: {reason}"
-                return ScreenOutcome(phi.tolist(), failed=failed, seconds=seconds)
-        if filters.rejection and filters.screening in ("before", "both"):
-            start = time.perf_counter()
-            score, _ = _screen(ctx, loss, phi)
-            seconds["screen"] += time.perf_counter() - start
-            if score < filters.rejection_threshold:
-                return ScreenOutcome(phi.tolist(), rejected=True, score=score, seconds=seconds)
-        return _Prepared(loss, phi, seconds)
-    except Exception as exc:  # a fault stays inside its candidate
-        return ScreenOutcome([], failed=describe_error(exc), seconds=seconds)
-
-
-def _finish(
-    ctx: EvaluationContext, prepared: _Prepared, result: LocalSearchResult | None
-) -> ScreenOutcome:
-    """Record the local search and screen after it (the paper's order)."""
-    seconds, phi = prepared.seconds, prepared.phi
-    try:
-        if result is not None:
-            if result.diverged:
-                failed = f"local search: {result.reason}"
-                return ScreenOutcome(result.phi.tolist(), failed=failed, seconds=seconds)
-            phi = result.phi.cpu()
-        filters = ctx.config.filters
-        start = time.perf_counter()
-        score, signature = _screen(ctx, prepared.loss, phi)
-        seconds["screen"] += time.perf_counter() - start
-        after = filters.screening in ("after", "both")
-        rejected = filters.rejection and after and score < filters.rejection_threshold
-        return ScreenOutcome(
-            phi.tolist(),
-            rejected=rejected,
-            score=score if filters.rejection else None,
-            signature=signature or None,
-            seconds=seconds,
+def _rejection(
+    ctx: EvaluationContext, losses: list[CompiledLoss], phis: list[torch.Tensor]
+) -> list[tuple[float, float]]:
+    """(score, late rise) per candidate: the mean score and the largest rise over the probes."""
+    filters = ctx.config.filters
+    per_probe = [
+        rejection_traces(
+            losses,
+            [phi.to(probe.predictions.device) for phi in phis],
+            probe,
+            filters.rejection_steps,
+            filters.rejection_lr,
         )
-    except Exception as exc:  # a fault stays inside its candidate
-        return ScreenOutcome(phi.tolist(), failed=describe_error(exc), seconds=seconds)
+        for probe in ctx.probes
+    ]
+    results = []
+    for k in range(len(losses)):
+        traces = [row[k] for row in per_probe]
+        score = sum(t.score for t in traces) / len(traces)
+        results.append((score, max(t.late_rise for t in traces)))
+    return results
+
+
+def _signature(ctx: EvaluationContext, loss: CompiledLoss, phi: torch.Tensor, scale: float) -> str:
+    digits = ctx.config.filters.gradient_digits
+    parts = []
+    for probe in ctx.probes:
+        norms = gradient_norms(loss, phi.to(probe.predictions.device), probe) * scale
+        parts.append(gradient_signature(norms, digits))
+    return "|".join(parts)
+
+
+def screen(ctx: EvaluationContext, job: ScreenJob) -> list[ScreenOutcome]:
+    """Prepare and/or screen a chunk of candidates; one outcome per expression, in order.
+
+    The rejection protocol runs once for the whole chunk (stacked). If the
+    stacked run raises, every candidate is screened alone, so the fault stays
+    with the candidate that caused it.
+    """
+    start = time.perf_counter()
+    outcomes: list[ScreenOutcome] = []
+    alive: list[tuple[int, CompiledLoss, torch.Tensor]] = []
+    for i, expression in enumerate(job.expressions):
+        phi = torch.empty(0)
+        try:
+            loss = _compiled(ctx, expression)
+            if job.phis is None:
+                phi = _initial_phi(ctx, expression, loss.n_weights)
+                failed = _nonfinite(ctx, loss, phi)
+            else:
+                phi = torch.tensor(job.phis[i], dtype=torch.get_default_dtype())
+                failed = None
+        except Exception as exc:  # a fault stays inside its candidate
+            outcomes.append(ScreenOutcome(phi.tolist(), failed=describe_error(exc)))
+            continue
+        outcomes.append(ScreenOutcome(phi.tolist(), failed=failed))
+        if failed is None:
+            alive.append((i, loss, phi))
+    filters = ctx.config.filters
+    if job.reject and filters.rejection and alive:
+        try:
+            traces = _rejection(ctx, [a[1] for a in alive], [a[2] for a in alive])
+        except Exception:
+            traces = []
+            for i, loss, phi in alive:
+                try:
+                    traces.append(_rejection(ctx, [loss], [phi])[0])
+                except Exception as exc:  # a fault stays inside its candidate
+                    traces.append((math.nan, math.nan))
+                    outcomes[i].failed = describe_error(exc)
+        for (i, _, _), (score, rise) in zip(alive, traces, strict=True):
+            if outcomes[i].failed is None:
+                outcomes[i].score, outcomes[i].late_rise = score, rise
+    if job.signatures and filters.gradient_equivalence:
+        for i, loss, phi in alive:
+            if outcomes[i].failed is not None:
+                continue
+            scale = job.scales[i] if job.scales is not None else 1.0
+            try:
+                outcomes[i].signature = _signature(ctx, loss, phi, scale)
+            except Exception as exc:  # a fault stays inside its candidate
+                outcomes[i].failed = describe_error(exc)
+    share = (time.perf_counter() - start) / max(1, len(job.expressions))
+    for outcome in outcomes:
+        outcome.seconds = share
+    return outcomes
 
 
 def _search_kwargs(ctx: EvaluationContext) -> dict[str, Any]:
@@ -158,11 +208,19 @@ def _search_kwargs(ctx: EvaluationContext) -> dict[str, Any]:
     return {
         "steps": ls.steps,
         "base_steps": ls.base_steps,
-        "base_lr": ctx.base_lr,
+        "optimizer": ctx.unrolled_optimizer,
         "meta_lr": ls.meta_lr,
-        "batch_size": ctx.config.training.batch_size,
+        "batch_size": ctx.config.fitness.batch_size,
         "run_seed": ctx.spec.seed,
+        "normaliser": ctx.normaliser,
     }
+
+
+def _search_outcome(result: LocalSearchResult, seconds: float) -> SearchOutcome:
+    phi = result.phi.cpu().tolist()
+    if result.diverged:
+        return SearchOutcome(phi, failed=f"local search: {result.reason}", seconds=seconds)
+    return SearchOutcome(phi, result.scale, seconds=seconds)
 
 
 def _searching(ctx: EvaluationContext) -> bool:
@@ -170,55 +228,37 @@ def _searching(ctx: EvaluationContext) -> bool:
     return ls.enabled and ls.steps > 0
 
 
-def screen_and_optimise(ctx: EvaluationContext, job: ScreenJob) -> ScreenOutcome:
-    """Stage A: finiteness check, screening (before and/or after), local search of phi."""
-    prepared = _prepare(ctx, job)
-    if isinstance(prepared, ScreenOutcome):
-        return prepared
-    result = None
-    if _searching(ctx):
-        start = time.perf_counter()
-        try:
-            result = optimise_phi(prepared.loss, prepared.phi, ctx.learners, **_search_kwargs(ctx))
-        except Exception as exc:  # a fault stays inside its candidate
-            return ScreenOutcome(
-                prepared.phi.tolist(), failed=describe_error(exc), seconds=prepared.seconds
-            )
-        prepared.seconds["local_search"] = time.perf_counter() - start
-    return _finish(ctx, prepared, result)
+def optimise(ctx: EvaluationContext, job: SearchJob) -> SearchOutcome:
+    """The local search of one tree's phi (Algorithm 1); phi unchanged when it is off."""
+    if not _searching(ctx):
+        return SearchOutcome(list(job.phi))
+    start = time.perf_counter()
+    try:
+        loss = _compiled(ctx, job.expression)
+        phi0 = torch.tensor(job.phi, dtype=torch.get_default_dtype())
+        result = optimise_phi(loss, phi0, ctx.learners, **_search_kwargs(ctx))
+    except Exception as exc:  # a fault stays inside its candidate
+        return SearchOutcome(list(job.phi), failed=describe_error(exc))
+    return _search_outcome(result, time.perf_counter() - start)
 
 
-def screen_and_optimise_batch(ctx: EvaluationContext, jobs: list[ScreenJob]) -> list[ScreenOutcome]:
-    """Stage A for several candidates, with one batched local search for the survivors.
+def optimise_batch(ctx: EvaluationContext, jobs: list[SearchJob]) -> list[SearchOutcome]:
+    """The local search of several trees in one population-batched pass.
 
-    If the batched local search raises, the survivors are searched one by
-    one so that the fault stays with the candidate that caused it.
+    If the batched search raises, the trees are searched one by one so that
+    the fault stays with the candidate that caused it.
     """
-    prepared = [_prepare(ctx, job) for job in jobs]
-    alive = {i: p for i, p in enumerate(prepared) if isinstance(p, _Prepared)}
-    results: dict[int, LocalSearchResult] = {}
-    if _searching(ctx) and alive:
-        start = time.perf_counter()
-        try:
-            batch = optimise_phi_population(
-                [p.loss for p in alive.values()],
-                [p.phi for p in alive.values()],
-                ctx.learners,
-                **_search_kwargs(ctx),
-            )
-        except Exception:
-            return [screen_and_optimise(ctx, job) for job in jobs]
-        share = (time.perf_counter() - start) / len(alive)
-        for (i, ready), result in zip(alive.items(), batch, strict=True):
-            results[i] = result
-            ready.seconds["local_search"] = share
-    outcomes: list[ScreenOutcome] = []
-    for i, item in enumerate(prepared):
-        if isinstance(item, ScreenOutcome):
-            outcomes.append(item)
-        else:
-            outcomes.append(_finish(ctx, item, results.get(i)))
-    return outcomes
+    if not _searching(ctx):
+        return [SearchOutcome(list(job.phi)) for job in jobs]
+    start = time.perf_counter()
+    try:
+        losses = [_compiled(ctx, job.expression) for job in jobs]
+        phis = [torch.tensor(job.phi, dtype=torch.get_default_dtype()) for job in jobs]
+        batch = optimise_phi_population(losses, phis, ctx.learners, **_search_kwargs(ctx))
+    except Exception:
+        return [optimise(ctx, job) for job in jobs]
+    share = (time.perf_counter() - start) / max(1, len(jobs))
+    return [_search_outcome(result, share) for result in batch]
 
 
 def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
@@ -234,7 +274,7 @@ def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
                 learner.task,
                 ctx.config.fitness.steps,
                 ctx.sgd,
-                batch_size=ctx.config.training.batch_size,
+                batch_size=ctx.config.fitness.batch_size,
                 seed=ctx.spec.seed + j,
             )
             if result.diverged or result.val_metric is None or not math.isfinite(result.val_metric):
@@ -265,7 +305,7 @@ def fitness_batch(ctx: EvaluationContext, jobs: list[FitnessJob]) -> list[Fitnes
                     learner.task,
                     ctx.config.fitness.steps,
                     ctx.sgd,
-                    batch_size=ctx.config.training.batch_size,
+                    batch_size=ctx.config.fitness.batch_size,
                     seed=ctx.spec.seed + j,
                 )
             )

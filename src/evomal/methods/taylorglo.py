@@ -38,6 +38,9 @@ def run_taylorglo(run: MethodRun) -> SearchResult:
         else "no TaylorGLO candidate trained to a finite validation metric"
     )
     outcome = {"fitness": result.best_fitness, "phi": result.best_x} if best is not None else None
+    candidates = result.candidates(
+        lambda x: loss_of(x).to_dict(), lambda x: "Taylor: " + loss_of(x).expression
+    )
     return run.finish(
         SearchResult(
             run.method,
@@ -47,8 +50,8 @@ def run_taylorglo(run: MethodRun) -> SearchResult:
             result.history,
             run.run_dir,
             message,
-            None,
             result.verdicts,
             result.finished,
+            candidates=candidates,
         )
     )

@@ -24,8 +24,8 @@ from evomal.losses.io import load_loss
 from evomal.methods.meta_test import meta_test
 from evomal.runs.config import build_config, to_dict
 from evomal.runs.files import read_json, write_json_atomic
+from evomal.runs.tasks import task_for
 from evomal.search import METHODS, resume, search
-from evomal.tasks.registry import get_task
 
 Progress = Callable[[str], None]
 
@@ -89,7 +89,7 @@ def run_experiment(
 def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Progress) -> None:
     """One (method, seed): search (or resume it), then meta-test its best loss."""
     config = build_config(spec.preset, spec.overrides, {"seed": seed, "method": method})
-    task = get_task(spec.task, data_dir=spec.data_dir, seed=seed)
+    task = task_for(spec.task, config, data_dir=spec.data_dir)
     run_dir = cell / "search"
     start = time.perf_counter()
     if (run_dir / "config.json").exists():
@@ -100,9 +100,9 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         spec_info = {"task": spec.task, "model": spec.model, "data_dir": spec.data_dir}
         result = search(task, spec.model, config, out=run_dir, spec=spec_info)
     search_seconds = time.perf_counter() - start
-    loss: Any = result.best or result.fallback
-    if method == "baseline":
-        loss = "task"  # train with F.cross_entropy / MSE itself
+    loss: Any = result.best
+    if method == "baseline" or result.task_loss:
+        loss = "task"  # the task loss was returned: train with F.cross_entropy / MSE itself
     elif loss is None and (run_dir / "best_loss.json").exists():
         loss = load_loss(run_dir / "best_loss.json")
     record: dict[str, Any] = {
@@ -113,7 +113,12 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         "search_seconds": round(search_seconds, 2),
         "best_fitness": result.best_fitness,
         "expression": getattr(result.best, "expression", None),
+        "task_loss": result.task_loss,
         "message": result.message,
+        "finalists": [
+            {"label": f["label"], "task_loss": f["task_loss"], "val_metric": f["val_metric"]}
+            for f in result.selection or []
+        ],
         "config": to_dict(config),
     }
     if loss is None:

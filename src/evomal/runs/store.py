@@ -7,8 +7,13 @@ Layout of ``RUN_DIR``::
     events.jsonl      one line per scored candidate
     generations.jsonl one summary line per generation
     checkpoint.json   the method's state after the last generation (GP population,
-                      caches and RNG state; CMA-ES history), as plain data
-    best_loss.json    the best loss so far, loadable by LearnedLoss.load
+                      caches and RNG state; CMA-ES history) or selection finalist,
+                      as plain data
+    best_loss.json    the best loss so far (after selection: the loss returned),
+                      loadable by evomal.losses.load_loss
+    selection.json    the selection stage's finalists: per-seed validation
+                      metrics, learning curves, loss documents
+    finalists/NN.json each finalist's loss file (00 is the task loss)
     result.json       the final result (written when the search ends)
 
 Every JSON file is written atomically. The checkpoint records how many event
@@ -27,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evomal.events import CandidateEvent, GenerationEvent
+from evomal.events import CandidateEvent, FinalistEvent, GenerationEvent
 from evomal.runs.config import SearchConfig, from_dict, to_dict
 from evomal.runs.files import read_json, write_json_atomic
 
@@ -99,6 +104,10 @@ class RunStore:
     def best_loss_path(self) -> Path:
         return self.root / "best_loss.json"
 
+    @property
+    def selection_path(self) -> Path:
+        return self.root / "selection.json"
+
     # -- creation and loading --------------------------------------------------
 
     def create(self, config: SearchConfig, spec: dict[str, Any]) -> None:
@@ -161,7 +170,7 @@ class RunStore:
 
     # -- listening -----------------------------------------------------------
 
-    def __call__(self, event: CandidateEvent | GenerationEvent) -> None:
+    def __call__(self, event: CandidateEvent | GenerationEvent | FinalistEvent) -> None:
         if isinstance(event, CandidateEvent):
             record = {
                 "generation": event.generation,
@@ -169,9 +178,36 @@ class RunStore:
                 **event.outcome.as_dict(),
             }
             self._append(self.events_path, record)
+        elif isinstance(event, FinalistEvent):
+            self._write_finalist(event)
+            self.checkpoint(event.checkpoint)
         else:
             self._append(self.generations_path, event.summary)
             self.checkpoint(event.checkpoint)
+
+    def _write_finalist(self, event: FinalistEvent) -> None:
+        """Rewrite ``selection.json`` and write the finalist's loss file."""
+        write_json_atomic(
+            self.selection_path, {"total": event.total, "finalists": _clean(event.records)}
+        )
+        record = event.record
+        metadata = {
+            "finalist": record["rank"],
+            "task_loss": record["task_loss"],
+            "val_metric": record["val_metric"],
+            "search_fitness": record["search_fitness"],
+        }
+        write_json_atomic(
+            self.root / "finalists" / f"{record['rank']:02d}.json",
+            {**record["document"], "metadata": _clean(metadata)},
+        )
+
+    def load_selection(self) -> list[dict[str, Any]]:
+        """The selection stage's finalist records (empty before selection)."""
+        if not self.selection_path.exists():
+            return []
+        data = read_json(self.selection_path, "selection record")
+        return list(data.get("finalists", []))
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
         with path.open("a", encoding="utf-8") as handle:

@@ -146,7 +146,8 @@ def get_task(
             )
         spec = DATASETS[name]
         raw = spec.load(resolve_data_dir(data_dir))
-    aug = get_augmentation(augmentation if augmentation is not None else spec.augmentation)
+    aug_name = augmentation if augmentation is not None else spec.augmentation
+    aug = get_augmentation(aug_name)
     return Task.from_tensors(
         name,
         spec.kind,
@@ -160,5 +161,5 @@ def get_task(
         standardise=spec.standardise,
         standardise_targets=spec.standardise_targets,
         augmentation=aug,
-        info={"description": spec.description},
+        info={"description": spec.description, "augmentation": aug_name},
     )

@@ -47,9 +47,19 @@ class TrainResult:
     metric: str
     seconds: float
     loss_history: list[float] = field(default_factory=list)
+    val_history: list[tuple[int, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "loss_history"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("loss_history", "val_history")}
+
+
+def val_steps(steps: int, val_every: int | None) -> set[int]:
+    """The step counts after which a validation curve is recorded (always the last)."""
+    if not val_every:
+        return set()
+    if val_every < 1:
+        raise ValueError(f"val_every must be >= 1, got {val_every}")
+    return {*range(val_every, steps + 1, val_every), steps}
 
 
 class EpochSampler:
@@ -177,6 +187,7 @@ def train(
     check_every: int = 100,
     progress: ProgressFn | None = None,
     model_options: dict[str, Any] | None = None,
+    val_every: int | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task`` with ``loss`` for ``steps`` SGD steps.
 
@@ -186,6 +197,8 @@ def train(
     ``progress(step, steps)`` is called every ``check_every`` steps. Returns
     the validation (and optionally test) metric; a run whose loss or
     parameters become non-finite stops and is reported as diverged.
+    ``val_every`` also records the validation metric every so many steps
+    (``val_history``, a learning curve; one host sync each).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -208,6 +221,8 @@ def train(
     opt = config.build(model.parameters())
     batches = TrainBatches(task, batch_size, seed)
     losses = torch.empty(steps, device=dev)
+    curve_at = val_steps(steps, val_every)
+    curve: list[tuple[int, float]] = []
 
     diverged, reason, done = False, None, 0
     start = time.perf_counter()
@@ -220,6 +235,8 @@ def train(
         opt.step()
         losses[step] = value.detach()
         done = step + 1
+        if done in curve_at:
+            curve.append((done, float(evaluate(model, task.val, task))))
         if done % check_every == 0 or done == steps:
             window = losses[max(0, done - check_every) : done]
             if not bool(torch.isfinite(window).all()):
@@ -249,4 +266,5 @@ def train(
         metric=metric_name(task.kind),
         seconds=time.perf_counter() - start,
         loss_history=history,
+        val_history=curve,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -41,18 +40,6 @@ class SGDConfig:
             raise ValueError(f"weight decay must be >= 0, got {self.weight_decay}")
         if list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(f"milestones must be strictly increasing, got {self.milestones}")
-
-    @classmethod
-    def from_training(cls, training: Any) -> SGDConfig:
-        """The optimiser a run's ``training`` settings describe (``SearchConfig.training``)."""
-        return cls(
-            lr=training.lr,
-            momentum=training.momentum,
-            nesterov=training.nesterov,
-            weight_decay=training.weight_decay,
-            milestones=training.milestones,
-            gamma=training.gamma,
-        )
 
     def lr_at(self, step: int) -> float:
         """Learning rate in effect for step ``step`` (0-based)."""

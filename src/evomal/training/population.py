@@ -29,7 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
-from evomal.training.loop import TrainBatches, TrainResult, set_learning_rate
+from evomal.training.loop import TrainBatches, TrainResult, set_learning_rate, val_steps
 from evomal.training.metrics import metric_name, per_sample_metric
 from evomal.training.optim import SGDConfig
 
@@ -80,15 +80,21 @@ def stacked_losses(losses: Sequence[LossFn], kind: str) -> Callable[[Tensor, Ten
         fns = [(loss.loss_fn, loss.weights, loss.output_activation) for loss in losses]  # type: ignore[attr-defined]
         activation = fns[0][2]
         same_activation = all(a == activation for _, _, a in fns)
+        scales = [float(getattr(loss, "scale", 1.0)) for loss in losses]
+        scaled = any(s != 1.0 for s in scales)
 
         def shared(out: Tensor, y_true: Tensor) -> Tensor:
             fx, y = stacked_task_inputs(kind, out, y_true)
             values = torch.stack([fn.pointwise(fx[k], y, w) for k, (fn, w, _) in enumerate(fns)])
             if same_activation:
-                return reduce_stacked(values, activation)
-            return torch.stack(
-                [reduce_stacked(values[k : k + 1], a)[0] for k, (_, _, a) in enumerate(fns)]
-            )
+                reduced = reduce_stacked(values, activation)
+            else:
+                reduced = torch.stack(
+                    [reduce_stacked(values[k : k + 1], a)[0] for k, (_, _, a) in enumerate(fns)]
+                )
+            if scaled:
+                reduced = reduced * torch.tensor(scales, dtype=reduced.dtype, device=reduced.device)
+            return reduced
 
         return shared
 
@@ -125,6 +131,7 @@ def train_population(
     seed: int = 0,
     check_every: int = 100,
     evaluate_val: bool = True,
+    val_every: int | None = None,
 ) -> list[TrainResult]:
     """Train ``models[k]`` with ``losses[k]`` for every k at once; one result per candidate.
 
@@ -140,6 +147,8 @@ def train_population(
     batches = TrainBatches(task, batch_size, seed)
     history = torch.empty(steps, len(models), device=device)
     loss_all = stacked_losses(losses, task.kind)
+    curve_at = val_steps(steps, val_every)
+    curves: list[list[tuple[int, float]]] = [[] for _ in models]
     diverged: list[str | None] = [None] * len(models)
     done = 0
     start = time.perf_counter()
@@ -153,6 +162,9 @@ def train_population(
         opt.step()
         history[step] = values.detach()
         done = step + 1
+        if done in curve_at:
+            for k, value in enumerate(evaluate_population(stacked, task.val, task).tolist()):
+                curves[k].append((done, value))
         if done % check_every == 0 or done == steps:
             _mark_diverged(diverged, history, done, check_every, stacked)
             if all(reason is not None for reason in diverged):
@@ -173,6 +185,7 @@ def train_population(
                 metric=metric_name(task.kind),
                 seconds=seconds / len(models),
                 loss_history=history[:done, k].tolist(),
+                val_history=curves[k],
             )
         )
     return results

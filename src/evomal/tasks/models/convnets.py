@@ -26,7 +26,12 @@ from evomal.tasks.models.layers import (
 
 
 def build_lenet5(
-    input_shape: tuple[int, ...], n_outputs: int, *, activation: str = "tanh"
+    input_shape: tuple[int, ...],
+    n_outputs: int,
+    *,
+    activation: str = "tanh",
+    pad_to_32: bool = True,
+    init: str = "default",
 ) -> nn.Module:
     """LeNet-5 (LeCun et al. 1998): conv5(6)-pool-conv5(16)-pool-fc120-fc84-fc.
 
@@ -34,15 +39,25 @@ def build_lenet5(
     about 32x32 (padding 2 for MNIST), so a 28x28 model has the classic 61,706
     parameters for 10 classes. Classic tanh and average-pool subsampling by
     default; ``activation="relu"`` for the modern variant.
+
+    The EvoMAL authors' LeNet-5 (``shared/paper/reference-configs.md``) is
+    ``pad_to_32=False`` (no padding: the first linear layer takes 16 x 4 x 4 =
+    256 features on MNIST) with ``init="xavier"`` (Xavier-uniform weights,
+    zero biases); ``init="default"`` keeps PyTorch's layer defaults.
     """
     act = {"tanh": nn.Tanh, "relu": nn.ReLU}[choice("activation", activation, ("tanh", "relu"))]
+    choice("init", init, ("default", "xavier"))
     channels, height, width = input_shape
-    padding = max(0, (32 - min(height, width) + 1) // 2)
+    padding = max(0, (32 - min(height, width) + 1) // 2) if flag("pad_to_32", pad_to_32) else 0
+    if min(height, width) + 2 * padding < 16:
+        raise ValueError(
+            f"LeNet-5 needs images of at least 16x16 (after padding), got {height}x{width}"
+        )
 
     def side(size: int) -> int:
         return ((size + 2 * padding - 4) // 2 - 4) // 2
 
-    return nn.Sequential(
+    model = nn.Sequential(
         nn.Conv2d(channels, 6, 5, padding=padding),
         act(),
         nn.AvgPool2d(2),
@@ -56,6 +71,12 @@ def build_lenet5(
         act(),
         nn.Linear(84, n_outputs),
     )
+    if init == "xavier":
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+    return model
 
 
 def build_alexnet(

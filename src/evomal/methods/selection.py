@@ -1,0 +1,316 @@
+"""The final selection stage: full-schedule training decides which loss is returned.
+
+A short-horizon fitness is a search signal, not a result: losses that lead
+after a few hundred steps can lose to cross-entropy after full training, and
+their order at 300 steps can be the reverse of their order at 3,000 (issue
+10). So after any method's search, its top ``selection.k`` distinct
+candidates and the task loss itself (cross-entropy or MSE, trained exactly as
+``F.cross_entropy`` / ``F.mse_loss``) are trained for the meta-testing
+schedule (``selection.steps``, default ``meta_test.steps``, with
+``meta_test.optimizer``) on the training split, over ``selection.seeds``
+seeds, and scored on the validation split. The test split is never read: the
+search view hides it. The finalist with the lowest mean validation metric is
+returned; on a tie the task loss wins, so a search never hands back a loss
+that did worse than the task loss on validation.
+
+Each finalist is a plain-data job, so finalists train on any executor, and
+the stage checkpoints after every group of finalists (one per worker):
+``evomal resume`` carries on where it stopped. Finalists train one by one
+with :func:`evomal.training.train`, never population-batched: batching
+changes float rounding, and over a full schedule rounding alone moves a
+validation error by several points, so only the same loop as meta-testing
+makes the validation numbers of selection and meta-testing agree (the
+selection of seed ``s`` *is* the meta-test's training run of seed ``s``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evomal.events import FinalistEvent
+from evomal.losses.io import loss_from_dict
+from evomal.losses.learned import task_loss_tree
+from evomal.methods.context import EvaluationContext
+from evomal.methods.stages import describe_error
+from evomal.training.loop import TrainResult, train
+
+#: Points kept of each finalist's training-loss curve.
+CURVE_POINTS = 100
+
+#: Validation-curve points per finalist run.
+VAL_POINTS = 10
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A method's candidate loss: its JSON document, search fitness and distinctness key."""
+
+    label: str
+    document: dict[str, Any]
+    fitness: float
+    key: str
+
+
+def top_distinct(candidates: Sequence[Candidate], k: int) -> list[Candidate]:
+    """The ``k`` candidates with the best (lowest) fitness, one per key, best first."""
+    if k <= 0:
+        return []
+    seen: set[str] = set()
+    chosen: list[Candidate] = []
+    for candidate in sorted(candidates, key=lambda c: c.fitness):
+        if candidate.key in seen or not math.isfinite(candidate.fitness):
+            continue
+        seen.add(candidate.key)
+        chosen.append(candidate)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+@dataclass(frozen=True)
+class FinalistJob:
+    """Train one finalist from one seed: ``document`` is ``None`` for the task loss."""
+
+    document: dict[str, Any] | None
+    seed: int
+    steps: int
+
+
+@dataclass
+class FinalistRun:
+    """What one finalist's training from one seed gave (validation metric and curves)."""
+
+    seed: int
+    val_metric: float | None
+    failed: str | None = None
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)
+    val_curve: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "val_metric": self.val_metric,
+            "failed": self.failed,
+            "loss_curve": [list(p) for p in self.loss_curve],
+            "val_curve": [list(p) for p in self.val_curve],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def downsample(history: Sequence[float], points: int = CURVE_POINTS) -> list[tuple[int, float]]:
+    """``(step, mean loss)`` over ``points`` equal windows of a per-step history."""
+    n = len(history)
+    if n == 0:
+        return []
+    size = max(1, math.ceil(n / points))
+    out = []
+    for start in range(0, n, size):
+        window = history[start : start + size]
+        out.append((start + len(window), float(sum(window) / len(window))))
+    return out
+
+
+def _val_every(steps: int) -> int:
+    return max(1, steps // VAL_POINTS)
+
+
+def _run_of(job: FinalistJob, results: Sequence[TrainResult], seconds: float) -> FinalistRun:
+    """Average one job's results over the context's training tasks."""
+    bad = next((r for r in results if r.diverged or r.val_metric is None), None)
+    if bad is not None:
+        return FinalistRun(job.seed, None, f"diverged: {bad.reason}", seconds=seconds)
+    values = [r.val_metric for r in results if r.val_metric is not None]
+    if not all(math.isfinite(v) for v in values):
+        return FinalistRun(job.seed, None, "non-finite validation metric", seconds=seconds)
+    first = results[0]
+    return FinalistRun(
+        job.seed,
+        sum(values) / len(values),
+        None,
+        downsample(first.loss_history),
+        list(first.val_history),
+        seconds,
+    )
+
+
+def train_finalist(ctx: EvaluationContext, job: FinalistJob) -> FinalistRun:
+    """Stage: one finalist, one seed, the full schedule; validation metric (mean over tasks)."""
+    start = time.perf_counter()
+    config = ctx.config
+    try:
+        results = []
+        for j, learner in enumerate(ctx.learners):
+            loss: Any = "task" if job.document is None else loss_from_dict(job.document)
+            results.append(
+                train(
+                    learner.build(job.seed + j),
+                    loss,
+                    learner.task,
+                    job.steps,
+                    config.meta_test.optimizer,
+                    batch_size=config.meta_test.batch_size,
+                    seed=job.seed + j,
+                    val_every=_val_every(job.steps),
+                )
+            )
+    except Exception as exc:  # a fault stays inside its finalist
+        return FinalistRun(job.seed, None, describe_error(exc), seconds=time.perf_counter() - start)
+    return _run_of(job, results, time.perf_counter() - start)
+
+
+@dataclass
+class Finalist:
+    """A loss entering selection, and what its training runs gave.
+
+    The task loss carries its tree's document, but trains as plain
+    ``F.cross_entropy`` / ``F.mse_loss`` (its job's document is ``None``).
+    """
+
+    label: str
+    document: dict[str, Any]
+    fitness: float | None
+    is_task_loss: bool = False
+    runs: list[FinalistRun] = field(default_factory=list)
+
+    @property
+    def job_document(self) -> dict[str, Any] | None:
+        return None if self.is_task_loss else self.document
+
+    @property
+    def val_metric(self) -> float | None:
+        """Mean validation metric over the seeds; ``None`` if any run failed."""
+        if not self.runs or any(r.val_metric is None for r in self.runs):
+            return None
+        return statistics.fmean(r.val_metric for r in self.runs if r.val_metric is not None)
+
+    def record(self, rank: int) -> dict[str, Any]:
+        """The finalist as plain data (``selection.json``, ``result.json``, checkpoints)."""
+        return {
+            "rank": rank,
+            "label": self.label,
+            "task_loss": self.is_task_loss,
+            "search_fitness": self.fitness,
+            "val_metric": self.val_metric,
+            "seeds": [r.as_dict() for r in self.runs],
+            "document": self.document,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Finalist:
+        runs = [
+            FinalistRun(
+                r["seed"],
+                r["val_metric"],
+                r.get("failed"),
+                [tuple(p) for p in r.get("loss_curve", [])],
+                [tuple(p) for p in r.get("val_curve", [])],
+                r.get("seconds", 0.0),
+            )
+            for r in record["seeds"]
+        ]
+        return cls(
+            record["label"], record["document"], record["search_fitness"], record["task_loss"], runs
+        )
+
+
+@dataclass
+class SelectionOutcome:
+    """The finalists (task loss first) and the index of the winner."""
+
+    finalists: list[Finalist]
+    winner: int
+    kind: str
+
+    @property
+    def task_loss_won(self) -> bool:
+        return self.finalists[self.winner].is_task_loss
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [f.record(i) for i, f in enumerate(self.finalists)]
+
+    def best_loss(self) -> Any:
+        return loss_from_dict(self.finalists[self.winner].document)
+
+    def message(self, task_loss_name: str) -> str:
+        task = self.finalists[0]
+        learned = [f for f in self.finalists[1:] if f.val_metric is not None]
+        best_learned = min(learned, key=lambda f: f.val_metric or math.inf, default=None)
+        task_val = _fmt(task.val_metric)
+        if best_learned is None:
+            return (
+                f"no learned loss finished selection training; returning {task_loss_name} "
+                f"(validation {task_val})"
+            )
+        if self.task_loss_won:
+            return (
+                f"no learned loss beat {task_loss_name} on validation: best learned "
+                f"{best_learned.label} at {_fmt(best_learned.val_metric)}, {task_loss_name} "
+                f"{task_val}; returning {task_loss_name}"
+            )
+        winner = self.finalists[self.winner]
+        return (
+            f"selected {winner.label}: validation {_fmt(winner.val_metric)} against "
+            f"{task_loss_name} {task_val}"
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "diverged" if value is None else f"{value:.4g}"
+
+
+def choose(finalists: Sequence[Finalist]) -> int:
+    """The index of the finalist with the lowest mean validation metric.
+
+    The task loss (index 0) wins ties, and also wins when every finalist failed.
+    """
+    best, best_value = 0, finalists[0].val_metric
+    for i, finalist in enumerate(finalists[1:], start=1):
+        value = finalist.val_metric
+        if value is None:
+            continue
+        if best_value is None or value < best_value:
+            best, best_value = i, value
+    return best
+
+
+def run_selection(run: Any, candidates: Sequence[Candidate]) -> SelectionOutcome:
+    """Train the task loss and the top ``selection.k`` distinct candidates; pick the best.
+
+    ``run`` is the :class:`~evomal.methods.base.MethodRun`. Finished
+    finalists are read back from its checkpoint, so a resumed run trains
+    only the rest; a :class:`~evomal.events.FinalistEvent` is emitted (and
+    the run directory checkpointed) after every group.
+    """
+    config = run.config
+    chosen = top_distinct(candidates, config.selection.k)
+    task = task_loss_tree(run.kind)
+    finalists = [Finalist(f"{task.expression} (task loss)", task.to_dict(), None, True)]
+    finalists += [Finalist(c.label, c.document, c.fitness) for c in chosen]
+    saved = (run.resume_from or {}).get("selection", {}).get("records", [])
+    for i, record in enumerate(saved[: len(finalists)]):
+        finalists[i] = Finalist.from_record(record)
+    steps = config.selection_steps
+    seeds = [config.seed + s for s in range(config.selection.seeds)]
+    run.start_executor()
+    group = max(1, run.executor.workers)
+    todo = list(range(len(saved), len(finalists)))
+    for start in range(0, len(todo), group):
+        members = todo[start : start + group]
+        jobs = [
+            FinalistJob(finalists[i].job_document, seed, steps) for i in members for seed in seeds
+        ]
+        results = run.executor.map(train_finalist, jobs)
+        for n, i in enumerate(members):
+            finalists[i].runs = results[n * len(seeds) : (n + 1) * len(seeds)]
+        records = [f.record(r) for r, f in enumerate(finalists[: members[-1] + 1])]
+        payload = {**run.last_checkpoint, "selection": {"records": records}}
+        for i in members:
+            run.emit(FinalistEvent(i, len(finalists), records[: i + 1], payload))
+    return SelectionOutcome(finalists, choose(finalists), run.kind)

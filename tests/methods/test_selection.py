@@ -1,0 +1,198 @@
+"""The final selection stage: full-schedule training on validation decides the loss returned."""
+
+import json
+
+import numpy as np
+import pytest
+
+from evomal.events import FinalistEvent
+from evomal.losses import LearnedLoss, load_loss
+from evomal.methods.meta_test import meta_test
+from evomal.methods.selection import (
+    Candidate,
+    Finalist,
+    FinalistRun,
+    choose,
+    downsample,
+    top_distinct,
+)
+from evomal.runs.config import build_config
+from evomal.search import resume, search
+from evomal.tasks import Task
+
+TINY = [
+    "gp.population_size=6",
+    "gp.generations=2",
+    "local_search.steps=2",
+    "fitness.steps=20",
+    "filters.rejection_steps=100",
+    "training.lr=0.1",
+    "training.batch_size=32",
+    "meta_test.steps=60",
+    "selection.k=3",
+]
+
+
+def _task():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (x @ rng.normal(size=(6, 3))).argmax(1)
+    return Task.from_tensors("toy", "classification", x, y, x[:60], y[:60])
+
+
+def _candidate(label, fitness, key):
+    return Candidate(label, {"kind": "symbolic"}, fitness, key)
+
+
+def test_top_distinct_keeps_the_best_of_each_key_in_fitness_order():
+    pool = [
+        _candidate("a", 0.3, "k1"),
+        _candidate("b", 0.1, "k2"),
+        _candidate("c", 0.2, "k1"),
+        _candidate("d", float("nan"), "k3"),
+        _candidate("e", 0.4, "k4"),
+    ]
+    assert [c.label for c in top_distinct(pool, 5)] == ["b", "c", "e"]
+    assert [c.label for c in top_distinct(pool, 2)] == ["b", "c"]
+    assert top_distinct(pool, 0) == []
+
+
+def _finalist(value, task_loss=False):
+    return Finalist("x", {}, None, task_loss, [FinalistRun(0, value)])
+
+
+def test_choose_prefers_the_lowest_validation_and_the_task_loss_on_ties():
+    assert choose([_finalist(0.3, True), _finalist(0.2), _finalist(0.25)]) == 1
+    assert choose([_finalist(0.2, True), _finalist(0.2), _finalist(0.25)]) == 0
+    assert choose([_finalist(0.2, True), _finalist(None), _finalist(0.3)]) == 0
+    assert choose([_finalist(None, True), _finalist(None), _finalist(0.9)]) == 2
+    assert choose([_finalist(None, True), _finalist(None)]) == 0
+
+
+def test_a_finalist_with_a_failed_seed_has_no_validation_metric():
+    finalist = Finalist("x", {}, None, False, [FinalistRun(0, 0.1), FinalistRun(1, None, "bad")])
+    assert finalist.val_metric is None
+    assert Finalist("x", {}, None, False, [FinalistRun(0, 0.1), FinalistRun(1, 0.3)]).val_metric == (
+        pytest.approx(0.2)
+    )
+
+
+def test_downsample_averages_windows():
+    assert downsample([1.0, 3.0, 5.0, 7.0], points=2) == [(2, 2.0), (4, 6.0)]
+    assert downsample([], points=3) == []
+    assert len(downsample([0.0] * 1000, points=100)) == 100
+
+
+def test_selection_metrics_are_exactly_the_meta_tests_validation(tmp_path):
+    """Oracle: a finalist's validation metric from seed s is the meta-test's own validation
+    metric from seed s (same loop, same seed), so selection and meta-testing agree."""
+    config = build_config(None, [*TINY, "seed=3"])
+    task = _task()
+    result = search(task, "linear", config, out=tmp_path / "run")
+    assert result.selection is not None and len(result.selection) >= 2
+    for record in result.selection:
+        loss = "task" if record["task_loss"] else load_loss_document(record["document"])
+        tested = meta_test(loss, task, "linear", config, seed=3)
+        assert record["val_metric"] == tested.val_metric
+        (run,) = record["seeds"]
+        assert run["seed"] == 3 and run["val_curve"][-1] == [60, tested.val_metric]
+        assert len(run["loss_curve"]) == 60
+
+
+def load_loss_document(document):
+    from evomal.losses.io import loss_from_dict
+
+    return loss_from_dict(document)
+
+
+def test_selection_over_several_seeds_averages_them(tmp_path):
+    config = build_config(None, [*TINY, "selection.seeds=2", "seed=1"])
+    result = search(_task(), "linear", config)
+    for record in result.selection:
+        runs = record["seeds"]
+        assert [r["seed"] for r in runs] == [1, 2]
+        assert record["val_metric"] == pytest.approx(np.mean([r["val_metric"] for r in runs]))
+
+
+def test_when_the_task_loss_wins_it_is_returned_and_said_so(tmp_path):
+    """The only learned finalist is cross-entropy plus a constant: it trains exactly as
+    cross-entropy does, so it ties, and the task loss wins the tie."""
+    config = build_config(None, [*TINY, "selection.k=1"])
+    from evomal.methods.base import MethodRun, SearchResult
+    from evomal.execution.base import SerialExecutor
+
+    twin = LearnedLoss("add(mul(-1, mul(y, log(fx))), 1)")
+    run = MethodRun("evomal", _task().without_test(), "linear", config, SerialExecutor())
+    found = SearchResult(
+        "evomal",
+        twin,
+        0.5,
+        None,
+        [],
+        None,
+        "found",
+        candidates=[Candidate(twin.expression, twin.to_dict(), 0.5, "twin")],
+    )
+    result = run.finish(found)
+    assert result.task_loss
+    assert result.best.expression == "mul(-1, mul(y, log(fx)))"
+    assert result.message.startswith("no learned loss beat cross-entropy on validation")
+    assert "best learned add(mul(-1, mul(y, log(fx))), 1)" in result.message
+
+
+def test_a_run_killed_during_selection_resumes_to_the_same_result(tmp_path):
+    config = build_config(None, TINY)
+    full = search(_task(), "linear", config, out=tmp_path / "full")
+    seen = []
+
+    def kill_after_two(event):
+        if isinstance(event, FinalistEvent):
+            seen.append(event.index)
+            if len(seen) == 2:
+                raise KeyboardInterrupt  # as a kill right after the checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        search(_task(), "linear", config, out=tmp_path / "part", listener=kill_after_two)
+    assert not (tmp_path / "part" / "result.json").exists()
+    partial = json.loads((tmp_path / "part" / "selection.json").read_text())
+    assert len(partial["finalists"]) == 2
+    trained_again = []
+    resumed = resume(
+        tmp_path / "part",
+        task=_task(),
+        listener=lambda e: trained_again.append(e.index) if isinstance(e, FinalistEvent) else None,
+    )
+    assert trained_again == list(range(2, len(full.selection)))
+    assert _untimed(resumed.selection) == _untimed(full.selection)
+    assert resumed.best.to_dict() == full.best.to_dict()
+    assert resumed.task_loss == full.task_loss
+    saved = [json.loads((tmp_path / d / "selection.json").read_text()) for d in ("part", "full")]
+    assert _untimed(saved[0]["finalists"]) == _untimed(saved[1]["finalists"])
+    best = [json.loads((tmp_path / d / "best_loss.json").read_text()) for d in ("part", "full")]
+    assert best[0] == best[1]
+
+
+def _untimed(records):
+    """Finalist records without their wall-clock seconds (the only thing a rerun changes)."""
+    return [
+        {**r, "seeds": [{k: v for k, v in s.items() if k != "seconds"} for s in r["seeds"]]}
+        for r in records
+    ]
+
+
+def test_run_directory_holds_selection_json_and_finalist_files(tmp_path):
+    result = search(_task(), "linear", build_config(None, TINY), out=tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "selection.json").read_text())
+    assert saved["finalists"] == json.loads(json.dumps(result.selection))
+    summary = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert summary["selection"] == saved["finalists"]
+    assert summary["task_loss"] == result.task_loss
+    for record in result.selection:
+        loss = load_loss(tmp_path / "run" / "finalists" / f"{record['rank']:02d}.json")
+        assert loss.to_dict(None) == load_loss_document(record["document"]).to_dict(None)
+
+
+def test_selection_off_returns_the_search_best():
+    result = search(_task(), "linear", build_config(None, [*TINY, "selection.k=0"]))
+    assert result.selection is None and not result.task_loss
+    assert result.best_fitness is not None
