@@ -28,6 +28,7 @@ from evomal.losses import LearnedLoss
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
+from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree
 from evomal.tasks import Task, get_task
 from evomal.training import SGDConfig, train
@@ -63,7 +64,7 @@ def time_stage(
     kw = {
         "steps": meta_steps,
         "base_steps": 1,
-        "base_lr": 0.01,
+        "optimizer": UnrolledSGD.plain(0.01),
         "meta_lr": 1e-3,
         "batch_size": batch,
         "run_seed": 0,

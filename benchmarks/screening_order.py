@@ -53,7 +53,7 @@ def main() -> None:
             start = time.perf_counter()
             result = search(task, args.model, config, listener=listen)
             seconds = time.perf_counter() - start
-            loss = result.best or result.fallback
+            loss = "task" if result.task_loss else result.best
             learned = meta_test(loss, task, args.model, config, seed=seed) if loss else None
             baseline = meta_test("task", task, args.model, config, seed=seed)
             row = {
@@ -61,7 +61,7 @@ def main() -> None:
                 "screening": order,
                 "search_seconds": round(seconds, 1),
                 "best_fitness": result.best_fitness,
-                "best_expression": loss.expression if loss else None,
+                "best_expression": getattr(result.best, "expression", None),
                 "learned_test": learned.test_metric if learned else None,
                 "baseline_test": baseline.test_metric,
                 "verdicts": result.verdicts,

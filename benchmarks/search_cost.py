@@ -4,7 +4,7 @@
 * ``executors``: the paper preset, screening first, with ``--executor
   process`` (one worker per core, one torch thread each) against the serial
   executor (one process using every core), for ``--generations`` generations.
-* ``paper``: the paper preset (population 25, S_meta 250, S_testing 500) on
+* ``lenet5``: the mnist_lenet5 preset (population 25, S_meta 250, S_testing 500) on
   MNIST with LeNet-5 for ``--generations`` generations, in two settings run
   one after the other: the paper's (screen after the local search, no
   batching) and evomal's optimised one (screen first, automatic batching).
@@ -12,7 +12,7 @@
   t(later generations)``: later generations re-use cached results, so this
   estimate is conservative only if their cache-hit rate does not fall.
 
-    python benchmarks/search_cost.py --which quick paper --generations 2
+    python benchmarks/search_cost.py --which quick lenet5 --generations 2
     python benchmarks/search_cost.py --which executors --generations 3 \
         --out benchmarks/results/executors.json
 """
@@ -79,8 +79,8 @@ def main() -> None:
     parser.add_argument(
         "--which",
         nargs="+",
-        default=["quick", "paper"],
-        choices=["quick", "paper", "executors"],
+        default=["quick", "lenet5"],
+        choices=["quick", "lenet5", "executors"],
     )
     parser.add_argument("--generations", type=int, default=2)
     parser.add_argument("--task", default="mnist", help="task for the paper preset")
@@ -92,7 +92,7 @@ def main() -> None:
     if "quick" in args.which:
         results["quick"] = timed_search("mnist1d", "mlp", "quick", [])
         print(f"quick preset: {results['quick']['seconds']} s")
-    if "paper" in args.which:
+    if "lenet5" in args.which:
         base = [f"gp.generations={args.generations}"]
         settings = {
             "paper_order_unbatched": [

@@ -102,10 +102,17 @@ def demo(
 @app.command()
 @user_errors
 def show(path: Path = typer.Argument(..., help="A loss file written by evomal (JSON).")) -> None:
-    """Show a saved loss: its tree, weights, formula and LaTeX."""
-    loss = evomal.LearnedLoss.load(path)
+    """Show a saved loss: its tree, weights, formula and LaTeX (any kind of evomal loss)."""
+    from evomal.losses import load_loss
+    from evomal.runs.files import read_json
+
+    loss = load_loss(path)
     console.print(str(loss), highlight=False)
-    console.print(f"  latex:   {loss.latex()}", highlight=False)
+    if hasattr(loss, "latex"):
+        console.print(f"  latex:   {loss.latex()}", highlight=False)
+    metadata = read_json(path, "loss file").get("metadata") or {}
+    if metadata.get("task_loss"):
+        console.print("  (the task loss itself: no learned loss beat it on validation)")
 
 
 def _load_loss(spec: str) -> Any:

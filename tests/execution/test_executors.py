@@ -1,5 +1,6 @@
 """Executors: process pool and Ray give the serial result; a Ray worker that dies is retried."""
 
+import contextlib
 import functools
 import os
 import sys
@@ -22,7 +23,23 @@ TINY = [
     "training.lr=0.1",
     "training.batch_size=32",
     "execution.batch_candidates=1",
+    "meta_test.steps=200",
+    "selection.k=2",
 ]
+
+
+@contextlib.contextmanager
+def torch_threads(n):
+    """Run the serial reference with the workers' thread count, so that both sides use the
+    same kernels and reduction order on any machine (then results agree exactly)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _task():
@@ -37,11 +54,14 @@ def _same_result(a, b):
     assert a.best_fitness == b.best_fitness
     np.testing.assert_allclose(a.best.phi.numpy(), b.best.phi.numpy(), atol=1e-5)
     assert [h["verdicts"] for h in a.history] == [h["verdicts"] for h in b.history]
+    assert a.task_loss == b.task_loss
+    assert [f["val_metric"] for f in a.selection] == [f["val_metric"] for f in b.selection]
 
 
 def test_process_pool_gives_the_serial_result():
     config = build_config(None, TINY)
-    serial = search(_task(), "linear", config)
+    with torch_threads(max(1, (os.cpu_count() or 1) // 2)):  # as each of the 2 workers
+        serial = search(_task(), "linear", config)
     executor = ProcessExecutor(2)
     try:
         pooled = search(_task(), "linear", config, executor=executor)
@@ -144,7 +164,8 @@ def test_ray_worker_death_is_retried_and_the_result_is_unchanged(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         config = build_config(None, TINY)
-        serial = search(_task(), "linear", config)
+        with torch_threads(1):  # Ray actors run with one thread (OMP_NUM_THREADS=1)
+            serial = search(_task(), "linear", config)
         marker = str(tmp_path / "killed")
         ray_executor = RayExecutor(workers=2)
         result = search(_task(), "linear", config, executor=_DyingExecutor(ray_executor, marker))

@@ -171,3 +171,34 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
         broken.save(path)
     assert path.read_text() == before
     assert list(tmp_path.iterdir()) == [path]  # no temp files left behind
+
+
+def test_a_scaled_loss_is_the_scale_times_the_loss_and_round_trips(tmp_path):
+    import torch
+
+    from evomal.losses import load_loss
+
+    logits, labels = torch.randn(16, 4), torch.randint(0, 4, (16,))
+    plain = LearnedLoss.cross_entropy()
+    scaled = LearnedLoss("mul(-1, mul(y, log(fx)))", scale=0.37)
+    assert torch.allclose(scaled(logits, labels), 0.37 * plain(logits, labels))
+    scaled.save(tmp_path / "s.json")
+    back = load_loss(tmp_path / "s.json")
+    assert back.scale == 0.37 and back.to_dict() == scaled.to_dict()
+    assert "scale" not in plain.to_dict()  # files without a scale keep the old format
+    assert "0.37" in str(scaled) and "scale" in str(scaled)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "2", True, float("inf")])
+def test_a_bad_scale_in_a_file_is_a_clear_error(tmp_path, bad):
+    import json
+
+    from evomal.losses import load_loss
+    from evomal.losses.document import LossFileError
+
+    doc = LearnedLoss.cross_entropy().to_dict()
+    doc["scale"] = bad
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc) if bad != float("inf") else json.dumps(doc).replace("Infinity", "1e999"))
+    with pytest.raises(LossFileError, match="scale"):
+        load_loss(path)

@@ -23,6 +23,14 @@ from evomal.tasks import Task
 CE = "mul(-1, mul(y, log(fx)))"
 
 
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
 def _task():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(240, 6)).astype(np.float32)
@@ -160,7 +168,9 @@ def test_screening_before_skips_the_local_search_of_rejected_candidates(screenin
     assert out.seconds["local_search"] == 0.0
 
 
-def test_batched_evaluation_equals_one_by_one():
+def test_batched_evaluation_equals_one_by_one(float64):
+    """In float64 (see tests/training/test_population.py for why), batching changes nothing
+    a search can see: the same verdicts, the same fitness, phi to round-off."""
     trees = [
         parse(e)
         for e in (
@@ -169,7 +179,9 @@ def test_batched_evaluation_equals_one_by_one():
             "sub(square(fx), mul(y, fx))",
             "mul(-1, mul(y, tanh(fx)))",
             "mul(y, log(fx))",
-            CE,
+            # (cross-entropy's last weight has an exactly-zero meta-gradient, which Adam
+            # turns into round-off-sized steps of either sign: tests/meta covers that case)
+            "mul(-1, mul(y, log(add(fx, 1))))",
         )
     ]
     results = {}
@@ -181,9 +193,5 @@ def test_batched_evaluation_equals_one_by_one():
         results[batch] = evaluator.evaluate(trees)
     for one, many in zip(results[1], results[4], strict=True):
         assert one.verdict == many.verdict
-        assert (
-            one.fitness == pytest.approx(many.fitness, abs=1e-6)
-            if one.fitness
-            else many.fitness is None
-        )
-        np.testing.assert_allclose(one.phi, many.phi, atol=1e-4)
+        assert one.fitness == many.fitness
+        np.testing.assert_allclose(one.phi, many.phi, atol=1e-9)

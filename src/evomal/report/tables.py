@@ -4,7 +4,10 @@ Built from the ``meta_test.json`` records of an experiment directory. The
 t-test is Welch's (unequal variances, ``scipy.stats.ttest_ind(...,
 equal_var=False)``) of each method's per-seed test metrics against the
 baseline's; with fewer than two finite values on either side, or zero
-variance on both, there is no test and the cell says so.
+variance on both, there is no test and the cell says so. Every method and
+the baseline share initial conditions per seed, so the table also counts the
+seeds on which a method ended worse than the baseline of the same seed, and
+the seeds on which the selection stage handed back the task loss itself.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class MethodRow:
     t_statistic: float | None
     p_value: float | None
     mean_search_seconds: float | None
+    worse_than_baseline: int | None = None
+    task_loss_returned: int = 0
 
 
 def _welch(values: Sequence[float], baseline: Sequence[float]) -> tuple[float | None, float | None]:
@@ -66,6 +71,11 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
     baseline = [
         r["test_metric"] for r in by_method.get("baseline", []) if r.get("test_metric") is not None
     ]
+    baseline_by_seed = {
+        r["seed"]: r["test_metric"]
+        for r in by_method.get("baseline", [])
+        if r.get("test_metric") is not None
+    }
     rows = []
     for method in order:
         cells = sorted(by_method[method], key=lambda r: r["seed"])
@@ -73,6 +83,14 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
         finite = [v for v in values if math.isfinite(v)]
         t, p = _welch(finite, baseline) if method != "baseline" else (None, None)
         searches = [r["search_seconds"] for r in cells if r.get("search_seconds") is not None]
+        paired = [
+            (r.get("test_metric"), baseline_by_seed[r["seed"]])
+            for r in cells
+            if r["seed"] in baseline_by_seed
+        ]
+        worse = None
+        if method != "baseline" and paired:
+            worse = sum(1 for value, base in paired if value is None or value > base)
         rows.append(
             MethodRow(
                 method,
@@ -84,6 +102,8 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
                 t,
                 p,
                 statistics.mean(searches) if searches else None,
+                worse,
+                sum(1 for r in cells if r.get("task_loss")) if method != "baseline" else 0,
             )
         )
     return rows
@@ -96,8 +116,9 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def markdown_table(rows: Sequence[MethodRow], metric: str = "test error rate") -> str:
     """A Markdown table: method, n, mean +- std, Welch t and p against the baseline, search time."""
     lines = [
-        f"| method | seeds | {metric} (mean ± std) | Welch t vs baseline | p | search time (s) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"| method | seeds | {metric} (mean ± std) | Welch t vs baseline | p "
+        "| seeds worse than baseline | task loss returned | search time (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         spread = f"{_fmt(row.mean)} ± {_fmt(row.std)}" if row.mean is not None else "-"
@@ -107,7 +128,12 @@ def markdown_table(rows: Sequence[MethodRow], metric: str = "test error rate") -
         t = "-" if row.method == "baseline" else _fmt(row.t_statistic, 2)
         p = "-" if row.method == "baseline" else _fmt(row.p_value, 3)
         seconds = _fmt(row.mean_search_seconds, 0)
-        lines.append(f"| {label} | {len(row.seeds)} | {spread} | {t} | {p} | {seconds} |")
+        worse = "-" if row.worse_than_baseline is None else str(row.worse_than_baseline)
+        returned = "-" if row.method == "baseline" else str(row.task_loss_returned)
+        lines.append(
+            f"| {label} | {len(row.seeds)} | {spread} | {t} | {p} | {worse} | {returned} "
+            f"| {seconds} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -116,7 +142,15 @@ def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> s
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        ["method", "seed", "test_metric", "best_fitness", "search_seconds", "expression"]
+        [
+            "method",
+            "seed",
+            "test_metric",
+            "best_fitness",
+            "search_seconds",
+            "task_loss",
+            "expression",
+        ]
     )
     for r in sorted(records, key=lambda r: (r["method"], r["seed"])):
         writer.writerow(
@@ -126,6 +160,7 @@ def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> s
                 r.get("test_metric"),
                 r.get("best_fitness"),
                 r.get("search_seconds"),
+                r.get("task_loss"),
                 r.get("expression"),
             ]
         )
