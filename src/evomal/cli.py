@@ -106,9 +106,9 @@ def show(path: Path = typer.Argument(..., help="A loss file written by evomal (J
     from evomal.losses import load_loss
     from evomal.runs.files import read_json
 
-    loss = load_loss(path)
+    loss: Any = load_loss(path)
     console.print(str(loss), highlight=False)
-    if hasattr(loss, "latex"):
+    if isinstance(loss, evomal.LearnedLoss):
         console.print(f"  latex:   {loss.latex()}", highlight=False)
     metadata = read_json(path, "loss file").get("metadata") or {}
     if metadata.get("task_loss"):

@@ -119,7 +119,9 @@ def test_mse_always_passes_the_regression_screen(seed, target_scale, target_shif
 def test_regression_screen_rejects_a_loss_unbounded_below():
     generator = torch.Generator().manual_seed(0)
     probe = ScreeningProbe(
-        "regression", torch.randn(100, 1, generator=generator), torch.randn(100, 1, generator=generator)
+        "regression",
+        torch.randn(100, 1, generator=generator),
+        torch.randn(100, 1, generator=generator),
     )
     loss = compile_tree("mul(-1, fx)", task="regression")  # minimised by fx -> infinity
     (trace,) = rejection_traces([loss], [torch.ones(loss.n_weights)], probe, 1000, 0.1)

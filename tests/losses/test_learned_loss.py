@@ -199,6 +199,8 @@ def test_a_bad_scale_in_a_file_is_a_clear_error(tmp_path, bad):
     doc = LearnedLoss.cross_entropy().to_dict()
     doc["scale"] = bad
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps(doc) if bad != float("inf") else json.dumps(doc).replace("Infinity", "1e999"))
+    path.write_text(
+        json.dumps(doc) if bad != float("inf") else json.dumps(doc).replace("Infinity", "1e999")
+    )
     with pytest.raises(LossFileError, match="scale"):
         load_loss(path)

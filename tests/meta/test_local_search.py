@@ -20,14 +20,6 @@ def phi_grad(fn, phi):
     return g
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def _task(n=80, features=5, classes=3):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, features))
@@ -208,7 +200,10 @@ def test_one_unrolled_step_with_momentum_is_the_plain_step(float64):
     learner = BaseLearner(task, "linear")
     loss = compile_tree("mul(-1, mul(y, log(fx)))")
     params, buffers = learner.initial_state(0)
-    inner, outer = [(task.train.x[:20], task.train.y[:20])], (task.train.x[20:50], task.train.y[20:50])
+    inner, outer = (
+        [(task.train.x[:20], task.train.y[:20])],
+        (task.train.x[20:50], task.train.y[20:50]),
+    )
     phi = torch.ones(5)
 
     def value(optimizer):

@@ -36,12 +36,7 @@ def _task():
     return Task.from_tensors("toy", "classification", x, y, x[:30], y[:30])
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 KW = {

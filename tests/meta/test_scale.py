@@ -16,14 +16,6 @@ from evomal.symbolic import compile_tree, parse
 from evomal.tasks import Task
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def _task():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 5))
@@ -44,9 +36,13 @@ def _probe(kind="classification"):
 def test_the_task_loss_has_factor_one_and_a_scaled_copy_the_inverse(float64):
     normaliser = ScaleNormaliser([_probe()])
     ce = compile_tree(CROSS_ENTROPY_EXPRESSION)
-    assert float(normaliser.factor(ce, torch.ones(5), create_graph=False)) == pytest.approx(1.0, rel=1e-12)
+    assert float(normaliser.factor(ce, torch.ones(5), create_graph=False)) == pytest.approx(
+        1.0, rel=1e-12
+    )
     # Scaling the loss by 2.5 through its edge weights scales the factor by 1 / 2.5.
-    assert float(normaliser.factor(ce, torch.tensor([2.5, 1, 1, 1, 1.0]), create_graph=False)) == pytest.approx(0.4)
+    assert float(
+        normaliser.factor(ce, torch.tensor([2.5, 1, 1, 1, 1.0]), create_graph=False)
+    ) == pytest.approx(0.4)
 
 
 def test_reference_is_cross_entropys_gradient_norm(float64):
@@ -120,15 +116,19 @@ def test_normalised_search_returns_the_factor_and_batched_equals_serial(float64)
         "run_seed": 1,
         "normaliser": normaliser,
     }
-    serial = [optimise_phi(loss, phi, [learner], **kw) for loss, phi in zip(losses, phis)]
+    serial = [
+        optimise_phi(loss, phi, [learner], **kw) for loss, phi in zip(losses, phis, strict=True)
+    ]
     batched = optimise_phi_population(losses, phis, [learner], **kw)
-    for s, b, loss in zip(serial, batched, losses):
+    for s, b, loss in zip(serial, batched, losses, strict=True):
         assert s.scale == pytest.approx(float(normaliser.factor(loss, s.phi, False)), rel=1e-12)
         assert b.scale == pytest.approx(s.scale, rel=1e-9)
         torch.testing.assert_close(b.phi, s.phi, rtol=0, atol=1e-9)
     # The handed-back loss, scale included, has the task loss's gradient scale on the probe.
     probe = normaliser.probes[0]
-    for result, expression in zip(serial, ("mul(-1, mul(y, log(fx)))", "square(sub(fx, y))")):
+    for result, expression in zip(
+        serial, ("mul(-1, mul(y, log(fx)))", "square(sub(fx, y))"), strict=True
+    ):
         handed = LearnedLoss(expression, result.phi, scale=result.scale)
         logits = probe.predictions.clone().requires_grad_(True)
         (handed(logits, probe.targets) * len(logits)).backward()

@@ -23,14 +23,6 @@ from evomal.tasks import Task
 CE = "mul(-1, mul(y, log(fx)))"
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def _task():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(240, 6)).astype(np.float32)

@@ -72,9 +72,9 @@ def test_choose_prefers_the_lowest_validation_and_the_task_loss_on_ties():
 def test_a_finalist_with_a_failed_seed_has_no_validation_metric():
     finalist = Finalist("x", {}, None, False, [FinalistRun(0, 0.1), FinalistRun(1, None, "bad")])
     assert finalist.val_metric is None
-    assert Finalist("x", {}, None, False, [FinalistRun(0, 0.1), FinalistRun(1, 0.3)]).val_metric == (
-        pytest.approx(0.2)
-    )
+    assert Finalist(
+        "x", {}, None, False, [FinalistRun(0, 0.1), FinalistRun(1, 0.3)]
+    ).val_metric == (pytest.approx(0.2))
 
 
 def test_downsample_averages_windows():
@@ -118,8 +118,8 @@ def test_when_the_task_loss_wins_it_is_returned_and_said_so(tmp_path):
     """The only learned finalist is cross-entropy plus a constant: it trains exactly as
     cross-entropy does, so it ties, and the task loss wins the tie."""
     config = build_config(None, [*TINY, "selection.k=1"])
-    from evomal.methods.base import MethodRun, SearchResult
     from evomal.execution.base import SerialExecutor
+    from evomal.methods.base import MethodRun, SearchResult
 
     twin = LearnedLoss("add(mul(-1, mul(y, log(fx))), 1)")
     run = MethodRun("evomal", _task().without_test(), "linear", config, SerialExecutor())

@@ -67,7 +67,9 @@ def test_every_preset_builds():
 
 
 def test_training_is_a_shorthand_for_both_optimisers():
-    config = build_config(None, ["training.lr=0.05", "training.momentum=0.8", "training.batch_size=32"])
+    config = build_config(
+        None, ["training.lr=0.05", "training.momentum=0.8", "training.batch_size=32"]
+    )
     for section in (config.fitness, config.meta_test):
         assert section.optimizer.lr == 0.05 and section.optimizer.momentum == 0.8
         assert section.batch_size == 32

@@ -4,6 +4,7 @@ parameter counts at the paper sizes, seeding, gradients, and error messages."""
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -397,3 +398,22 @@ def test_skipping_validation_draws_the_same_weights(name):
     b = build_model(name, (3, 32, 32), 10, seed=11, validate=False, **options)
     for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), key
+
+
+def test_lenet5_as_the_authors_built_it():
+    """No input padding (the first linear layer takes 16 x 4 x 4 = 256 features on MNIST),
+    Xavier-uniform weights and zero biases (reference_mnist's model_options)."""
+    model = build_model("lenet5", (1, 28, 28), 10, seed=0, pad_to_32=False, init="xavier")
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert linears[0].in_features == 256
+    assert sum(p.numel() for p in model.parameters()) == 44_426
+    for layer in [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]:
+        assert torch.count_nonzero(layer.bias) == 0
+        fan_in = layer.weight[0].numel()
+        fan_out = layer.weight.shape[0] * layer.weight[0, 0].numel()
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        assert layer.weight.abs().max() <= bound
+        assert layer.weight.abs().max() > 0.8 * bound  # uniform over the whole range
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="init"):
+        build_model("lenet5", (1, 28, 28), 10, init="he")
