@@ -91,7 +91,9 @@ def summarise(root: Path) -> dict[str, dict[str, dict[str, object]]]:
     """Per task and variant: per-seed test metrics and the comparison with the baseline."""
     out: dict[str, dict[str, dict[str, object]]] = {}
     for task_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        baseline = {r["seed"]: r["test_metric"] for r in load_cells(task_dir / "baseline")}
+        baseline = {
+            r["seed"]: r["test_metric"] for r in load_cells(task_dir / "baseline", ["baseline"])
+        }
         if not baseline:
             continue
         base_values = list(baseline.values())
@@ -101,7 +103,7 @@ def summarise(root: Path) -> dict[str, dict[str, dict[str, object]]]:
             "baseline": {"per_seed": baseline, "mean": base_mean, "std": base_std}
         }
         for variant in VARIANTS:
-            records = load_cells(task_dir / variant)
+            records = load_cells(task_dir / variant, ["evomal"])
             if not records:
                 continue
             per_seed = {r["seed"]: r["test_metric"] for r in records}

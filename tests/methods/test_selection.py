@@ -14,6 +14,7 @@ from evomal.methods.selection import (
     FinalistRun,
     choose,
     downsample,
+    paired_difference,
     top_distinct,
 )
 from evomal.runs.config import build_config
@@ -57,16 +58,59 @@ def test_top_distinct_keeps_the_best_of_each_key_in_fitness_order():
     assert top_distinct(pool, 0) == []
 
 
-def _finalist(value, task_loss=False):
-    return Finalist("x", {}, None, task_loss, [FinalistRun(0, value)])
+def _finalist(*values, task_loss=False):
+    return Finalist("x", {}, None, task_loss, [FinalistRun(s, v) for s, v in enumerate(values)])
 
 
 def test_choose_prefers_the_lowest_validation_and_the_task_loss_on_ties():
-    assert choose([_finalist(0.3, True), _finalist(0.2), _finalist(0.25)]) == 1
-    assert choose([_finalist(0.2, True), _finalist(0.2), _finalist(0.25)]) == 0
-    assert choose([_finalist(0.2, True), _finalist(None), _finalist(0.3)]) == 0
-    assert choose([_finalist(None, True), _finalist(None), _finalist(0.9)]) == 2
-    assert choose([_finalist(None, True), _finalist(None)]) == 0
+    for margin in (0.0, 1.0):  # with one seed the margin changes nothing
+        assert (
+            choose([_finalist(0.3, task_loss=True), _finalist(0.2), _finalist(0.25)], margin) == 1
+        )
+        assert (
+            choose([_finalist(0.2, task_loss=True), _finalist(0.2), _finalist(0.25)], margin) == 0
+        )
+        assert (
+            choose([_finalist(0.2, task_loss=True), _finalist(None), _finalist(0.3)], margin) == 0
+        )
+        assert (
+            choose([_finalist(None, task_loss=True), _finalist(None), _finalist(0.9)], margin) == 2
+        )
+        assert choose([_finalist(None, task_loss=True), _finalist(None)], margin) == 0
+
+
+def test_a_learned_loss_must_beat_the_task_loss_by_more_than_the_paired_noise():
+    task = _finalist(0.30, 0.32, 0.34, task_loss=True)
+    noisy = _finalist(0.27, 0.33, 0.33)  # mean -0.01, differences -0.03, +0.01, -0.01
+    steady = _finalist(0.29, 0.315, 0.33)  # mean -0.0083, differences -0.01, -0.005, -0.01
+    mean, se = paired_difference(noisy, task)
+    assert mean == pytest.approx(-0.01) and se == pytest.approx(0.02 / 3**0.5)  # sd 0.02
+    assert choose([task, noisy], 0.0) == 1  # the plain minimum
+    assert choose([task, noisy], 1.0) == 0  # within one standard error: keep the task loss
+    assert choose([task, noisy, steady], 1.0) == 2  # a smaller but consistent win qualifies
+    worse = _finalist(0.31, 0.33, 0.35)
+    assert choose([task, worse], 0.0) == 0
+
+
+def test_the_message_says_why_the_task_loss_was_kept():
+    from evomal.methods.selection import SelectionOutcome
+
+    task = Finalist(
+        "ce (task loss)",
+        {},
+        None,
+        True,
+        [FinalistRun(s, v) for s, v in enumerate((0.30, 0.32, 0.34))],
+    )
+    noisy = Finalist(
+        "noisy", {}, 0.4, False, [FinalistRun(s, v) for s, v in enumerate((0.27, 0.33, 0.33))]
+    )
+    outcome = SelectionOutcome([task, noisy], choose([task, noisy], 1.0), "classification", 1.0)
+    message = outcome.message("cross-entropy")
+    assert message.startswith("no learned loss beat cross-entropy on validation by more than 1")
+    assert "best learned noisy at 0.31, cross-entropy 0.32" in message
+    records = outcome.records
+    assert records[1]["val_diff"] == pytest.approx(-0.01) and records[1]["val_diff_se"] > 0
 
 
 def test_a_finalist_with_a_failed_seed_has_no_validation_metric():

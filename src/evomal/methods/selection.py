@@ -9,9 +9,11 @@ candidates and the task loss itself (cross-entropy or MSE, trained exactly as
 schedule (``selection.steps``, default ``meta_test.steps``, with
 ``meta_test.optimizer``) on the training split, over ``selection.seeds``
 seeds, and scored on the validation split. The test split is never read: the
-search view hides it. The finalist with the lowest mean validation metric is
-returned; on a tie the task loss wins, so a search never hands back a loss
-that did worse than the task loss on validation.
+search view hides it. A learned finalist is returned only when it beats the
+task loss on validation by more than ``selection.margin_se`` standard errors
+of their paired per-seed difference (:func:`choose`); the task loss wins
+otherwise and on every tie, so a search never hands back a loss that did
+worse than the task loss on validation.
 
 Each finalist is a plain-data job, so finalists train on any executor, and
 the stage checkpoints after every group of finalists (one per worker):
@@ -221,11 +223,12 @@ class Finalist:
 
 @dataclass
 class SelectionOutcome:
-    """The finalists (task loss first) and the index of the winner."""
+    """The finalists (task loss first), the index of the winner, and the margin used."""
 
     finalists: list[Finalist]
     winner: int
     kind: str
+    margin_se: float = 0.0
 
     @property
     def task_loss_won(self) -> bool:
@@ -233,7 +236,7 @@ class SelectionOutcome:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        return [f.record(i) for i, f in enumerate(self.finalists)]
+        return records_of(self.finalists)
 
     def best_loss(self) -> Any:
         return loss_from_dict(self.finalists[self.winner].document)
@@ -249,8 +252,16 @@ class SelectionOutcome:
                 f"(validation {task_val})"
             )
         if self.task_loss_won:
+            paired = paired_difference(best_learned, task)
+            margin = ""
+            if paired is not None and paired[0] < 0 and self.margin_se > 0:
+                margin = (
+                    f" by more than {self.margin_se:g} standard error(s) of the paired "
+                    f"difference ({paired[0]:+.4g} ± {paired[1]:.2g} over "
+                    f"{len(best_learned.runs)} seeds)"
+                )
             return (
-                f"no learned loss beat {task_loss_name} on validation: best learned "
+                f"no learned loss beat {task_loss_name} on validation{margin}: best learned "
                 f"{best_learned.label} at {_fmt(best_learned.val_metric)}, {task_loss_name} "
                 f"{task_val}; returning {task_loss_name}"
             )
@@ -261,20 +272,69 @@ class SelectionOutcome:
         )
 
 
+def records_of(finalists: Sequence[Finalist]) -> list[dict[str, Any]]:
+    """Finalists as plain data; each learned one with its paired difference to the task loss
+    (``val_diff``, ``val_diff_se``: mean and standard error over the seeds)."""
+    records = [f.record(i) for i, f in enumerate(finalists)]
+    for finalist, record in zip(finalists[1:], records[1:], strict=True):
+        paired = paired_difference(finalist, finalists[0])
+        record["val_diff"] = None if paired is None else paired[0]
+        record["val_diff_se"] = None if paired is None else paired[1]
+    return records
+
+
 def _fmt(value: float | None) -> str:
     return "diverged" if value is None else f"{value:.4g}"
 
 
-def choose(finalists: Sequence[Finalist]) -> int:
-    """The index of the finalist with the lowest mean validation metric.
+def paired_difference(finalist: Finalist, task: Finalist) -> tuple[float, float] | None:
+    """Mean and standard error of ``finalist - task`` over the seeds they share.
 
-    The task loss (index 0) wins ties, and also wins when every finalist failed.
+    Both trained from the same seeds (same initial weights and batches), so
+    the per-seed differences pair up; with one seed the standard error is 0.
+    ``None`` when either failed.
     """
-    best, best_value = 0, finalists[0].val_metric
+    mine = {r.seed: r.val_metric for r in finalist.runs}
+    theirs = {r.seed: r.val_metric for r in task.runs}
+    diffs = []
+    for seed, value in mine.items():
+        other = theirs.get(seed)
+        if value is None or other is None:
+            return None
+        diffs.append(value - other)
+    if not diffs:
+        return None
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+    return statistics.fmean(diffs), se
+
+
+def choose(finalists: Sequence[Finalist], margin_se: float = 0.0) -> int:
+    """The index of the finalist to return: the task loss (index 0) unless a learned one
+    beats it clearly enough.
+
+    A learned finalist is *eligible* when its mean validation metric beats the
+    task loss's by more than ``margin_se`` standard errors of their paired
+    per-seed difference (``mean_diff + margin_se * se < 0``; with one seed,
+    simply a lower value). The eligible finalist with the lowest mean wins;
+    with none, the task loss does, which also wins every tie. If the task loss
+    failed, the learned finalist with the lowest mean wins.
+
+    Why a margin: with k learned finalists against one task loss, the lowest
+    of k + 1 noisy validation numbers is a learned one far more often than
+    not even when none is truly better (the winner's curse). Requiring the
+    win to exceed the seed-to-seed noise of the difference, as Breiman's
+    one-standard-error rule does for model selection, keeps those losses out.
+    """
+    task = finalists[0]
+    best, best_value = 0, None
     for i, finalist in enumerate(finalists[1:], start=1):
         value = finalist.val_metric
         if value is None:
             continue
+        if task.val_metric is not None:
+            paired = paired_difference(finalist, task)
+            if paired is None or not paired[0] + margin_se * paired[1] < 0:
+                continue
         if best_value is None or value < best_value:
             best, best_value = i, value
     return best
@@ -309,8 +369,9 @@ def run_selection(run: Any, candidates: Sequence[Candidate]) -> SelectionOutcome
         results = run.executor.map(train_finalist, jobs)
         for n, i in enumerate(members):
             finalists[i].runs = results[n * len(seeds) : (n + 1) * len(seeds)]
-        records = [f.record(r) for r, f in enumerate(finalists[: members[-1] + 1])]
+        records = records_of(finalists[: members[-1] + 1])
         payload = {**run.last_checkpoint, "selection": {"records": records}}
         for i in members:
             run.emit(FinalistEvent(i, len(finalists), records[: i + 1], payload))
-    return SelectionOutcome(finalists, choose(finalists), run.kind)
+    margin = config.selection.margin_se
+    return SelectionOutcome(finalists, choose(finalists, margin), run.kind, margin)

@@ -150,16 +150,19 @@ class SelectionConfig:
 
     The top ``k`` distinct candidates and the task loss are trained for the
     meta-testing schedule (``steps``, default ``meta_test.steps``) over
-    ``seeds`` seeds and compared on the validation split; the best is
-    returned. ``k = 0`` turns the stage off.
+    ``seeds`` seeds and compared on the validation split. A learned loss is
+    returned only when it beats the task loss by more than ``margin_se``
+    standard errors of the paired per-seed difference (with one seed: when it
+    is lower); otherwise the task loss is. ``k = 0`` turns the stage off.
     """
 
     k: int = 5
     steps: int | None = None
     seeds: int = 1
+    margin_se: float = 1.0
 
     def __post_init__(self) -> None:
-        _non_negative(self, "k")
+        _non_negative(self, "k", "margin_se")
         _positive(self, "seeds")
         if self.steps is not None and self.steps <= 0:
             raise ValueError("selection.steps must be positive (or null for meta_test.steps)")
