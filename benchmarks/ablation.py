@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
         run_experiment(base, Path(args.out) / task / "baseline", progress=_say)
         for variant in args.variants:
             spec = ExperimentSpec(
-                ("evomal",),
+                (args.method,),
                 task,
                 args.model,
                 seeds,
@@ -87,7 +87,7 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def summarise(root: Path) -> dict[str, dict[str, dict[str, object]]]:
+def summarise(root: Path, method: str = "evomal") -> dict[str, dict[str, dict[str, object]]]:
     """Per task and variant: per-seed test metrics and the comparison with the baseline."""
     out: dict[str, dict[str, dict[str, object]]] = {}
     for task_dir in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -103,7 +103,7 @@ def summarise(root: Path) -> dict[str, dict[str, dict[str, object]]]:
             "baseline": {"per_seed": baseline, "mean": base_mean, "std": base_std}
         }
         for variant in VARIANTS:
-            records = load_cells(task_dir / variant, ["evomal"])
+            records = load_cells(task_dir / variant, [method])
             if not records:
                 continue
             per_seed = {r["seed"]: r["test_metric"] for r in records}
@@ -124,10 +124,30 @@ def summarise(root: Path) -> dict[str, dict[str, dict[str, object]]]:
                 "beyond_2_std": sum(1 for v in per_seed.values() if v is None or v > limit),
                 "task_loss_returned": sum(1 for r in records if r.get("task_loss")),
                 "expressions": {r["seed"]: r.get("expression") for r in records},
-                "search_seconds": statistics.mean(r["search_seconds"] for r in records),
+                "work_seconds": statistics.mean(
+                    work_seconds(task_dir / variant / method / f"seed-{r['seed']}" / "search")
+                    for r in records
+                ),
             }
         out[task_dir.name] = rows
     return out
+
+
+def work_seconds(run_dir: Path) -> float:
+    """Candidate work plus selection training, summed from the run directory's records.
+
+    Read from ``events.jsonl`` (per-candidate stage seconds) and ``selection.json``
+    (per-finalist seconds), so it survives resumes and counts no idle time.
+    """
+    total = 0.0
+    events = run_dir / "events.jsonl"
+    for line in events.read_text().splitlines() if events.exists() else []:
+        total += sum(json.loads(line).get("seconds", {}).values())
+    selection = run_dir / "selection.json"
+    if selection.exists():
+        for finalist in json.loads(selection.read_text())["finalists"]:
+            total += sum(run.get("seconds", 0.0) for run in finalist["seeds"])
+    return total
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -143,8 +163,8 @@ def markdown(summary: dict[str, dict[str, dict[str, object]]], metric: str) -> s
             f"mean + 2 std = {_fmt(float(base['mean']) + 2 * float(base['std']))})",  # type: ignore[arg-type]
             "",
             f"| variant | test {metric} (mean ± std) | Welch t vs CE | p | seeds worse than CE "
-            "(same seed) | seeds beyond CE mean + 2 std | task loss returned | search + "
-            "selection time (s) |",
+            "(same seed) | seeds beyond CE mean + 2 std | task loss returned | candidate + "
+            "selection work (s) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for variant, label in LABELS.items():
@@ -156,7 +176,7 @@ def markdown(summary: dict[str, dict[str, dict[str, object]]], metric: str) -> s
                 f"| {label} | {_fmt(row['mean'])} ± {_fmt(row['std'])} | "
                 f"{_fmt(row['welch_t'], 2)} | {_fmt(row['welch_p'], 3)} | "
                 f"{row['worse_than_baseline']} of {n} | {row['beyond_2_std']} of {n} | "
-                f"{row['task_loss_returned']} | {_fmt(row['search_seconds'], 0)} |"
+                f"{row['task_loss_returned']} | {_fmt(row['work_seconds'], 0)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -166,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["mnist1d", "digits"])
     parser.add_argument("--model", default="mlp")
+    parser.add_argument("--method", default="evomal", help="evomal, or ml3 (same local search)")
     parser.add_argument("--preset", default="embedded")
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -175,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="error rate")
     args = parser.parse_args(argv)
     if args.report:
-        summary = summarise(Path(args.out))
+        summary = summarise(Path(args.out), args.method)
         report = Path(args.report)
         report.mkdir(parents=True, exist_ok=True)
         (report / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
