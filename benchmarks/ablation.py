@@ -182,6 +182,32 @@ def markdown(summary: dict[str, dict[str, dict[str, object]]], metric: str) -> s
     return "\n".join(lines)
 
 
+def plot(summary: dict[str, dict[str, dict[str, object]]], out: Path, metric: str) -> None:
+    """Per task: every seed's test metric per variant, against cross-entropy's mean ± 2 std."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(summary), figsize=(6 * len(summary), 4), squeeze=False)
+    for ax, (task, rows) in zip(axes[0], summary.items(), strict=True):
+        base = rows["baseline"]
+        mean, std = float(base["mean"]), float(base["std"])  # type: ignore[arg-type]
+        ax.axhspan(mean - 2 * std, mean + 2 * std, color="tab:blue", alpha=0.12)
+        ax.axhline(mean, color="tab:blue", label="cross-entropy mean ± 2 std")
+        variants = [v for v in LABELS if v in rows]
+        for x, variant in enumerate(variants):
+            values = [v for v in rows[variant]["per_seed"].values() if v is not None]  # type: ignore[attr-defined]
+            ax.scatter([x] * len(values), values, color="black", s=14)
+        ax.set_xticks(range(len(variants)), [LABELS[v] for v in variants], rotation=30, ha="right")
+        ax.set_ylabel(f"test {metric} (one dot per seed)")
+        ax.set_title(task)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["mnist1d", "digits"])
@@ -201,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         report.mkdir(parents=True, exist_ok=True)
         (report / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         (report / "table.md").write_text(markdown(summary, args.metric))
+        plot(summary, report / "ablation.png", args.metric)
         print(markdown(summary, args.metric))
         return 0
     run(args)
