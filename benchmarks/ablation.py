@@ -124,30 +124,10 @@ def summarise(root: Path, method: str = "evomal") -> dict[str, dict[str, dict[st
                 "beyond_2_std": sum(1 for v in per_seed.values() if v is None or v > limit),
                 "task_loss_returned": sum(1 for r in records if r.get("task_loss")),
                 "expressions": {r["seed"]: r.get("expression") for r in records},
-                "work_seconds": statistics.mean(
-                    work_seconds(task_dir / variant / method / f"seed-{r['seed']}" / "search")
-                    for r in records
-                ),
+                "work_seconds": statistics.mean(r["work_seconds"] for r in records),
             }
         out[task_dir.name] = rows
     return out
-
-
-def work_seconds(run_dir: Path) -> float:
-    """Candidate work plus selection training, summed from the run directory's records.
-
-    Read from ``events.jsonl`` (per-candidate stage seconds) and ``selection.json``
-    (per-finalist seconds), so it survives resumes and counts no idle time.
-    """
-    total = 0.0
-    events = run_dir / "events.jsonl"
-    for line in events.read_text().splitlines() if events.exists() else []:
-        total += sum(json.loads(line).get("seconds", {}).values())
-    selection = run_dir / "selection.json"
-    if selection.exists():
-        for finalist in json.loads(selection.read_text())["finalists"]:
-            total += sum(run.get("seconds", 0.0) for run in finalist["seeds"])
-    return total
 
 
 def _fmt(value: object, digits: int = 4) -> str:

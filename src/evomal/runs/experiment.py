@@ -24,6 +24,7 @@ from evomal.losses.io import load_loss
 from evomal.methods.meta_test import meta_test
 from evomal.runs.config import build_config, to_dict
 from evomal.runs.files import read_json, write_json_atomic
+from evomal.runs.store import RunStore
 from evomal.runs.tasks import task_for
 from evomal.search import METHODS, resume, search
 
@@ -141,11 +142,19 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
 def load_cells(
     root: str | os.PathLike[str], methods: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Every finished (method, seed) record under an experiment directory."""
+    """Every finished (method, seed) record under an experiment directory.
+
+    Each record gains ``work_seconds``: the search's candidate work plus its
+    selection training, summed from its run directory (a resumed search's wall
+    time covers only the part after the resume).
+    """
     base = Path(root)
     records = []
     for path in sorted(base.glob("*/seed-*/meta_test.json")):
         record = read_json(path, "meta-test record")
         if methods is None or record.get("method") in methods:
+            run_dir = path.parent / "search"
+            if run_dir.is_dir():
+                record["work_seconds"] = round(RunStore(run_dir).work_seconds(), 1)
             records.append(record)
     return records

@@ -233,6 +233,15 @@ class RunStore:
     def save_result(self, result: dict[str, Any]) -> None:
         write_json_atomic(self.root / "result.json", _clean(result))
 
+    def work_seconds(self) -> float:
+        """Seconds of candidate work (every stage of every scored candidate) plus selection
+        training, summed from the records: unlike wall time, it survives resumes and
+        leaves out idle time."""
+        total = sum(sum(event.get("seconds", {}).values()) for event in self.read_events())
+        for finalist in self.load_selection():
+            total += sum(run.get("seconds", 0.0) for run in finalist.get("seeds", []))
+        return total
+
     def read_events(self) -> list[dict[str, Any]]:
         if not self.events_path.exists():
             return []
