@@ -45,7 +45,9 @@ def main() -> None:
                     guess = task.train.y.mean(dim=0)
                     mean.append(float((task.test.y - guess).pow(2).mean()))
             except FileNotFoundError as exc:
-                rows.append({"preset": preset, "task": name, "missing": str(exc)})
+                # The record is committed: name the home directory as ~, not this machine's path.
+                reason = str(exc).replace(str(Path.home()), "~")
+                rows.append({"preset": preset, "task": name, "missing": reason})
                 print(f"{preset} {name}: data not present")
                 continue
             row = {
