@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evomal.runs.store import RunStore
+
 DEFAULT_PRICES = Path(__file__).parent / "results" / "candidate_cost_issue10.json"
 
 
@@ -53,20 +55,18 @@ class Work:
 def read_work(run: Path) -> Work:
     """Count the local searches, fitness runs and selection steps recorded in ``run``."""
     config = json.loads((run / "config.json").read_text())
+    store = RunStore(run)
     local_searches = fitness_runs = 0
-    for line in (run / "events.jsonl").read_text().splitlines():
-        if not line:
-            continue
-        seconds = json.loads(line).get("seconds") or {}
+    for event in store.read_events():
+        seconds = event.get("seconds") or {}
         local_searches += seconds.get("local_search", 0.0) > 0
         fitness_runs += seconds.get("fitness", 0.0) > 0
-    selection_steps = 0
-    selection = run / "selection.json"
-    if selection.exists():
-        default_steps = config["selection"].get("steps") or config["meta_test"]["steps"]
-        for finalist in json.loads(selection.read_text())["finalists"]:
-            for seed in finalist["seeds"]:
-                selection_steps += int(seed.get("steps", default_steps))
+    default_steps = config["selection"].get("steps") or config["meta_test"]["steps"]
+    selection_steps = sum(
+        int(seed.get("steps", default_steps))
+        for finalist in store.load_selection()
+        for seed in finalist["seeds"]
+    )
     return Work(
         str(run),
         local_searches,

@@ -83,7 +83,7 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
         finite = [v for v in values if math.isfinite(v)]
         t, p = _welch(finite, baseline) if method != "baseline" else (None, None)
         timed = [r.get("work_seconds", r.get("search_seconds")) for r in cells]
-        searches = [float(t) for t in timed if t is not None]
+        searches = [float(seconds) for seconds in timed if seconds is not None]
         paired = [
             (r.get("test_metric"), baseline_by_seed[r["seed"]])
             for r in cells
