@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from evomal import LearnedLoss
@@ -10,6 +9,7 @@ from evomal.runs.config import build_config
 from evomal.runs.store import RunStore
 from evomal.search import resume, search
 from evomal.tasks import Task
+from tests.toy import linear_classification
 
 TINY = [
     "gp.population_size=5",
@@ -24,10 +24,7 @@ TINY = [
 
 
 def _task():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(300, 8)).astype(np.float32)
-    y = (x @ rng.normal(size=(8, 4))).argmax(1)
-    return Task.from_tensors("toy", "classification", x, y, x[:60], y[:60])
+    return linear_classification(seed=1, n=300, features=8, classes=4, n_test=60)
 
 
 def test_tiny_search_writes_a_complete_run_directory(tmp_path):

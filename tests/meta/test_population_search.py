@@ -17,7 +17,7 @@ from evomal.meta.local_search import initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
 from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree
-from evomal.tasks import Task
+from tests.toy import linear_classification
 
 # Trees in which every edge weight changes training; see the last test for the caveat.
 EXPRESSIONS = [
@@ -30,10 +30,7 @@ EXPRESSIONS = [
 
 
 def _task():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 6))
-    y = (x @ rng.normal(size=(6, 3))).argmax(1)
-    return Task.from_tensors("toy", "classification", x, y, x[:30], y[:30])
+    return linear_classification(seed=0, n=200, features=6, classes=3, n_test=30)
 
 
 pytestmark = pytest.mark.usefixtures("float64")

@@ -18,16 +18,13 @@ from evomal.methods.context import ContextSpec, EvaluationContext
 from evomal.methods.evaluator import CandidateEvaluator
 from evomal.runs.config import build_config
 from evomal.symbolic import compile_tree, parse
-from evomal.tasks import Task
+from tests.toy import linear_classification
 
 CE = "mul(-1, mul(y, log(fx)))"
 
 
 def _task():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(240, 6)).astype(np.float32)
-    y = (x @ rng.normal(size=(6, 3))).argmax(1)
-    return Task.from_tensors("toy", "classification", x, y, x[:40], y[:40])
+    return linear_classification(seed=0, n=240, features=6, classes=3, n_test=40)
 
 
 def _config(*overrides):

@@ -10,7 +10,7 @@ from evomal.methods.cmaes import make_strategy
 from evomal.runs.config import build_config
 from evomal.runs.store import RunStore
 from evomal.search import METHODS, resume, search
-from evomal.tasks import Task
+from tests.toy import linear_classification
 
 TINY = [
     "gp.population_size=4",
@@ -28,10 +28,7 @@ TINY = [
 
 
 def _task():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(300, 6)).astype(np.float32)
-    y = (x @ rng.normal(size=(6, 3))).argmax(1)
-    return Task.from_tensors("toy", "classification", x, y, x[:60], y[:60])
+    return linear_classification(seed=2, n=300, features=6, classes=3, n_test=60)
 
 
 EXPECTED = {

@@ -19,7 +19,7 @@ from evomal.methods.selection import (
 )
 from evomal.runs.config import build_config
 from evomal.search import resume, search
-from evomal.tasks import Task
+from tests.toy import linear_classification
 
 TINY = [
     "gp.population_size=6",
@@ -35,10 +35,7 @@ TINY = [
 
 
 def _task():
-    rng = np.random.default_rng(4)
-    x = rng.normal(size=(300, 6)).astype(np.float32)
-    y = (x @ rng.normal(size=(6, 3))).argmax(1)
-    return Task.from_tensors("toy", "classification", x, y, x[:60], y[:60])
+    return linear_classification(seed=4, n=300, features=6, classes=3, n_test=60)
 
 
 def _candidate(label, fitness, key):
