@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from evomal.events import FinalistEvent
 from evomal.losses import LearnedLoss, load_loss
@@ -89,6 +91,92 @@ def test_a_learned_loss_must_beat_the_task_loss_by_more_than_the_paired_noise():
     assert choose([task, worse], 0.0) == 0
 
 
+def _per_sample_finalist(errors_by_seed, task_loss=False):
+    runs = [
+        FinalistRun(s, float(np.mean(e)), val_samples=[float(v) for v in e])
+        for s, e in enumerate(errors_by_seed)
+    ]
+    return Finalist("x", {}, None, task_loss, runs)
+
+
+def test_with_one_seed_the_margin_counts_the_noise_of_the_validation_samples():
+    """Oracle: the standard error is numpy's for the per-sample paired difference, and a win
+    smaller than it keeps the task loss even with a single seed."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    task_errors = (rng.random(n) < 0.05).astype(float)
+    close = task_errors.copy()  # 35 samples fixed, 30 broken: 5 fewer errors in 2,000
+    fixed = rng.choice(np.flatnonzero(task_errors == 1), 40, replace=False)
+    broken = rng.choice(np.flatnonzero(task_errors == 0), 30, replace=False)
+    close[fixed[:35]], close[broken] = 0.0, 1.0
+    clear = task_errors.copy()  # 40 fixed, nothing broken
+    clear[fixed] = 0.0
+    task = _per_sample_finalist([task_errors], task_loss=True)
+    mean, se = paired_difference(_per_sample_finalist([close]), task)
+    d = close - task_errors
+    assert mean == pytest.approx(d.mean()) and mean == pytest.approx(-5 / n)
+    assert se == pytest.approx(d.std(ddof=1) / np.sqrt(n))
+    assert choose([task, _per_sample_finalist([close])], 0.0) == 1  # the plain minimum
+    assert choose([task, _per_sample_finalist([close])], 1.0) == 0  # 5 net of 65 (se ~ 8)
+    assert choose([task, _per_sample_finalist([clear])], 1.0) == 1  # 40 net of 40 (se ~ 6)
+
+
+def test_seed_and_sample_noise_combine_as_independent_variances():
+    rng = np.random.default_rng(1)
+    task_runs = [(rng.random(500) < 0.1).astype(float) for _ in range(3)]
+    mine_runs = [(rng.random(500) < 0.09).astype(float) for _ in range(3)]
+    mean, se = paired_difference(
+        _per_sample_finalist(mine_runs), _per_sample_finalist(task_runs, task_loss=True)
+    )
+    per_seed = np.array([m.mean() - t.mean() for m, t in zip(mine_runs, task_runs, strict=True)])
+    per_sample = np.mean([m - t for m, t in zip(mine_runs, task_runs, strict=True)], axis=0)
+    seed_se = per_seed.std(ddof=1) / np.sqrt(3)
+    sample_se = per_sample.std(ddof=1) / np.sqrt(500)
+    assert mean == pytest.approx(per_seed.mean())
+    assert se == pytest.approx(np.hypot(seed_se, sample_se))
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from([0.0, 1.0]), min_size=2, max_size=40).map(tuple),
+        min_size=2,
+        max_size=8,
+    ),
+    st.integers(1, 3),
+)
+def test_the_combined_standard_error_bounds_each_source(rows, seeds):
+    """Property: per-sample vectors only add noise to the per-seed estimate, never remove it."""
+    n = min(len(r) for r in rows)
+    vectors = [list(r[:n]) for r in rows]
+    task = [vectors[i % len(vectors)] for i in range(seeds)]
+    mine = [vectors[(i + 1) % len(vectors)] for i in range(seeds)]
+    with_samples = paired_difference(
+        _per_sample_finalist(mine), _per_sample_finalist(task, task_loss=True)
+    )
+    without = paired_difference(
+        _finalist(*[float(np.mean(v)) for v in mine]),
+        _finalist(*[float(np.mean(v)) for v in task], task_loss=True),
+    )
+    assert with_samples is not None and without is not None
+    assert with_samples[0] == pytest.approx(without[0])
+    assert with_samples[1] >= without[1] - 1e-12
+
+
+def test_per_sample_metrics_survive_a_record_round_trip():
+    run = FinalistRun(2, 0.5, val_samples=[0.0, 1.0, 0.0, 1.0])
+    finalist = Finalist("x", {}, 0.1, False, [run])
+    (back,) = Finalist.from_record(json.loads(json.dumps(finalist.record(1)))).runs
+    assert back.val_samples == run.val_samples
+    assert finalist.record(1)["seeds"][0]["val_samples"] == {
+        "n": 4,
+        "index": [1, 3],
+        "value": [1.0, 1.0],
+    }
+    old = finalist.record(1)
+    del old["seeds"][0]["val_samples"]  # a record written before per-sample metrics
+    assert Finalist.from_record(old).runs[0].val_samples is None
+
+
 def test_the_message_says_why_the_task_loss_was_kept():
     from evomal.methods.selection import SelectionOutcome
 
@@ -138,6 +226,10 @@ def test_selection_metrics_are_exactly_the_meta_tests_validation(tmp_path):
         (run,) = record["seeds"]
         assert run["seed"] == 3 and run["val_curve"][-1] == [60, tested.val_metric]
         assert len(run["loss_curve"]) == 60
+        # The per-sample record, two ways: its mean is the validation metric.
+        samples = run["val_samples"]
+        assert samples["n"] == len(task.val) and set(samples["value"]) <= {1.0}
+        assert len(samples["index"]) / samples["n"] == pytest.approx(tested.val_metric, abs=1e-6)
 
 
 def load_loss_document(document):

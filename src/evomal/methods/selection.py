@@ -11,7 +11,8 @@ schedule (``selection.steps``, default ``meta_test.steps``, with
 seeds, and scored on the validation split. The test split is never read: the
 search view hides it. A learned finalist is returned only when it beats the
 task loss on validation by more than ``selection.margin_se`` standard errors
-of their paired per-seed difference (:func:`choose`); the task loss wins
+of their paired difference (:func:`choose`: the noise between seeds and the
+noise of a finite validation split, sample by sample); the task loss wins
 otherwise and on every tie, so a search never hands back a loss that did
 worse than the task loss on validation.
 
@@ -39,7 +40,7 @@ from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import task_loss_tree
 from evomal.methods.context import EvaluationContext
 from evomal.methods.stages import describe_error
-from evomal.training.loop import TrainResult, train
+from evomal.training.loop import TrainResult, evaluate_per_sample, train
 
 #: Points kept of each finalist's training-loss curve.
 CURVE_POINTS = 100
@@ -85,7 +86,12 @@ class FinalistJob:
 
 @dataclass
 class FinalistRun:
-    """What one finalist's training from one seed gave (validation metric and curves)."""
+    """What one finalist's training from one seed gave (validation metric and curves).
+
+    ``val_samples`` is each validation sample's contribution to the metric (error
+    indicator or squared error; its mean is ``val_metric``) when the context trains one
+    task; it is ``None`` for multi-task contexts and for records written before it existed.
+    """
 
     seed: int
     val_metric: float | None
@@ -93,6 +99,7 @@ class FinalistRun:
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
     val_curve: list[tuple[int, float]] = field(default_factory=list)
     seconds: float = 0.0
+    val_samples: list[float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,7 +109,26 @@ class FinalistRun:
             "loss_curve": [list(p) for p in self.loss_curve],
             "val_curve": [list(p) for p in self.val_curve],
             "seconds": round(self.seconds, 3),
+            "val_samples": _sparse(self.val_samples),
         }
+
+
+def _sparse(values: Sequence[float] | None) -> dict[str, Any] | None:
+    """A per-sample vector as its length and nonzero entries (an error-rate vector is mostly 0)."""
+    if values is None:
+        return None
+    nonzero = [(i, v) for i, v in enumerate(values) if v != 0.0]
+    return {"n": len(values), "index": [i for i, _ in nonzero], "value": [v for _, v in nonzero]}
+
+
+def _dense(record: dict[str, Any] | None) -> list[float] | None:
+    """The inverse of :func:`_sparse`."""
+    if record is None:
+        return None
+    values = [0.0] * int(record["n"])
+    for i, v in zip(record["index"], record["value"], strict=True):
+        values[int(i)] = float(v)
+    return values
 
 
 def downsample(history: Sequence[float], points: int = CURVE_POINTS) -> list[tuple[int, float]]:
@@ -122,7 +148,12 @@ def _val_every(steps: int) -> int:
     return max(1, steps // VAL_POINTS)
 
 
-def _run_of(job: FinalistJob, results: Sequence[TrainResult], seconds: float) -> FinalistRun:
+def _run_of(
+    job: FinalistJob,
+    results: Sequence[TrainResult],
+    seconds: float,
+    val_samples: list[float] | None = None,
+) -> FinalistRun:
     """Average one job's results over the context's training tasks."""
     bad = next((r for r in results if r.diverged or r.val_metric is None), None)
     if bad is not None:
@@ -138,6 +169,7 @@ def _run_of(job: FinalistJob, results: Sequence[TrainResult], seconds: float) ->
         downsample(first.loss_history),
         list(first.val_history),
         seconds,
+        val_samples,
     )
 
 
@@ -147,11 +179,13 @@ def train_finalist(ctx: EvaluationContext, job: FinalistJob) -> FinalistRun:
     config = ctx.config
     try:
         results = []
+        samples = None
         for j, learner in enumerate(ctx.learners):
             loss: Any = "task" if job.document is None else loss_from_dict(job.document)
+            model = learner.build(job.seed + j)
             results.append(
                 train(
-                    learner.build(job.seed + j),
+                    model,
                     loss,
                     learner.task,
                     job.steps,
@@ -161,9 +195,12 @@ def train_finalist(ctx: EvaluationContext, job: FinalistJob) -> FinalistRun:
                     val_every=_val_every(job.steps),
                 )
             )
+            if len(ctx.learners) == 1 and not results[-1].diverged:
+                per_sample = evaluate_per_sample(model, learner.task.val, learner.task)
+                samples = per_sample.tolist()
     except Exception as exc:  # a fault stays inside its finalist
         return FinalistRun(job.seed, None, describe_error(exc), seconds=time.perf_counter() - start)
-    return _run_of(job, results, time.perf_counter() - start)
+    return _run_of(job, results, time.perf_counter() - start, samples)
 
 
 @dataclass
@@ -213,6 +250,7 @@ class Finalist:
                 [tuple(p) for p in r.get("loss_curve", [])],
                 [tuple(p) for p in r.get("val_curve", [])],
                 r.get("seconds", 0.0),
+                _dense(r.get("val_samples")),
             )
             for r in record["seeds"]
         ]
@@ -257,8 +295,8 @@ class SelectionOutcome:
             if paired is not None and paired[0] < 0 and self.margin_se > 0:
                 margin = (
                     f" by more than {self.margin_se:g} standard error(s) of the paired "
-                    f"difference ({paired[0]:+.4g} ± {paired[1]:.2g} over "
-                    f"{len(best_learned.runs)} seeds)"
+                    f"difference ({paired[0]:+.4g} ± {paired[1]:.2g}; "
+                    f"{len(best_learned.runs)} seed(s))"
                 )
             return (
                 f"no learned loss beat {task_loss_name} on validation{margin}: best learned "
@@ -274,7 +312,7 @@ class SelectionOutcome:
 
 def records_of(finalists: Sequence[Finalist]) -> list[dict[str, Any]]:
     """Finalists as plain data; each learned one with its paired difference to the task loss
-    (``val_diff``, ``val_diff_se``: mean and standard error over the seeds)."""
+    (``val_diff``, ``val_diff_se``: mean and standard error, see :func:`paired_difference`)."""
     records = [f.record(i) for i, f in enumerate(finalists)]
     for finalist, record in zip(finalists[1:], records[1:], strict=True):
         paired = paired_difference(finalist, finalists[0])
@@ -288,24 +326,47 @@ def _fmt(value: float | None) -> str:
 
 
 def paired_difference(finalist: Finalist, task: Finalist) -> tuple[float, float] | None:
-    """Mean and standard error of ``finalist - task`` over the seeds they share.
+    """Mean and standard error of ``finalist - task`` on validation, paired two ways.
 
-    Both trained from the same seeds (same initial weights and batches), so
-    the per-seed differences pair up; with one seed the standard error is 0.
+    Both trained from the same seeds (same initial weights and batches) and were
+    scored on the same validation samples, so the differences pair up by seed and
+    by sample. Two sources of noise are combined (as independent variances):
+
+    * between seeds: the standard error of the per-seed differences (0 with one seed);
+    * between samples: the standard error of the per-sample differences, averaged over
+      the seeds, when every run kept its per-sample metric. With one seed this is all
+      the noise there is to see: the meta-test of seed ``s`` repeats the selection's
+      training run of seed ``s``, and only the samples (validation against test) differ.
+
     ``None`` when either failed.
     """
-    mine = {r.seed: r.val_metric for r in finalist.runs}
-    theirs = {r.seed: r.val_metric for r in task.runs}
+    mine = {r.seed: r for r in finalist.runs}
+    theirs = {r.seed: r for r in task.runs}
     diffs = []
-    for seed, value in mine.items():
+    pairs = []
+    for seed, run in mine.items():
         other = theirs.get(seed)
-        if value is None or other is None:
+        if run.val_metric is None or other is None or other.val_metric is None:
             return None
-        diffs.append(value - other)
+        diffs.append(run.val_metric - other.val_metric)
+        pairs.append((run.val_samples, other.val_samples))
     if not diffs:
         return None
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
-    return statistics.fmean(diffs), se
+    seed_se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+    sample_se = _sample_se(pairs)
+    return statistics.fmean(diffs), math.hypot(seed_se, sample_se)
+
+
+def _sample_se(pairs: Sequence[tuple[list[float] | None, list[float] | None]]) -> float:
+    """Standard error of the mean per-sample difference (averaged over seeds); 0 if unknown."""
+    vectors = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if not vectors or len(vectors) != len(pairs):
+        return 0.0
+    n = len(vectors[0][0])
+    if n < 2 or any(len(a) != n or len(b) != n for a, b in vectors):
+        return 0.0
+    per_sample = [statistics.fmean(a[i] - b[i] for a, b in vectors) for i in range(n)]
+    return statistics.stdev(per_sample) / math.sqrt(n)
 
 
 def choose(finalists: Sequence[Finalist], margin_se: float = 0.0) -> int:
@@ -314,15 +375,16 @@ def choose(finalists: Sequence[Finalist], margin_se: float = 0.0) -> int:
 
     A learned finalist is *eligible* when its mean validation metric beats the
     task loss's by more than ``margin_se`` standard errors of their paired
-    per-seed difference (``mean_diff + margin_se * se < 0``; with one seed,
-    simply a lower value). The eligible finalist with the lowest mean wins;
-    with none, the task loss does, which also wins every tie. If the task loss
-    failed, the learned finalist with the lowest mean wins.
+    difference (``mean_diff + margin_se * se < 0``, see :func:`paired_difference`;
+    with one seed and no per-sample metrics, simply a lower value). The
+    eligible finalist with the lowest mean wins; with none, the task loss does,
+    which also wins every tie. If the task loss failed, the learned finalist
+    with the lowest mean wins.
 
     Why a margin: with k learned finalists against one task loss, the lowest
     of k + 1 noisy validation numbers is a learned one far more often than
     not even when none is truly better (the winner's curse). Requiring the
-    win to exceed the seed-to-seed noise of the difference, as Breiman's
+    win to exceed the noise of the difference, as Breiman's
     one-standard-error rule does for model selection, keeps those losses out.
     """
     task = finalists[0]

@@ -152,8 +152,9 @@ class SelectionConfig:
     meta-testing schedule (``steps``, default ``meta_test.steps``) over
     ``seeds`` seeds and compared on the validation split. A learned loss is
     returned only when it beats the task loss by more than ``margin_se``
-    standard errors of the paired per-seed difference (with one seed: when it
-    is lower); otherwise the task loss is. ``k = 0`` turns the stage off.
+    standard errors of the paired difference (between seeds and between
+    validation samples; :func:`evomal.methods.selection.paired_difference`);
+    otherwise the task loss is. ``k = 0`` turns the stage off.
     """
 
     k: int = 5

@@ -1,6 +1,13 @@
 """Training base models: the loop, task losses and metrics, optimiser settings."""
 
-from evomal.training.loop import EpochSampler, TrainResult, evaluate, resolve_loss, train
+from evomal.training.loop import (
+    EpochSampler,
+    TrainResult,
+    evaluate,
+    evaluate_per_sample,
+    resolve_loss,
+    train,
+)
 from evomal.training.metrics import metric, metric_name, per_sample_metric, task_loss
 from evomal.training.optim import SGDConfig
 
@@ -9,6 +16,7 @@ __all__ = [
     "SGDConfig",
     "TrainResult",
     "evaluate",
+    "evaluate_per_sample",
     "metric",
     "metric_name",
     "per_sample_metric",

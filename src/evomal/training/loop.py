@@ -167,6 +167,26 @@ def evaluate(model: nn.Module, split: Split, task: Task, batch_size: int = 1024)
     return total / len(split)
 
 
+def evaluate_per_sample(
+    model: nn.Module, split: Split, task: Task, batch_size: int = 1024
+) -> Tensor:
+    """Each sample's contribution to the task metric on ``split``: error indicator or squared error.
+
+    Its mean is :func:`evaluate`'s metric. Selection pairs two losses' vectors sample by
+    sample to tell how much of a validation difference a finite validation split explains.
+    """
+    was_training = model.training
+    model.eval()
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            x = task.augmentation.eval_batch(split.x[start : start + batch_size])
+            y = split.y[start : start + batch_size]
+            parts.append(per_sample_metric(task.kind, model(x), y))
+    model.train(was_training)
+    return torch.cat(parts)
+
+
 def _nonfinite_parameters(model: nn.Module) -> bool:
     flags = [torch.isfinite(p).all() for p in model.parameters()]
     return bool(flags) and not bool(torch.stack(flags).all())
