@@ -10,7 +10,7 @@ from torch import nn
 
 from evomal import LearnedLoss
 from evomal.tasks import Task
-from evomal.training import EpochSampler, SGDConfig, evaluate, train
+from evomal.training import EpochSampler, SGDConfig, evaluate, evaluate_per_sample, train
 from evomal.training.loop import make_generator
 
 
@@ -172,3 +172,23 @@ def test_sgd_config_validation_and_schedule():
     for bad, fragment in bad_settings:
         with pytest.raises(ValueError, match=fragment):
             SGDConfig(**bad)
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression"])
+def test_per_sample_metrics_are_the_metric_sample_by_sample(kind):
+    """Oracle: each sample's entry is its own error indicator / squared error, computed by hand
+    on the whole split at once, and their mean is :func:`evaluate`; the model's mode is kept."""
+    task = _task(kind)
+    model = _mlp(task).train()
+    per_sample = evaluate_per_sample(model, task.test, task, batch_size=7)
+    assert model.training
+    with torch.no_grad():
+        out = model.eval()(task.test.x)
+    if kind == "classification":
+        expected = (out.argmax(1) != task.test.y).float()
+    else:
+        expected = (out.reshape(-1) - task.test.y.reshape(-1)) ** 2
+    torch.testing.assert_close(per_sample, expected)
+    assert float(per_sample.mean()) == pytest.approx(
+        float(evaluate(model, task.test, task, batch_size=7)), rel=1e-6
+    )

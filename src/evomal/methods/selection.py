@@ -179,7 +179,6 @@ def train_finalist(ctx: EvaluationContext, job: FinalistJob) -> FinalistRun:
     config = ctx.config
     try:
         results = []
-        samples = None
         for j, learner in enumerate(ctx.learners):
             loss: Any = "task" if job.document is None else loss_from_dict(job.document)
             model = learner.build(job.seed + j)
@@ -195,9 +194,9 @@ def train_finalist(ctx: EvaluationContext, job: FinalistJob) -> FinalistRun:
                     val_every=_val_every(job.steps),
                 )
             )
-            if len(ctx.learners) == 1 and not results[-1].diverged:
-                per_sample = evaluate_per_sample(model, learner.task.val, learner.task)
-                samples = per_sample.tolist()
+        samples = None
+        if len(ctx.learners) == 1 and not results[0].diverged:  # paired by sample (one task)
+            samples = evaluate_per_sample(model, learner.task.val, learner.task).tolist()
     except Exception as exc:  # a fault stays inside its finalist
         return FinalistRun(job.seed, None, describe_error(exc), seconds=time.perf_counter() - start)
     return _run_of(job, results, time.perf_counter() - start, samples)

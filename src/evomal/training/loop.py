@@ -18,7 +18,7 @@ gives the same initial weights, the same batches and the same result
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,19 +151,30 @@ def resolve_loss(loss: Any, task: Task) -> LossFn:
     return loss
 
 
-def evaluate(model: nn.Module, split: Split, task: Task, batch_size: int = 1024) -> Tensor:
-    """The task metric of ``model`` on ``split`` as a 0-d tensor (eval mode, no grad)."""
+def _per_sample_batches(
+    model: nn.Module, split: Split, task: Task, batch_size: int
+) -> Iterator[Tensor]:
+    """Per-sample metric of each batch of ``split``, in eval mode without gradients.
+
+    The model's train/eval mode is restored when the generator is exhausted.
+    """
     was_training = model.training
     model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(split), batch_size):
+                x = task.augmentation.eval_batch(split.x[start : start + batch_size])
+                y = split.y[start : start + batch_size]
+                yield per_sample_metric(task.kind, model(x), y)
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: nn.Module, split: Split, task: Task, batch_size: int = 1024) -> Tensor:
+    """The task metric of ``model`` on ``split`` as a 0-d tensor (eval mode, no grad)."""
     total = torch.zeros((), device=split.x.device)
-    with torch.no_grad():
-        for start in range(0, len(split), batch_size):
-            x = task.augmentation.eval_batch(split.x[start : start + batch_size])
-            out = model(x)
-            total = (
-                total + per_sample_metric(task.kind, out, split.y[start : start + batch_size]).sum()
-            )
-    model.train(was_training)
+    for batch in _per_sample_batches(model, split, task, batch_size):
+        total = total + batch.sum()
     return total / len(split)
 
 
@@ -175,16 +186,7 @@ def evaluate_per_sample(
     Its mean is :func:`evaluate`'s metric. Selection pairs two losses' vectors sample by
     sample to tell how much of a validation difference a finite validation split explains.
     """
-    was_training = model.training
-    model.eval()
-    parts = []
-    with torch.no_grad():
-        for start in range(0, len(split), batch_size):
-            x = task.augmentation.eval_batch(split.x[start : start + batch_size])
-            y = split.y[start : start + batch_size]
-            parts.append(per_sample_metric(task.kind, model(x), y))
-    model.train(was_training)
-    return torch.cat(parts)
+    return torch.cat(list(_per_sample_batches(model, split, task, batch_size)))
 
 
 def _nonfinite_parameters(model: nn.Module) -> bool:
