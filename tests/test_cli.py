@@ -99,6 +99,15 @@ def test_unknown_set_key_is_a_clear_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("bad", ["training.momentum=1.5", "meta_test.optimizer.gamma=0"])
+def test_a_bad_optimiser_value_stops_the_search_before_it_starts(tmp_path, bad):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["search", "--set", bad, "--out", str(out)])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
 def test_resume_a_stopped_run_from_the_cli(tmp_path):
     from evomal.runs.config import build_config
     from evomal.search import search
@@ -138,3 +147,27 @@ def test_search_on_cuda_without_cuda_is_a_clear_error_and_writes_nothing(tmp_pat
     trained = runner.invoke(app, ["train", "--task", "wine", "--device", "cuda", "--steps", "2"])
     assert trained.exit_code == 2
     assert "no usable CUDA" in trained.output
+
+
+@pytest.mark.parametrize("kind", ["taylor", "neural"])
+def test_show_and_train_accept_every_kind_of_loss_file(tmp_path, kind):
+    """`show`, `train` and `test` read loss files through one loader (issue 11 bug)."""
+    import numpy as np
+
+    from evomal.losses import NeuralLoss, TaylorLoss
+    from evomal.losses.neural import NeuralLossFunction
+
+    if kind == "taylor":
+        loss = TaylorLoss(np.linspace(-0.1, 0.1, 8))
+    else:
+        loss = NeuralLoss(NeuralLossFunction().initial_params(0))
+    path = tmp_path / f"{kind}.json"
+    loss.save(path)
+    shown = runner.invoke(app, ["show", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert type(loss).__name__ in shown.output
+    trained = runner.invoke(
+        app, ["train", "--task", "wine", "--model", "linear", "--steps", "5", "--loss", str(path)]
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "test error rate" in trained.output

@@ -115,14 +115,15 @@ def show(path: Path = typer.Argument(..., help="A loss file written by evomal (J
         console.print("  (the task loss itself: no learned loss beat it on validation)")
 
 
-def _load_loss(spec: str) -> Any:
-    """``ce``, ``mse`` and ``task`` name the built-in task losses; anything else is a loss file."""
+def _load_any_loss(spec: str) -> Any:
+    """ce / mse / task, or a loss file of any kind (symbolic, Taylor, neural)."""
     if spec in ("ce", "mse", "task"):
         return spec
-    path = Path(spec)
-    if not path.exists():
+    from evomal.losses import load_loss
+
+    if not Path(spec).exists():
         raise ValueError(f"--loss {spec!r} is neither ce, mse, task nor an existing loss file")
-    return evomal.LearnedLoss.load(path)
+    return load_loss(spec)
 
 
 @app.command()
@@ -153,7 +154,7 @@ def train(
     from evomal.training import train as train_model
 
     the_task = get_task(task, data_dir=data_dir, seed=seed)
-    the_loss = _load_loss(loss)
+    the_loss = _load_any_loss(loss)
     config = SGDConfig(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     columns = (
         TextColumn("[bold]training"),
@@ -251,8 +252,9 @@ def list_models() -> None:
 
 def _generations(config: Any) -> int:
     """How many generations the configured method runs (GP, CMA-ES, both, or one)."""
-    gp, cma = config.gp.generations, config.cmaes.generations
-    return {"taylorglo": cma, "glo": gp + cma, "ml3": 1, "baseline": 1}.get(config.method, gp)
+    from evomal.methods.registry import method_spec
+
+    return method_spec(config.method).generations(config)
 
 
 class SearchProgress:
@@ -448,17 +450,6 @@ def resume(
     with _search_progress(config) as progress:
         result = run_resume(run_dir, listener=SearchProgress(config, progress), data_dir=data)
     _report_search(result, config, spec["task"], spec["model"], data, meta_test)
-
-
-def _load_any_loss(spec: str) -> Any:
-    """ce / mse / task, or a loss file of any kind (symbolic, Taylor, neural)."""
-    if spec in ("ce", "mse", "task"):
-        return spec
-    from evomal.losses import load_loss
-
-    if not Path(spec).exists():
-        raise ValueError(f"--loss {spec!r} is neither ce, mse, task nor an existing loss file")
-    return load_loss(spec)
 
 
 @app.command("test")

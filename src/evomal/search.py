@@ -16,33 +16,14 @@ from typing import Any
 from evomal.events import Listener
 from evomal.execution.base import Executor, SerialExecutor
 from evomal.losses.io import load_loss
-from evomal.methods.base import Method, MethodRun, SearchResult
+from evomal.methods.base import MethodRun, SearchResult
+from evomal.methods.registry import METHODS, method_spec
 from evomal.runs.config import SearchConfig, build_config
 from evomal.runs.store import RunStore
 from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
 
 __all__ = ["METHODS", "SearchResult", "make_executor", "resume", "search"]
-
-
-def _methods() -> dict[str, Method]:
-    from evomal.methods.baseline import run_baseline
-    from evomal.methods.glo import run_glo
-    from evomal.methods.gp_search import run_evomal, run_gplfl
-    from evomal.methods.ml3 import run_ml3
-    from evomal.methods.taylorglo import run_taylorglo
-
-    return {
-        "baseline": run_baseline,
-        "evomal": run_evomal,
-        "gplfl": run_gplfl,
-        "glo": run_glo,
-        "taylorglo": run_taylorglo,
-        "ml3": run_ml3,
-    }
-
-
-METHODS: tuple[str, ...] = ("baseline", "evomal", "gplfl", "glo", "taylorglo", "ml3")
 
 
 def make_executor(config: SearchConfig) -> Executor:
@@ -80,8 +61,7 @@ def search(
     in). ``max_generations`` stops early (as a kill would; used by tests).
     """
     config = config or build_config("quick")
-    if config.method not in METHODS:
-        raise ValueError(f"unknown method {config.method!r}; expected one of {list(METHODS)}")
+    config = method_spec(config.method).configure(config)  # before config.json is written
     check_data_settings(task, config)
     _check_device(config)
     store = RunStore(out) if out is not None else None
@@ -187,6 +167,8 @@ def _run(
     executor: Executor | None,
     max_generations: int | None,
 ) -> SearchResult:
+    method = method_spec(config.method)
+    config = method.configure(config)  # run directories written before the registry
     owns_executor = executor is None
     executor = executor or make_executor(config)
     run = MethodRun(
@@ -201,7 +183,7 @@ def _run(
         max_generations,
     )
     try:
-        return _methods()[config.method](run)
+        return method.load()(run)
     finally:
         if owns_executor:
             executor.close()

@@ -135,3 +135,15 @@ def test_glo_best_loss_file_is_the_final_choice(tmp_path):
     assert result.best.to_dict()["phi"] == [1.0] * result.best.tree.n_edges
     assert saved.to_dict()["phi"] == result.best.to_dict()["phi"]
     assert saved.expression == result.best.expression
+
+
+@pytest.mark.parametrize("method", ["gplfl", "glo"])
+def test_the_recorded_config_is_the_one_that_ran(method, tmp_path):
+    """GP-LFL and GLO run without the local search; config.json must say so (issue 11 bug)."""
+    config = build_config(None, [*TINY, f"method={method}", "selection.k=0"])
+    assert config.local_search.enabled
+    search(_task(), "linear", config, out=tmp_path / method)
+    store = RunStore(tmp_path / method)
+    assert store.load_config().local_search.enabled is False
+    events = [e for e in store.read_events() if e.get("verdict") == "evaluated"]
+    assert events and all(e["seconds"].get("local_search", 0.0) == 0.0 for e in events)

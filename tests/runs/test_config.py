@@ -166,3 +166,28 @@ def test_parse_overrides_nests():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset"):
         build_config("fast")
+
+
+@pytest.mark.parametrize("prefix", ["training", "fitness.optimizer", "meta_test.optimizer"])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr", "0", "learning rate"),
+        ("momentum", "1.5", "momentum"),
+        ("momentum", "-0.1", "momentum"),
+        ("weight_decay", "-1", "weight decay"),
+        ("milestones", "[300, 100]", "milestones"),
+        ("gamma", "0", "gamma"),
+        ("gamma", "-0.5", "gamma"),
+        ("milestones", "[0, 100]", "milestones"),
+    ],
+)
+def test_every_optimiser_field_is_validated_when_the_config_is_built(prefix, field, value, message):
+    """A bad optimiser value fails in build_config, not inside every fitness job (issue 11)."""
+    with pytest.raises(ValueError, match=message):
+        build_config("quick", [f"{prefix}.{field}={value}"])
+
+
+def test_nesterov_without_momentum_is_refused_when_the_config_is_built():
+    with pytest.raises(ValueError, match="Nesterov"):
+        build_config(None, ["training.nesterov=true", "training.momentum=0"])

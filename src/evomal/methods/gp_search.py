@@ -17,7 +17,6 @@ from evomal.losses.learned import LearnedLoss, task_loss_tree
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.evaluator import CandidateEvaluator
 from evomal.methods.selection import Candidate
-from evomal.runs.config import replace_config
 
 
 def loss_from_outcome(outcome: dict[str, Any], kind: str, output_activation: str) -> LearnedLoss:
@@ -135,7 +134,6 @@ def run_evomal(run: MethodRun) -> SearchResult:
 
 
 def run_gplfl(run: MethodRun) -> SearchResult:
-    """GP-LFL: EvoMAL's GP with no local search (phi fixed at 1)."""
-    run.config = replace_config(run.config, local_search={"enabled": False})
+    """GP-LFL: EvoMAL's GP with no local search (phi fixed at 1; the registry turns it off)."""
     state, verdicts = run_gp(run)
     return run.finish(gp_result(run, state, verdicts))

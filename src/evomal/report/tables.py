@@ -23,15 +23,10 @@ from typing import Any
 
 from scipy import stats
 
-METHOD_ORDER = ("baseline", "ml3", "taylorglo", "glo", "gplfl", "evomal")
-METHOD_LABELS = {
-    "baseline": "Baseline",
-    "ml3": "ML3",
-    "taylorglo": "TaylorGLO",
-    "glo": "GLO",
-    "gplfl": "GP-LFL",
-    "evomal": "EvoMAL",
-}
+from evomal.methods.registry import METHODS, REGISTRY
+
+METHOD_ORDER = METHODS
+METHOD_LABELS = {name: spec.label for name, spec in REGISTRY.items()}
 
 
 @dataclass(frozen=True)

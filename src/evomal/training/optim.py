@@ -40,6 +40,13 @@ class SGDConfig:
             raise ValueError(f"weight decay must be >= 0, got {self.weight_decay}")
         if list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(f"milestones must be strictly increasing, got {self.milestones}")
+        if self.milestones and self.milestones[0] < 1:
+            raise ValueError(f"milestones are step counts >= 1, got {self.milestones}")
+        if self.gamma <= 0:
+            raise ValueError(
+                f"gamma (the learning-rate factor at a milestone) must be positive, "
+                f"got {self.gamma}"
+            )
 
     def lr_at(self, step: int) -> float:
         """Learning rate in effect for step ``step`` (0-based)."""

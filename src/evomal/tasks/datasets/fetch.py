@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import subprocess
 import tarfile
 import tempfile
@@ -24,6 +23,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from evomal.runs.files import write_bytes_atomic
 from evomal.tasks.datasets.images import IDX_FILES
 
 #: MD5 of each raw (decompressed) MNIST file, as published with the dataset.
@@ -150,23 +150,8 @@ def _accept(
     digest = hashlib.md5(content, usedforsecurity=False).hexdigest()
     if digest != checksums[name]:
         return f"MD5 mismatch for {name} (got {digest}, expected {checksums[name]})"
-    _write_bytes_atomic(target / name, content)
+    write_bytes_atomic(target / name, content)
     return None
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _from_mirror(
