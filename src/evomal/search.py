@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any
 
 from evomal.events import Listener
@@ -20,8 +21,10 @@ from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.registry import METHODS, method_spec
 from evomal.runs.config import SearchConfig, build_config
 from evomal.runs.store import RunStore
+from evomal.tasks.models.source import ModelLike, ModelRef, resolve_model
 from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
+from evomal.training.model_check import check_model
 
 __all__ = ["METHODS", "SearchResult", "make_executor", "resume", "search"]
 
@@ -42,7 +45,7 @@ def make_executor(config: SearchConfig) -> Executor:
 
 def search(
     task: Task,
-    model: str = "mlp",
+    model: ModelLike = "mlp",
     config: SearchConfig | None = None,
     *,
     out: str | os.PathLike[str] | None = None,
@@ -52,6 +55,13 @@ def search(
     max_generations: int | None = None,
 ) -> SearchResult:
     """Search for a loss for ``model`` on ``task`` with the method ``config.method``.
+
+    ``model`` is a registered name, a builder ``builder(input_shape,
+    n_outputs, seed) -> nn.Module`` (or its import path
+    ``"package.module:function"``), or an ``nn.Module`` to re-initialise per
+    seed. It is checked on the task before anything is written: it must work
+    with ``torch.func.functional_call``; one that cannot run under ``vmap`` is
+    evaluated one candidate at a time (with a warning).
 
     The search sees only the task's training and validation splits. ``out``
     makes a resumable run directory; ``listener`` receives every
@@ -64,16 +74,19 @@ def search(
     config = method_spec(config.method).configure(config)  # before config.json is written
     check_data_settings(task, config)
     _check_device(config)
+    ref = resolve_model(model)
+    vmappable = _check_model(ref, task, config, executor)
     store = RunStore(out) if out is not None else None
     if store is not None:
-        store.create(config, spec or {"task": task.name, "model": model})
-    return _run(task, model, config, store, None, listener, executor, max_generations)
+        store.create(config, _run_spec(task, ref, spec))
+    return _run(task, ref, config, store, None, listener, executor, max_generations, vmappable)
 
 
 def resume(
     run_dir: str | os.PathLike[str],
     task: Task | None = None,
     *,
+    model: ModelLike | None = None,
     listener: Listener | None = None,
     executor: Executor | None = None,
     data_dir: str | os.PathLike[str] | None = None,
@@ -82,7 +95,9 @@ def resume(
     """Continue a stopped run from its last checkpoint (a finished run is just read back).
 
     Without ``task``, the task is rebuilt from the name recorded in the run
-    directory (built-in tasks only).
+    directory (built-in tasks and data files). Without ``model``, the model
+    is rebuilt from the name or import path recorded there; a model that has
+    neither (an ``nn.Module`` instance, a lambda) must be passed again.
     """
     store = RunStore(run_dir)
     config = store.load_config()
@@ -92,11 +107,35 @@ def resume(
         return finished
     _check_device(config)
     if task is None:
-        from evomal.runs.tasks import task_for
+        from evomal.runs.tasks import task_from_record
 
-        task = task_for(spec["task"], config, data_dir=data_dir or spec.get("data_dir"))
+        task = task_from_record(spec, config, data_dir=data_dir)
+    ref = resolve_model(model) if model is not None else _recorded_model(spec["model"])
+    vmappable = _check_model(ref, task, config, executor)
     payload = store.load_checkpoint()
-    return _run(task, spec["model"], config, store, payload, listener, executor, max_generations)
+    return _run(task, ref, config, store, payload, listener, executor, max_generations, vmappable)
+
+
+def _run_spec(task: Task, model: ModelRef, spec: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``run.json`` records to rebuild the task and model (data file paths absolute)."""
+    from evomal.runs.tasks import task_record
+
+    given = {"task": task.name, **(spec or {})}
+    record = task_record(
+        given["task"], data_dir=given.get("data_dir"), target=given.get("target"),
+        kind=given.get("kind"),
+    )  # fmt: skip
+    return {**given, **record, "model": model.record}
+
+
+def _recorded_model(recorded: str) -> ModelRef:
+    try:
+        return resolve_model(recorded)
+    except ValueError as exc:
+        raise ValueError(
+            f"this run's model ({recorded}) cannot be rebuilt from the run directory ({exc}); "
+            "pass it again: evomal.resume(run_dir, model=...)"
+        ) from None
 
 
 def check_data_settings(task: Task, config: SearchConfig) -> None:
@@ -157,15 +196,34 @@ def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | No
     )
 
 
+def _check_model(
+    model: ModelRef, task: Task, config: SearchConfig, executor: Executor | None
+) -> bool:
+    """Refuse a model evomal cannot train or ship; ``False`` when it cannot be vmapped."""
+    if executor is None:
+        model.require_portable(config.execution.executor)
+    elif not isinstance(executor, SerialExecutor):
+        model.require_portable(type(executor).__name__)
+    found = check_model(model, task, dict(config.model_options))
+    if not found.vmappable:
+        warnings.warn(
+            f"model {model} cannot run under torch.func.vmap ({found.reason}); "
+            "its candidates are evaluated one by one",
+            stacklevel=3,
+        )
+    return found.vmappable
+
+
 def _run(
     task: Task,
-    model: str,
+    model: ModelRef,
     config: SearchConfig,
     store: RunStore | None,
     payload: dict[str, Any] | None,
     listener: Listener | None,
     executor: Executor | None,
     max_generations: int | None,
+    vmappable: bool = True,
 ) -> SearchResult:
     method = method_spec(config.method)
     config = method.configure(config)  # run directories written before the registry
@@ -181,6 +239,7 @@ def _run(
         listener,
         payload,
         max_generations,
+        vmappable,
     )
     try:
         return method.load()(run)

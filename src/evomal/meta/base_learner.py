@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from evomal.tasks.models import build_model
+from evomal.tasks.models.source import ModelLike, resolve_model
 from evomal.tasks.task import Task
 
 State = dict[str, Tensor]
@@ -23,24 +23,24 @@ State = dict[str, Tensor]
 
 @dataclass
 class BaseLearner:
-    """A task paired with a model architecture (by registered name)."""
+    """A task paired with a model architecture (any :data:`ModelLike`)."""
 
     task: Task
-    model: str
+    model: ModelLike
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The first build validates the architecture against the task's shapes;
         # the many rebuilds after it (one per meta step) skip that check.
-        self.template = build_model(
-            self.model, self.task.input_shape, self.task.n_outputs, seed=0, **self.options
+        self.source = resolve_model(self.model)
+        self.template = self.source.build(
+            self.task.input_shape, self.task.n_outputs, seed=0, **self.options
         ).to(self.task.device)
         self.template.train()
 
     def build(self, seed: int) -> nn.Module:
         """A fresh module with weights drawn from ``seed``, on the task's device."""
-        module = build_model(
-            self.model,
+        module = self.source.build(
             self.task.input_shape,
             self.task.n_outputs,
             seed=seed,

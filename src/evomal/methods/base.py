@@ -23,6 +23,7 @@ from evomal.methods.context import ContextSpec
 from evomal.methods.selection import Candidate
 from evomal.runs.config import SearchConfig
 from evomal.runs.store import RunStore
+from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
 
 
@@ -75,13 +76,14 @@ class MethodRun:
 
     method: str
     task: Task
-    model: str
+    model: ModelRef
     config: SearchConfig
     executor: Executor
     store: RunStore | None = None
     listener: Listener | None = None
     resume_from: dict[str, Any] | None = None
     max_generations: int | None = None
+    vmappable: bool = True  # False: the model cannot run under vmap, candidates go one by one
     _last_best: Any = None
     _started: bool = False
     _last_checkpoint: dict[str, Any] | None = None
@@ -113,7 +115,7 @@ class MethodRun:
                 "fitness": event.best.get("fitness"),
                 "generation": event.best.get("generation"),
                 "task": self.task.name,
-                "model": self.model,
+                "model": self.model.name,
             }
             self.store.save_best(best_loss(event.best), metadata)
 
@@ -129,10 +131,12 @@ class MethodRun:
     @property
     def batch_size(self) -> int:
         """Candidates per population batch: the configured value, or the automatic choice."""
+        if not self.vmappable:
+            return 1
         configured = self.config.execution.batch_candidates
         if configured > 0:
             return configured
-        return auto_batch_size(self.model, self.config)
+        return auto_batch_size(self.model, self.config, self.task.input_shape)
 
     @property
     def last_checkpoint(self) -> dict[str, Any]:
@@ -160,7 +164,7 @@ class MethodRun:
             metadata = {
                 "method": self.method,
                 "task": self.task.name,
-                "model": self.model,
+                "model": self.model.name,
                 "task_loss": result.task_loss,
                 "search_fitness": result.best_fitness,
             }
@@ -192,8 +196,13 @@ Method = Callable[[MethodRun], SearchResult]
 AUTO_BATCH_SIZE = 8
 
 
-def auto_batch_size(model: str, config: SearchConfig) -> int:
+def auto_batch_size(
+    model: ModelRef, config: SearchConfig, input_shape: tuple[int, ...] = ()
+) -> int:
     """Batch where it is faster: on a GPU, and on a CPU for dense (non-image) models only.
+
+    A user's model counts as an image model when its inputs have 2 or more
+    dimensions (it most likely convolves them).
 
     Measured on 2 CPU cores (``benchmarks/population.py``, docs/performance.md):
     8 MLPs at once are about 2x faster than one by one, while 8 LeNet-5s are
@@ -201,6 +210,5 @@ def auto_batch_size(model: str, config: SearchConfig) -> int:
     """
     if config.execution.device.startswith("cuda"):
         return AUTO_BATCH_SIZE
-    from evomal.tasks.models import get_model_spec
-
-    return 1 if get_model_spec(model).image else AUTO_BATCH_SIZE
+    image = model.image if model.image is not None else len(input_shape) >= 2
+    return 1 if image else AUTO_BATCH_SIZE

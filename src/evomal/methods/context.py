@@ -1,7 +1,7 @@
 """The evaluation context: everything a worker needs to score candidate losses.
 
 A :class:`ContextSpec` is plain data (tasks with their tensors, the model
-name and options, the configuration, the run seed). It travels to each
+reference and options, the configuration, the run seed). It travels to each
 worker once; the worker builds an :class:`EvaluationContext` from it (base
 learners, screening probes) and keeps it for every candidate it evaluates.
 """
@@ -18,6 +18,7 @@ from evomal.meta.base_learner import BaseLearner
 from evomal.meta.scale import ScaleNormaliser
 from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.runs.config import SearchConfig
+from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
 from evomal.training.optim import SGDConfig
@@ -28,7 +29,7 @@ class ContextSpec:
     """Plain data from which any worker rebuilds the same evaluation context."""
 
     tasks: tuple[Task, ...]
-    model: str
+    model: ModelRef
     config: SearchConfig
     model_options: dict[str, Any] = field(default_factory=dict)
 

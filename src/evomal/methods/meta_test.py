@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evomal.runs.config import SearchConfig
+from evomal.tasks.models.source import ModelLike
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult, train
 
@@ -41,7 +42,7 @@ def check_transfer(loss: Any, task: Task) -> None:
 def meta_test(
     loss: Any,
     task: Task,
-    model: str,
+    model: ModelLike,
     config: SearchConfig,
     *,
     seed: int,

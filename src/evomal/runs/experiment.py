@@ -25,7 +25,7 @@ from evomal.methods.meta_test import meta_test
 from evomal.runs.config import build_config, to_dict
 from evomal.runs.files import read_json, write_json_atomic
 from evomal.runs.store import RunStore
-from evomal.runs.tasks import task_for
+from evomal.runs.tasks import task_from_record, task_record
 from evomal.search import METHODS, resume, search
 
 Progress = Callable[[str], None]
@@ -40,6 +40,13 @@ class ExperimentSpec:
     preset: str
     overrides: tuple[str, ...] = ()
     data_dir: str | None = None
+    target: str | None = None
+    kind: str | None = None
+
+    @property
+    def task_record(self) -> dict[str, Any]:
+        """How every cell rebuilds the task (a data file's path made absolute)."""
+        return task_record(self.task, data_dir=self.data_dir, target=self.target, kind=self.kind)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +57,8 @@ class ExperimentSpec:
             "preset": self.preset,
             "overrides": list(self.overrides),
             "data_dir": self.data_dir,
+            "target": self.target,
+            "kind": self.kind,
         }
 
 
@@ -60,7 +69,7 @@ def _check(spec: ExperimentSpec, root: Path) -> None:
     saved = root / "experiment.json"
     if saved.exists():
         previous = read_json(saved, "experiment description")
-        for key in ("task", "model", "preset", "overrides"):
+        for key in ("task", "model", "preset", "overrides", "target", "kind"):
             if previous.get(key) != spec.as_dict()[key]:
                 raise ValueError(
                     f"{root} holds an experiment with {key}={previous.get(key)!r}, not "
@@ -90,7 +99,7 @@ def run_experiment(
 def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Progress) -> None:
     """One (method, seed): search (or resume it), then meta-test its best loss."""
     config = build_config(spec.preset, spec.overrides, {"seed": seed, "method": method})
-    task = task_for(spec.task, config, data_dir=spec.data_dir)
+    task = task_from_record(spec.task_record, config)
     run_dir = cell / "search"
     start = time.perf_counter()
     if (run_dir / "config.json").exists():
@@ -98,8 +107,7 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         result = resume(run_dir, task=task)
     else:
         say(f"{method} seed {seed}: searching")
-        spec_info = {"task": spec.task, "model": spec.model, "data_dir": spec.data_dir}
-        result = search(task, spec.model, config, out=run_dir, spec=spec_info)
+        result = search(task, spec.model, config, out=run_dir, spec=spec.task_record)
     search_seconds = time.perf_counter() - start
     loss: Any = result.best
     if method == "baseline" or result.task_loss:

@@ -12,25 +12,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from evomal.symbolic.transforms import TASK_KINDS, TaskKind, check_choice
 from evomal.tasks.augmentation import get_augmentation
+from evomal.tasks.datasets.raw import RawData, resolve_data_dir
 from evomal.tasks.task import Task
-
-#: Environment variable that overrides the default data directory.
-DATA_DIR_ENV = "EVOMAL_DATA_DIR"
-
-
-@dataclass(frozen=True)
-class RawData:
-    """A dataset's original train/test split as arrays, before any preprocessing."""
-
-    x_train: Any
-    y_train: Any
-    x_test: Any
-    y_test: Any
-    n_outputs: int | None = None
-
+from evomal.tasks.user_code import import_object
 
 Loader = Callable[[Path], RawData]
 
@@ -99,20 +86,6 @@ DATASETS: dict[str, DatasetSpec] = {
 EMBEDDED = ("digits", "breast_cancer", "wine", "diabetes", "mnist1d", "boston")
 
 
-def default_data_dir() -> Path:
-    """``$EVOMAL_DATA_DIR`` if set, else ``$XDG_CACHE_HOME/evomal/data`` (``~/.cache/...``)."""
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "evomal" / "data"
-
-
-def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
-    """An explicit ``data_dir`` wins over the environment variable and the default."""
-    return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-
-
 def task_names() -> list[str]:
     return list(DATASETS)
 
@@ -124,28 +97,50 @@ def get_task(
     seed: int = 0,
     val_fraction: float = 0.1,
     augmentation: str | None = None,
+    target: str | None = None,
+    kind: TaskKind | None = None,
 ) -> Task:
-    """A built-in task by name, or ``idx:PATH`` for a folder of IDX files.
+    """A task by name: built-in, or one of the user's own.
+
+    * a built-in name (``digits``, ``mnist``, ...; see :data:`DATASETS`);
+    * ``idx:PATH``, a folder of MNIST-style IDX files;
+    * ``csv:PATH``, a CSV file with a header; ``target`` names the label or
+      target column and ``kind`` overrides the inferred task kind
+      (:mod:`evomal.tasks.datasets.files`);
+    * ``npz:PATH``, arrays ``x_train``, ``y_train``, ``x_test``, ``y_test``;
+    * ``package.module:function``, a function that returns a :class:`Task`.
 
     ``seed`` chooses the validation samples. ``augmentation`` overrides the
     dataset's preset (``none``, ``mnist``, ``cifar``, ``svhn``). A dataset
     whose files are missing raises ``FileNotFoundError`` saying how to get it.
     """
-    if name.startswith("idx:"):
+    if kind is not None:
+        check_choice(kind, TASK_KINDS, "task kind")
+    prefix, _, rest = name.partition(":")
+    if prefix in ("csv", "npz"):
+        from evomal.tasks.datasets.files import load_csv, load_npz
+
+        path = Path(rest).expanduser()
+        raw, found = load_csv(path, target, kind) if prefix == "csv" else load_npz(path, kind)
+        spec = DatasetSpec(name, found, "", f"{prefix.upper()} file {path}",
+                           standardise_targets=found == "regression")  # fmt: skip
+    elif prefix == "idx":
         from evomal.tasks.datasets.images import load_idx_folder
 
-        folder = Path(name[4:]).expanduser()
+        folder = Path(rest).expanduser()
         raw = load_idx_folder(folder)
         spec = DatasetSpec(name, "classification", "", f"IDX files in {folder}",
                            standardise="none", augmentation="mnist")  # fmt: skip
-    else:
-        if name not in DATASETS:
-            raise ValueError(
-                f"unknown task {name!r}; built-in tasks are {task_names()}, or use idx:PATH for "
-                "a folder holding train/t10k IDX files"
-            )
+    elif name in DATASETS:
         spec = DATASETS[name]
         raw = spec.load(resolve_data_dir(data_dir))
+    elif rest:
+        return _task_from_function(name)
+    else:
+        raise ValueError(
+            f"unknown task {name!r}; built-in tasks are {task_names()}, or use csv:PATH "
+            "(with --target), npz:PATH, idx:PATH or package.module:function"
+        )
     aug_name = augmentation if augmentation is not None else spec.augmentation
     aug = get_augmentation(aug_name)
     return Task.from_tensors(
@@ -161,5 +156,16 @@ def get_task(
         standardise=spec.standardise,
         standardise_targets=spec.standardise_targets,
         augmentation=aug,
-        info={"description": spec.description, "augmentation": aug_name},
+        info={**raw.info, "description": spec.description, "augmentation": aug_name},
     )
+
+
+def _task_from_function(path: str) -> Task:
+    """Call ``package.module:function`` (the user's own code) and check it returned a Task."""
+    function = import_object(path, "task")
+    if not callable(function):
+        raise ValueError(f"task {path} is not a function returning a Task")
+    task = function()
+    if not isinstance(task, Task):
+        raise ValueError(f"task function {path} returned {type(task).__name__}, not a Task")
+    return task

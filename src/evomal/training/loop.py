@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +29,9 @@ from evomal.tasks.task import Split, Task
 from evomal.training.device import resolve_device
 from evomal.training.metrics import metric_name, per_sample_metric, task_loss
 from evomal.training.optim import SGDConfig
+
+if TYPE_CHECKING:
+    from evomal.tasks.models.source import ModelLike
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 ProgressFn = Callable[[int, int], None]
@@ -195,7 +198,7 @@ def _nonfinite_parameters(model: nn.Module) -> bool:
 
 
 def train(
-    model: nn.Module | str,
+    model: ModelLike,
     loss: Any,
     task: Task,
     steps: int,
@@ -213,8 +216,10 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on ``task`` with ``loss`` for ``steps`` SGD steps.
 
-    ``model`` is a module or a registered model name (built for the task's
-    shapes from ``seed``). ``loss`` is ``"ce"``/``"mse"``/``"task"``, a
+    ``model`` is a module (trained as it is) or anything else
+    :func:`~evomal.tasks.models.source.resolve_model` accepts: a registered
+    name, a builder or its import path (built for the task's shapes from
+    ``seed``). ``loss`` is ``"ce"``/``"mse"``/``"task"``, a
     :class:`evomal.LearnedLoss` or any ``f(y_pred, y_true) -> scalar``.
     ``progress(step, steps)`` is called every ``check_every`` steps. Returns
     the validation (and optionally test) metric; a run whose loss or
@@ -228,11 +233,11 @@ def train(
         raise ValueError(f"check_every must be >= 1, got {check_every}")
     dev = resolve_device(device) if device is not None else task.device
     task = task.to(dev) if task.device != dev else task
-    if isinstance(model, str):
-        from evomal.tasks.models import build_model
+    if not isinstance(model, nn.Module):
+        from evomal.tasks.models.source import resolve_model
 
-        model = build_model(
-            model, task.input_shape, task.n_outputs, seed=seed, **(model_options or {})
+        model = resolve_model(model).build(
+            task.input_shape, task.n_outputs, seed=seed, **(model_options or {})
         )
     model = model.to(dev)
     model.train()

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from evomal.tasks.registry import RawData
+from evomal.tasks.datasets.raw import RawData
 
 #: Seed of the fixed train/test split of the datasets without an official one.
 #: Changing it changes every reported test error on those datasets.

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from evomal.tasks.datasets.raw import DATA_DIR_ENV, RawData
 from evomal.tasks.datasets.safe_pickle import load_restricted_pickle
-from evomal.tasks.registry import DATA_DIR_ENV, RawData
 
 #: The four files of an IDX dataset (MNIST layout), each optionally ``.gz``.
 IDX_FILES = {
