@@ -120,11 +120,24 @@ def demo(
 
 @app.command()
 @user_errors
-def show(path: Path = typer.Argument(..., help="A loss file written by evomal (JSON).")) -> None:
-    """Show a saved loss: its tree, weights, formula and LaTeX (any kind of evomal loss)."""
+def show(
+    path: Path = typer.Argument(
+        ..., help="A loss file written by evomal (JSON), or a run directory (with --top)."
+    ),
+    top: int = typer.Option(10, help="For a run directory: how many distinct losses to list."),
+    latex: Path | None = typer.Option(
+        None, help="For a run directory: also write the list as a LaTeX table (paper Table 5)."
+    ),
+) -> None:
+    """Show a saved loss (tree, weights, formula, LaTeX), or a run's best distinct losses."""
     from evomal.losses import load_loss
     from evomal.runs.files import read_json
 
+    if path.is_dir():
+        _show_run(path, top, latex)
+        return
+    if latex is not None:
+        raise ValueError("--latex needs a run directory, not a loss file")
     loss: Any = load_loss(path)
     console.print(str(loss), highlight=False)
     if isinstance(loss, evomal.LearnedLoss):
@@ -132,6 +145,45 @@ def show(path: Path = typer.Argument(..., help="A loss file written by evomal (J
     metadata = read_json(path, "loss file").get("metadata") or {}
     if metadata.get("task_loss"):
         console.print("  (the task loss itself: no learned loss beat it on validation)")
+
+
+def _show_run(run_dir: Path, top: int, latex: Path | None) -> None:
+    from evomal.runs.files import write_text_atomic
+    from evomal.runs.hall_of_fame import hall_of_fame, latex_table
+
+    entries = hall_of_fame(run_dir, top)
+    if not entries:
+        raise ValueError(f"{run_dir} has no evaluated losses yet")
+    table = Table(title=f"Best {len(entries)} distinct losses of {run_dir}")
+    for column in ("", "fitness", "size", "validation (selection)", "formula (phi omitted)"):
+        table.add_column(column, justify="left" if column.startswith("formula") else "right")
+    for entry in entries:
+        marker = " (returned)" if entry.returned else ""
+        val = "-" if entry.val_metric is None else f"{entry.val_metric:.4f}"
+        size = "-" if entry.size is None else str(entry.size)
+        table.add_row(f"{entry.rank}{marker}", f"{entry.fitness:.4f}", size, val, entry.formula)
+    console.print(table)
+    console.print("fitness: the search's short-horizon validation metric (lower is better)")
+    if not any(entry.returned for entry in entries):
+        returned = _returned_loss(run_dir)
+        if returned:
+            console.print(f"returned: {returned}", highlight=False)
+    if latex is not None:
+        write_text_atomic(latex, latex_table(entries))
+        console.print(f"LaTeX table written to {latex}", highlight=False)
+
+
+def _returned_loss(run_dir: Path) -> str | None:
+    """The loss a finished run handed back, when it is not among the listed ones."""
+    from evomal.runs.files import read_json
+
+    if not (run_dir / "result.json").exists():
+        return None
+    summary = read_json(run_dir / "result.json", "run result")
+    expression = summary.get("best_expression")
+    if expression is None:
+        return None
+    return expression + (" (the task loss)" if summary.get("task_loss") else "")
 
 
 def _kind(kind: str | None) -> Any:

@@ -125,7 +125,7 @@ def _run_spec(task: Task, model: ModelRef, spec: dict[str, Any] | None) -> dict[
         given["task"], data_dir=given.get("data_dir"), target=given.get("target"),
         kind=given.get("kind"),
     )  # fmt: skip
-    return {**given, **record, "model": model.record}
+    return {**given, **record, "model": model.record, "task_kind": task.kind}
 
 
 def _recorded_model(recorded: str) -> ModelRef:

@@ -22,6 +22,7 @@ from evomal.losses.learned import task_loss_tree
 from evomal.methods.context import ContextSpec
 from evomal.methods.selection import Candidate
 from evomal.runs.config import SearchConfig
+from evomal.runs.hall_of_fame import FameEntry, hall_of_fame
 from evomal.runs.store import RunStore
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
@@ -54,6 +55,17 @@ class SearchResult:
     task_loss: bool = False
     selection: list[dict[str, Any]] | None = None
     candidates: list[Candidate] = field(default_factory=list, repr=False)
+
+    def top(self, k: int = 10) -> list[FameEntry]:
+        """The run's ``k`` best distinct losses (its hall of fame), read from its run directory.
+
+        Each entry has the search fitness, the tree size as complexity, the
+        simplified formula and, for finalists, the validation metric of the
+        selection stage. Needs a run directory (``search(..., out=...)``).
+        """
+        if self.run_dir is None:
+            raise ValueError("top() reads the run directory; search with out=DIR to keep one")
+        return hall_of_fame(self.run_dir, k)
 
     def summary(self) -> dict[str, Any]:
         best_doc = self.best.to_dict() if self.best is not None else None  # type: ignore[operator]

@@ -1,0 +1,193 @@
+"""A run's hall of fame: its best distinct losses, with complexity and readable formulas.
+
+Built from the run directory alone (``events.jsonl`` and ``selection.json``),
+so it works for a finished, stopped or resumed run. "Distinct" uses the
+search's own key (the equivalence cache's canonical form for trees), and
+each loss keeps its best search fitness. Complexity is the tree's size (its
+number of nodes), as in the paper's analysis of parsimony (Section 5.4).
+The formula is the tree simplified with sympy with the weights phi omitted,
+as in the paper's Table 5; :func:`latex_table` writes that table.
+
+Search fitness is a short-horizon signal; where the selection stage ran, the
+finalists' validation metric under full training is shown beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+
+from evomal.events import EVALUATED
+from evomal.runs.store import RunStore
+from evomal.symbolic.sympy_form import FX, Y, to_latex, to_sympy
+from evomal.symbolic.tree import Tree, parse
+
+
+@dataclass(frozen=True)
+class FameEntry:
+    """One distinct loss of a run."""
+
+    rank: int
+    expression: str
+    fitness: float
+    generation: int | None
+    size: int | None  # tree nodes; None for a parametric (TaylorGLO, ML3) loss
+    formula: str  # simplified, weights omitted
+    latex: str
+    val_metric: float | None = None  # selection stage, full training (finalists only)
+    returned: bool = False  # the loss the search handed back
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "expression": self.expression,
+            "fitness": self.fitness,
+            "generation": self.generation,
+            "size": self.size,
+            "formula": self.formula,
+            "latex": self.latex,
+            "val_metric": self.val_metric,
+            "returned": self.returned,
+        }
+
+
+def hall_of_fame(run_dir: str | os.PathLike[str], k: int = 10) -> list[FameEntry]:
+    """The ``k`` distinct losses with the best search fitness, best first."""
+    if k < 1:
+        raise ValueError(f"--top must be at least 1, got {k}")
+    store = RunStore(run_dir)
+    if not store.events_path.exists():
+        raise ValueError(f"{run_dir} has no events.jsonl: not an evomal run directory")
+    best: dict[str, dict[str, Any]] = {}
+    for event in store.read_events():
+        fitness = event.get("fitness")
+        if event.get("verdict") != EVALUATED or fitness is None or not math.isfinite(fitness):
+            continue
+        key = event.get("key") or event["expression"]
+        if key not in best or fitness < best[key]["fitness"]:
+            best[key] = event
+    chosen = sorted(best.values(), key=lambda e: e["fitness"])[:k]
+    kind = _task_kind(store)
+    validation, returned = _finalists(store)
+    return [
+        _entry(
+            rank, event, validation.get(event["expression"]), event["expression"] == returned, kind
+        )
+        for rank, event in enumerate(chosen, start=1)
+    ]
+
+
+def _task_kind(store: RunStore) -> str:
+    """The run's task kind: recorded in ``run.json``, or read off its loss file (older runs)."""
+    kind = store.load_spec().get("task_kind")
+    if kind is None and store.best_loss_path.exists():
+        from evomal.runs.files import read_json
+
+        kind = read_json(store.best_loss_path, "loss file").get("task")
+    return str(kind or "classification")
+
+
+def _finalists(store: RunStore) -> tuple[dict[str, float], str | None]:
+    """Validation metric per finalist expression, and the expression the run returned."""
+    validation: dict[str, float] = {}
+    for record in store.load_selection():
+        expression = (record.get("document") or {}).get("expression")
+        if expression is not None and record.get("val_metric") is not None:
+            validation[expression] = float(record["val_metric"])
+    returned = None
+    if store.best_loss_path.exists() and (store.root / "result.json").exists():
+        from evomal.runs.files import read_json
+
+        returned = read_json(store.best_loss_path, "loss file").get("expression")
+    return validation, returned
+
+
+def simplified_form(tree: Tree, kind: str = "classification") -> sympy.Expr:
+    """The tree without weights, simplified algebraically and numerically (as in Table 5).
+
+    For display only: the protected operators' guards (``eps``) are dropped
+    (so ``log(|x| + eps)`` reads ``log(x)``), and for
+    classification ``f(x)`` is a probability and ``y`` a 0/1 label, which lets
+    sympy remove the absolute values the protection adds.
+    """
+    expr = to_sympy(tree)
+    expr = expr.xreplace({c: _rounded(float(c)) for c in expr.atoms(sympy.Float)})
+    if kind == "classification":
+        y, fx = sympy.Symbol("y", nonnegative=True), sympy.Symbol("fx", positive=True)
+        expr = expr.xreplace({Y: y, FX: fx})
+        return sympy.simplify(expr).xreplace({y: Y, fx: FX})
+    return sympy.simplify(expr)
+
+
+def _rounded(value: float) -> sympy.Expr:
+    """A float from the eps guards as what it stands for: 1e-10 -> 0, 1.0000000001 -> 1."""
+    nearest = round(value)
+    if abs(value - nearest) < 1e-6 * max(1.0, abs(value)):
+        return sympy.Integer(nearest)
+    return sympy.Float(value, 6)
+
+
+def _entry(
+    rank: int, event: dict[str, Any], val: float | None, returned: bool, kind: str
+) -> FameEntry:
+    expression = event["expression"]
+    try:
+        tree = parse(expression)
+    except ValueError:
+        tree = None
+    if tree is None:  # TaylorGLO's polynomial or ML3's network: shown as written
+        formula, latex, size = expression, r"\texttt{" + _escape(expression) + "}", None
+    else:
+        simplified = simplified_form(tree, kind)
+        formula, latex, size = str(simplified), to_latex(simplified), tree.size
+    return FameEntry(
+        rank=rank,
+        expression=expression,
+        fitness=float(event["fitness"]),
+        generation=event.get("generation"),
+        size=size,
+        formula=formula,
+        latex=latex,
+        val_metric=val,
+        returned=returned,
+    )
+
+
+def latex_table(entries: list[FameEntry], caption: str | None = None) -> str:
+    """The entries as a LaTeX table in the style of the paper's Table 5 (a., b., ... rows)."""
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{tabular}{lccl}",
+        r"\hline",
+        r" & Fitness & Size & Loss function \\",
+        r"\hline",
+    ]
+    for entry in entries:
+        letter = _letter(entry.rank)
+        size = "-" if entry.size is None else str(entry.size)
+        formula = entry.latex if entry.size is None else f"${entry.latex}$"
+        lines.append(f"{letter}. & {entry.fitness:.4f} & {size} & {formula} \\\\")
+    lines += [r"\hline", r"\end{tabular}"]
+    text = caption or (
+        "Loss functions found by the search, simplified, with the weights $\\phi$ omitted; "
+        "fitness is the search's short-horizon validation metric."
+    )
+    lines += [f"\\caption{{{text}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _letter(rank: int) -> str:
+    letters = ""
+    while rank > 0:
+        rank, rem = divmod(rank - 1, 26)
+        letters = chr(ord("a") + rem) + letters
+    return letters
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in "&%$#_{}" else c for c in text)
