@@ -28,9 +28,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from evomal.experiment import ExperimentSpec, load_cells, run_experiment
 from evomal.methods.meta_test import parse_seeds
 from evomal.report.tables import _welch
-from evomal.runs.experiment import ExperimentSpec, load_cells, run_experiment
 
 BEFORE = [
     "selection.k=0",

@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from _common import mnist_shaped
+from evomal.config import build_config
+from evomal.execution.context import ContextSpec, EvaluationContext
 from evomal.losses import LearnedLoss
 from evomal.meta.local_search import initial_phi, meta_step_seeds
-from evomal.methods.context import ContextSpec, EvaluationContext
 from evomal.methods.stages import (
     FitnessJob,
     ScreenJob,
@@ -40,7 +41,6 @@ from evomal.methods.stages import (
     optimise,
     screen,
 )
-from evomal.runs.config import build_config
 from evomal.symbolic import compile_tree
 from evomal.tasks import Task, get_task
 from evomal.tasks.models import build_model

@@ -17,8 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
+from evomal.config import build_config
 from evomal.methods.meta_test import meta_test
-from evomal.runs.config import build_config
 from evomal.runs.tasks import task_for
 
 

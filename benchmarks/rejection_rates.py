@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evomal.config import GPConfig, build_config
+from evomal.execution.context import ContextSpec, EvaluationContext
 from evomal.gp.filters import rejection_reason, rejection_traces
 from evomal.gp.operators import repair
 from evomal.losses.learned import task_loss_tree
-from evomal.methods.context import ContextSpec, EvaluationContext
-from evomal.runs.config import GPConfig, build_config
 from evomal.runs.tasks import task_for
 from evomal.symbolic import compile_tree, gen_half_and_half, nonfinite_reason
 from evomal.symbolic.primitives import PrimitiveSet

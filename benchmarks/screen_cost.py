@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from _common import mnist_shaped
+from evomal.config import GPConfig, build_config
+from evomal.execution.context import ContextSpec, EvaluationContext
 from evomal.gp.filters import rejection_traces
 from evomal.gp.operators import repair
 from evomal.losses import LearnedLoss
-from evomal.methods.context import ContextSpec, EvaluationContext
 from evomal.methods.stages import FitnessJob, SearchJob, fitness, optimise
-from evomal.runs.config import GPConfig, build_config
 from evomal.symbolic import compile_tree, gen_half_and_half
 from evomal.symbolic.primitives import PrimitiveSet
 

@@ -18,9 +18,9 @@ import statistics
 import time
 from pathlib import Path
 
+from evomal.config import build_config
 from evomal.gp.loop import CandidateEvent
 from evomal.methods.meta_test import meta_test
-from evomal.runs.config import build_config
 from evomal.search import search
 from evomal.tasks import get_task
 

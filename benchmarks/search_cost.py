@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
+from evomal.config import build_config
 from evomal.events import CandidateEvent, GenerationEvent
-from evomal.runs.config import build_config
 from evomal.search import search
 from evomal.tasks import get_task
 

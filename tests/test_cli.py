@@ -109,7 +109,7 @@ def test_a_bad_optimiser_value_stops_the_search_before_it_starts(tmp_path, bad):
 
 
 def test_resume_a_stopped_run_from_the_cli(tmp_path):
-    from evomal.runs.config import build_config
+    from evomal.config import build_config
     from evomal.search import search
     from evomal.tasks import get_task
 

@@ -42,3 +42,24 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert blocks
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_readme_layout_lists_every_package_and_module():
+    """The Layout section names exactly what is in src/evomal (and the top-level folders)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```\n(.+?)\n```", section, flags=re.S)[0]
+    listed = {
+        line.split()[0].rstrip("/")
+        for line in block.splitlines()[1:]
+        if line.startswith("  ") and not line.startswith("   ")
+    }
+    package = ROOT / "src" / "evomal"
+    present = {
+        p.name.removesuffix(".py") if p.suffix == ".py" else p.name
+        for p in package.iterdir()
+        if p.name not in ("__init__.py", "py.typed", "__pycache__")
+    }
+    assert {n.removesuffix(".py") for n in listed} == present
+    for folder in ("benchmarks", "examples", "tests"):
+        assert any(line.startswith(folder + "/") for line in block.splitlines())

@@ -1,7 +1,7 @@
 """Regression end to end: the task loss passes the screen, and a rejected loss is never returned."""
 
+from evomal.config import build_config
 from evomal.events import CandidateEvent
-from evomal.runs.config import build_config
 from evomal.runs.tasks import task_for
 from evomal.search import search
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from evomal import LearnedLoss
-from evomal.runs.config import build_config
+from evomal.config import build_config
 from evomal.runs.store import RunStore
 from evomal.search import resume, search
 from evomal.tasks import Task

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 import evomal
 from evomal.cli import app
+from evomal.config import build_config
 from evomal.methods.meta_test import meta_test
-from evomal.runs.config import build_config
 from evomal.runs.store import RunStore
 from evomal.tasks import Task, get_task
 from evomal.tasks.models.source import (

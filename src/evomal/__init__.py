@@ -11,8 +11,9 @@ The public API, in one place::
 Everything else lives in submodules and may change between versions.
 """
 
+from evomal.config import SearchConfig, build_config
 from evomal.losses import LearnedLoss, LossFileError, load_loss
-from evomal.runs.config import SearchConfig, build_config
+from evomal.methods.meta_test import meta_test
 from evomal.search import SearchResult, resume, search
 from evomal.tasks import Task, get_task
 from evomal.tasks.models.source import register_model
@@ -29,6 +30,7 @@ __all__ = [
     "build_config",
     "get_task",
     "load_loss",
+    "meta_test",
     "register_model",
     "resume",
     "search",

@@ -130,8 +130,8 @@ def show(
     ),
 ) -> None:
     """Show a saved loss (tree, weights, formula, LaTeX), or a run's best distinct losses."""
+    from evomal.files import read_json
     from evomal.losses import load_loss
-    from evomal.runs.files import read_json
 
     if path.is_dir():
         _show_run(path, top, latex)
@@ -148,7 +148,7 @@ def show(
 
 
 def _show_run(run_dir: Path, top: int, latex: Path | None) -> None:
-    from evomal.runs.files import write_text_atomic
+    from evomal.files import write_text_atomic
     from evomal.runs.hall_of_fame import hall_of_fame, latex_table
 
     entries = hall_of_fame(run_dir, top)
@@ -175,7 +175,7 @@ def _show_run(run_dir: Path, top: int, latex: Path | None) -> None:
 
 def _returned_loss(run_dir: Path) -> str | None:
     """The loss a finished run handed back, when it is not among the listed ones."""
-    from evomal.runs.files import read_json
+    from evomal.files import read_json
 
     if not (run_dir / "result.json").exists():
         return None
@@ -489,7 +489,7 @@ def search(
     data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
 ) -> None:
     """Search for a loss function (EvoMAL, or --method gplfl, glo, taylorglo, ml3, baseline)."""
-    from evomal.runs.config import build_config
+    from evomal.config import build_config
     from evomal.runs.tasks import task_from_record, task_record
     from evomal.search import search as run_search
 
@@ -571,9 +571,9 @@ def meta_test_command(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from evomal.config import build_config
+    from evomal.files import write_json_atomic
     from evomal.methods.meta_test import check_transfer, meta_test, parse_seeds, summarise
-    from evomal.runs.config import build_config
-    from evomal.runs.files import write_json_atomic
     from evomal.runs.tasks import task_for
 
     seed_list = parse_seeds(seeds)
@@ -665,9 +665,9 @@ def experiment(
     data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
 ) -> None:
     """Search and meta-test each method and seed; write a Table 2-style Markdown table and CSV."""
+    from evomal.config import build_config
+    from evomal.experiment import ExperimentSpec, run_experiment
     from evomal.methods.meta_test import parse_seeds
-    from evomal.runs.config import build_config
-    from evomal.runs.experiment import ExperimentSpec, run_experiment
 
     build_config(preset, set_)  # fail fast on a bad preset or --set key
     spec = ExperimentSpec(
@@ -686,9 +686,9 @@ def experiment(
 
 
 def _write_report(root: Path) -> None:
+    from evomal.experiment import load_cells
     from evomal.report.plots import plot_experiment
     from evomal.report.tables import csv_table, markdown_table, method_rows
-    from evomal.runs.experiment import load_cells
 
     records = load_cells(root)
     if not records:

@@ -14,12 +14,12 @@ import os
 import warnings
 from typing import Any
 
+from evomal.config import SearchConfig, build_config
 from evomal.events import Listener
 from evomal.execution.base import Executor, SerialExecutor
 from evomal.losses.io import load_loss
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.registry import METHODS, method_spec
-from evomal.runs.config import SearchConfig, build_config
 from evomal.runs.store import RunStore
 from evomal.tasks.models.source import ModelLike, ModelRef, resolve_model
 from evomal.tasks.task import Task
@@ -177,20 +177,20 @@ def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | No
     path = store.root / "result.json"
     if not path.exists():
         return None
-    from evomal.runs.files import read_json
+    from evomal.files import read_json
 
     summary = read_json(path, "run result")
     best = load_loss(store.best_loss_path) if store.best_loss_path.exists() else None
     history = [json.loads(line) for line in store.generations_path.read_text().splitlines() if line]
     return SearchResult(
-        config.method,
-        best,
-        summary.get("best_fitness"),
-        None,
-        history,
-        store.root,
-        summary.get("message", ""),
-        summary.get("verdicts", {}),
+        method=config.method,
+        best=best,
+        best_fitness=summary.get("best_fitness"),
+        best_outcome=None,
+        history=history,
+        run_dir=store.root,
+        message=summary.get("message", ""),
+        verdicts=summary.get("verdicts", {}),
         task_loss=bool(summary.get("task_loss", False)),
         selection=summary.get("selection"),
     )

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from evomal.config import build_config
 from evomal.execution.base import SerialExecutor, map_batched
 from evomal.execution.process import ProcessExecutor
-from evomal.runs.config import build_config
 from evomal.search import search
 from evomal.tasks import Task
 

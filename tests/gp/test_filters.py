@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evomal.config import GPConfig
 from evomal.gp.filters import (
     ScreeningProbe,
     rejection_reason,
@@ -16,7 +17,6 @@ from evomal.gp.filters import (
     rejection_traces,
 )
 from evomal.gp.operators import repair
-from evomal.runs.config import GPConfig
 from evomal.symbolic import compile_tree, gen_half_and_half
 from evomal.symbolic.primitives import PrimitiveSet
 

@@ -3,9 +3,9 @@
 import itertools
 import json
 
+from evomal.config import GPConfig
 from evomal.events import EVALUATED, CandidateEvent, GenerationEvent, Outcome
 from evomal.gp.loop import GeneticProgramming, GPState
-from evomal.runs.config import GPConfig
 from evomal.symbolic import parse
 
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evomal.meta.unrolled_sgd import UnrolledSGD
-from evomal.training.optim import SGDConfig
+from evomal.optim import SGDConfig
 
 
 def _run_both(optimizer: UnrolledSGD, steps: int, seed: int):

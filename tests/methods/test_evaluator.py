@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from evomal.config import build_config
 from evomal.events import (
     CACHED,
     EVALUATED,
@@ -12,11 +13,10 @@ from evomal.events import (
     REJECTED,
 )
 from evomal.execution.base import SerialExecutor
+from evomal.execution.context import ContextSpec, EvaluationContext
 from evomal.gp.filters import gradient_norms, gradient_signature, rejection_score
 from evomal.methods import stages
-from evomal.methods.context import ContextSpec, EvaluationContext
 from evomal.methods.evaluator import CandidateEvaluator
-from evomal.runs.config import build_config
 from evomal.symbolic import compile_tree, parse
 from tests.toy import linear_classification
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from evomal.config import build_config
 from evomal.losses import LearnedLoss, NeuralLoss, TaylorLoss
 from evomal.losses.neural import NeuralLossFunction
 from evomal.methods.meta_test import check_transfer, meta_test, parse_seeds, summarise
-from evomal.runs.config import build_config
 from evomal.tasks import Task
 
 

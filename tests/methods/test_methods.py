@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from evomal.config import build_config
 from evomal.losses import LearnedLoss, NeuralLoss, TaylorLoss
 from evomal.methods.cmaes import make_strategy
-from evomal.runs.config import build_config
 from evomal.runs.store import RunStore
 from evomal.search import METHODS, resume, search
 from tests.toy import linear_classification

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from evomal.config import build_config
 from evomal.events import FinalistEvent
 from evomal.losses import LearnedLoss, load_loss
 from evomal.methods.meta_test import meta_test
@@ -19,7 +20,6 @@ from evomal.methods.selection import (
     paired_difference,
     top_distinct,
 )
-from evomal.runs.config import build_config
 from evomal.search import resume, search
 from tests.toy import linear_classification
 
@@ -253,17 +253,20 @@ def test_when_the_task_loss_wins_it_is_returned_and_said_so(tmp_path):
     config = build_config(None, [*TINY, "selection.k=1"])
     from evomal.execution.base import SerialExecutor
     from evomal.methods.base import MethodRun, SearchResult
+    from evomal.tasks.models.source import resolve_model
 
     twin = LearnedLoss("add(mul(-1, mul(y, log(fx))), 1)")
-    run = MethodRun("evomal", _task().without_test(), "linear", config, SerialExecutor())
+    run = MethodRun(
+        "evomal", _task().without_test(), resolve_model("linear"), config, SerialExecutor()
+    )
     found = SearchResult(
-        "evomal",
-        twin,
-        0.5,
-        None,
-        [],
-        None,
-        "found",
+        method="evomal",
+        best=twin,
+        best_fitness=0.5,
+        best_outcome=None,
+        history=[],
+        run_dir=None,
+        message="found",
         candidates=[Candidate(twin.expression, twin.to_dict(), 0.5, "twin")],
     )
     result = run.finish(found)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from evomal.runs.config import (
+from evomal.config import (
     SearchConfig,
     SGDConfig,
     build_config,

@@ -19,8 +19,8 @@ import threading
 import numpy as np
 import pytest
 
-from evomal.runs import files as files_module
-from evomal.runs.files import write_bytes_atomic
+from evomal import files as files_module
+from evomal.files import write_bytes_atomic
 from evomal.tasks.datasets import fetch
 from evomal.tasks.datasets.fetch import (
     MNIST_MD5,

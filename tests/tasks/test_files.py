@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import evomal
 from evomal.cli import app
-from evomal.runs.config import build_config
+from evomal.config import build_config
 from evomal.runs.store import RunStore
 from evomal.tasks import get_task
 from evomal.tasks.datasets.files import CSV_TEST_FRACTION, load_csv, load_npz

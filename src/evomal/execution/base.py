@@ -1,7 +1,7 @@
 """The one seam for parallelism: an executor maps a stage function over jobs.
 
 The GP loop and the evaluator never know where candidates run. An executor
-receives the run's :class:`~evomal.methods.context.ContextSpec` once
+receives the run's :class:`~evomal.execution.context.ContextSpec` once
 (``start``), builds or ships the context to its workers, and then maps
 ``fn(context, job)`` over lists of jobs, returning results in job order.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from evomal.methods.context import ContextSpec, EvaluationContext
+from evomal.execution.context import ContextSpec, EvaluationContext
 
 J = TypeVar("J")
 R = TypeVar("R")

@@ -19,7 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from evomal.execution.base import StageFn
-from evomal.methods.context import ContextSpec, EvaluationContext
+from evomal.execution.context import ContextSpec, EvaluationContext
 
 _CONTEXT: EvaluationContext | None = None
 

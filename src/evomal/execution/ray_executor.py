@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evomal.execution.base import StageFn
-from evomal.methods.context import ContextSpec, EvaluationContext
+from evomal.execution.context import ContextSpec, EvaluationContext
 
 MAX_RESTARTS = 4
 MAX_TASK_RETRIES = 4

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from evomal.config import GPConfig
 from evomal.events import CandidateEvent, GenerationEvent, Listener, Outcome
 from evomal.gp.operators import (
     cx_one_point,
@@ -35,7 +36,6 @@ from evomal.gp.operators import (
     sel_best,
     sel_tournament,
 )
-from evomal.runs.config import GPConfig
 from evomal.symbolic.generate import gen_half_and_half
 from evomal.symbolic.primitives import PrimitiveSet
 from evomal.symbolic.tree import Tree, parse

@@ -90,7 +90,3 @@ def repair(rng: np.random.Generator, tree: Tree, pset: PrimitiveSet | None = Non
     op = binary[int(rng.integers(0, len(binary)))]
     args = ("y", "fx") if float(rng.random()) < 0.5 else ("fx", "y")
     return tree.replace(index, Tree((op, *args)))
-
-
-def within_height(tree: Tree, max_height: int) -> bool:
-    return tree.height <= max_height

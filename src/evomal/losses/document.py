@@ -119,7 +119,7 @@ class JsonLoss:
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
         """Write the loss as JSON, atomically."""
-        from evomal.runs.files import write_json_atomic
+        from evomal.files import write_json_atomic
 
         write_json_atomic(path, self.to_dict(metadata))
 
@@ -131,7 +131,7 @@ class JsonLoss:
 
 def read_document(path: str | os.PathLike[str]) -> Any:
     """The parsed JSON of a loss file, or a ``LossFileError``."""
-    from evomal.runs.files import read_json
+    from evomal.files import read_json
 
     try:
         return read_json(path, "loss file")

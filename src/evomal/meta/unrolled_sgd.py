@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from evomal.training.optim import SGDConfig
+from evomal.optim import SGDConfig
 
 State = dict[str, Tensor]
 

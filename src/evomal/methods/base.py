@@ -16,19 +16,19 @@ from typing import Any
 
 from torch import nn
 
+from evomal.config import SearchConfig
 from evomal.events import Event, FinalistEvent, GenerationEvent, Listener
 from evomal.execution.base import Executor
+from evomal.execution.context import ContextSpec
 from evomal.losses.learned import task_loss_tree
-from evomal.methods.context import ContextSpec
 from evomal.methods.selection import Candidate
-from evomal.runs.config import SearchConfig
 from evomal.runs.hall_of_fame import FameEntry, hall_of_fame
 from evomal.runs.store import RunStore
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SearchResult:
     """The outcome of a search.
 
@@ -46,10 +46,10 @@ class SearchResult:
     method: str
     best: nn.Module | None
     best_fitness: float | None
-    best_outcome: dict[str, Any] | None
-    history: list[dict[str, Any]]
-    run_dir: Path | None
-    message: str
+    best_outcome: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+    message: str = ""
     verdicts: dict[str, int] = field(default_factory=dict)
     finished: bool = True
     task_loss: bool = False

@@ -41,14 +41,14 @@ def run_baseline(run: MethodRun) -> SearchResult:
     message = f"baseline {loss.expression}: fitness {fit.fitness}"
     return run.finish(
         SearchResult(
-            run.method,
-            loss,
-            fit.fitness,
-            best,
-            [summary],
-            run.run_dir,
-            message,
-            {verdict: 1},
+            method=run.method,
+            best=loss,
+            best_fitness=fit.fitness,
+            best_outcome=best,
+            history=[summary],
+            run_dir=run.run_dir,
+            message=message,
+            verdicts={verdict: 1},
             task_loss=True,
         )
     )

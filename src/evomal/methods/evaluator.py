@@ -28,10 +28,10 @@ C, in candidate order.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from typing import Any
 
+from evomal.config import FilterConfig
 from evomal.events import (
     CACHED,
     EVALUATED,
@@ -56,7 +56,6 @@ from evomal.methods.stages import (
     optimise_batch,
     screen,
 )
-from evomal.runs.config import FilterConfig
 from evomal.symbolic.equivalence import equivalence_key
 from evomal.symbolic.tree import Tree
 
@@ -299,7 +298,3 @@ class CandidateEvaluator:
         out.reused_from = source.expression
         out.seconds = {}
         return out
-
-
-def is_finite_fitness(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

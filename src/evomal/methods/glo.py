@@ -45,14 +45,14 @@ def run_glo(run: MethodRun) -> SearchResult:
         verdicts[verdict] = verdicts.get(verdict, 0) + count
     if not result.finished:
         return SearchResult(
-            run.method,
-            tree,
-            structure.best_fitness,
-            structure.best_outcome,
-            history,
-            run.run_dir,
-            "stopped during the CMA-ES stage",
-            verdicts,
+            method=run.method,
+            best=tree,
+            best_fitness=structure.best_fitness,
+            best_outcome=structure.best_outcome,
+            history=history,
+            run_dir=run.run_dir,
+            message="stopped during the CMA-ES stage",
+            verdicts=verdicts,
             finished=False,
         )
     candidates = structure.candidates + result.candidates(
@@ -76,14 +76,14 @@ def run_glo(run: MethodRun) -> SearchResult:
     outcome = {"fitness": fitness, "phi": best.phi.detach().tolist(), "expression": best.expression}
     return run.finish(
         SearchResult(
-            run.method,
-            best,
-            fitness,
-            outcome,
-            history,
-            run.run_dir,
-            message,
-            verdicts,
+            method=run.method,
+            best=best,
+            best_fitness=fitness,
+            best_outcome=outcome,
+            history=history,
+            run_dir=run.run_dir,
+            message=message,
+            verdicts=verdicts,
             candidates=candidates,
         )
     )

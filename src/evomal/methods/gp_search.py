@@ -100,29 +100,29 @@ def gp_result(run: MethodRun, state: GPState, verdicts: dict[str, int]) -> Searc
             f"{state.best['generation']}: {best.expression}"
         )
         return SearchResult(
-            run.method,
-            best,
-            state.best["fitness"],
-            state.best,
-            state.history,
-            run.run_dir,
-            message,
-            verdicts,
-            state.done,
+            method=run.method,
+            best=best,
+            best_fitness=state.best["fitness"],
+            best_outcome=state.best,
+            history=state.history,
+            run_dir=run.run_dir,
+            message=message,
+            verdicts=verdicts,
+            finished=state.done,
             candidates=candidates,
         )
     total = sum(verdicts.values())
     message = f"no candidate passed the filters ({total} scored: {verdicts})"
     return SearchResult(
-        run.method,
-        None,
-        None,
-        None,
-        state.history,
-        run.run_dir,
-        message,
-        verdicts,
-        state.done,
+        method=run.method,
+        best=None,
+        best_fitness=None,
+        best_outcome=None,
+        history=state.history,
+        run_dir=run.run_dir,
+        message=message,
+        verdicts=verdicts,
+        finished=state.done,
         candidates=candidates,
     )
 

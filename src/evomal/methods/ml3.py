@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 
 from evomal.events import EVALUATED, FAILED, CandidateEvent, GenerationEvent, Outcome
+from evomal.execution.context import EvaluationContext
 from evomal.losses.neural import NeuralLoss, NeuralLossFunction
 from evomal.meta.local_search import optimise_phi
 from evomal.methods.base import MethodRun, SearchResult
-from evomal.methods.context import EvaluationContext
 from evomal.methods.selection import Candidate
 from evomal.methods.stages import FitnessJob, FitnessOutcome, describe_error, fitness, stable_seed
 
@@ -96,14 +96,14 @@ def run_ml3(run: MethodRun) -> SearchResult:
     )
     return run.finish(
         SearchResult(
-            run.method,
-            loss if value is not None else None,
-            value,
-            best,
-            [summary],
-            run.run_dir,
-            message,
-            {verdict: 1},
+            method=run.method,
+            best=loss if value is not None else None,
+            best_fitness=value,
+            best_outcome=best,
+            history=[summary],
+            run_dir=run.run_dir,
+            message=message,
+            verdicts={verdict: 1},
             candidates=candidates,
         )
     )

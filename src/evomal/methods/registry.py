@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evomal.runs.config import SearchConfig, replace_config
+from evomal.config import SearchConfig, replace_config
 
 if TYPE_CHECKING:
     from evomal.methods.base import Method

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evomal.events import FinalistEvent
+from evomal.execution.context import EvaluationContext
 from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import task_loss_tree
-from evomal.methods.context import EvaluationContext
 from evomal.methods.stages import describe_error
 from evomal.training.loop import TrainResult, evaluate_per_sample, train
 

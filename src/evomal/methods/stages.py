@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
+from evomal.execution.context import EvaluationContext
 from evomal.gp.filters import gradient_norms, gradient_signature, rejection_traces
 from evomal.losses.io import loss_from_dict
 from evomal.meta.local_search import LocalSearchResult, initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
-from evomal.methods.context import EvaluationContext
 from evomal.symbolic.compile import CompiledLoss, compile_tree, nonfinite_reason
 from evomal.training.loop import train
 from evomal.training.population import train_population

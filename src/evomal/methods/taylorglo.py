@@ -43,15 +43,15 @@ def run_taylorglo(run: MethodRun) -> SearchResult:
     )
     return run.finish(
         SearchResult(
-            run.method,
-            best,
-            result.best_fitness,
-            outcome,
-            result.history,
-            run.run_dir,
-            message,
-            result.verdicts,
-            result.finished,
+            method=run.method,
+            best=best,
+            best_fitness=result.best_fitness,
+            best_outcome=outcome,
+            history=result.history,
+            run_dir=run.run_dir,
+            message=message,
+            verdicts=result.verdicts,
+            finished=result.finished,
             candidates=candidates,
         )
     )

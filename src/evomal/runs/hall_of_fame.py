@@ -85,7 +85,7 @@ def _task_kind(store: RunStore) -> str:
     """The run's task kind: recorded in ``run.json``, or read off its loss file (older runs)."""
     kind = store.load_spec().get("task_kind")
     if kind is None and store.best_loss_path.exists():
-        from evomal.runs.files import read_json
+        from evomal.files import read_json
 
         kind = read_json(store.best_loss_path, "loss file").get("task")
     return str(kind or "classification")
@@ -100,7 +100,7 @@ def _finalists(store: RunStore) -> tuple[dict[str, float], str | None]:
             validation[expression] = float(record["val_metric"])
     returned = None
     if store.best_loss_path.exists() and (store.root / "result.json").exists():
-        from evomal.runs.files import read_json
+        from evomal.files import read_json
 
         returned = read_json(store.best_loss_path, "loss file").get("expression")
     return validation, returned

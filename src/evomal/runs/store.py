@@ -32,23 +32,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evomal.config import SearchConfig, from_dict, to_dict
 from evomal.events import CandidateEvent, FinalistEvent, GenerationEvent
-from evomal.runs.config import SearchConfig, from_dict, to_dict
-from evomal.runs.files import read_json, write_json_atomic
+from evomal.files import read_json, write_json_atomic
 
 CHECKPOINT_VERSION = 1
 
 
 def environment(config: SearchConfig) -> dict[str, Any]:
     """Versions, seed and device: what a reader needs to reproduce the run."""
+    from importlib.metadata import version
+
     import numpy
     import sympy
     import torch
 
-    import evomal
-
     return {
-        "evomal": evomal.__version__,
+        "evomal": version("evomal"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,

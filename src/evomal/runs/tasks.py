@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from evomal.runs.config import SearchConfig
+from evomal.config import SearchConfig
 from evomal.symbolic.transforms import TaskKind
 from evomal.tasks.registry import get_task
 from evomal.tasks.task import Task

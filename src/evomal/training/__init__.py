@@ -1,5 +1,6 @@
 """Training base models: the loop, task losses and metrics, optimiser settings."""
 
+from evomal.optim import SGDConfig
 from evomal.training.loop import (
     EpochSampler,
     TrainResult,
@@ -9,7 +10,6 @@ from evomal.training.loop import (
     train,
 )
 from evomal.training.metrics import metric, metric_name, per_sample_metric, task_loss
-from evomal.training.optim import SGDConfig
 
 __all__ = [
     "EpochSampler",

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from evomal.optim import SGDConfig
 from evomal.tasks.task import Split, Task
 from evomal.training.device import resolve_device
 from evomal.training.metrics import metric_name, per_sample_metric, task_loss
-from evomal.training.optim import SGDConfig
 
 if TYPE_CHECKING:
     from evomal.tasks.models.source import ModelLike

@@ -27,11 +27,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from evomal.optim import SGDConfig
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
 from evomal.training.loop import TrainBatches, TrainResult, set_learning_rate, val_steps
 from evomal.training.metrics import metric_name, per_sample_metric
-from evomal.training.optim import SGDConfig
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from evomal.runs.files import write_bytes_atomic
+from evomal.files import write_bytes_atomic
 from evomal.tasks.datasets.images import IDX_FILES
 
 #: MD5 of each raw (decompressed) MNIST file, as published with the dataset.

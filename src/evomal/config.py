@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from evomal.optim import SGDConfig
 from evomal.symbolic.primitives import PRIMITIVES, TERMINALS
-from evomal.training.optim import SGDConfig
 
 T = TypeVar("T")
 

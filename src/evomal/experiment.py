@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evomal.config import build_config, to_dict
+from evomal.files import read_json, write_json_atomic
 from evomal.losses.io import load_loss
 from evomal.methods.meta_test import meta_test
-from evomal.runs.config import build_config, to_dict
-from evomal.runs.files import read_json, write_json_atomic
 from evomal.runs.store import RunStore
 from evomal.runs.tasks import task_from_record, task_record
 from evomal.search import METHODS, resume, search

@@ -13,15 +13,15 @@ from typing import Any
 
 import torch
 
+from evomal.config import SearchConfig
 from evomal.gp.filters import ScreeningProbe, make_probe
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.scale import ScaleNormaliser
 from evomal.meta.unrolled_sgd import UnrolledSGD
-from evomal.runs.config import SearchConfig
+from evomal.optim import SGDConfig
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
-from evomal.training.optim import SGDConfig
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from evomal.cli import app
+from evomal.experiment import ExperimentSpec, load_cells, run_experiment
 from evomal.report.tables import markdown_table, method_rows
-from evomal.runs.experiment import ExperimentSpec, load_cells, run_experiment
 
 TINY = (
     "gp.population_size=4",
@@ -49,7 +49,7 @@ def test_experiment_runs_each_pair_once_and_resumes(tmp_path):
 
 
 def test_interrupted_search_is_resumed_by_a_rerun(tmp_path):
-    from evomal.runs.config import build_config
+    from evomal.config import build_config
     from evomal.search import search
     from evomal.tasks import get_task
 
