@@ -627,7 +627,7 @@ def meta_test_command(
     mean = "-" if summary.mean is None else f"{summary.mean:.4f}"
     std = "-" if summary.std is None else f"{summary.std:.4f}"
     console.print(
-        f"[bold]{loss}[/] on {task}/{model}, {len(seed_list)} seeds, "
+        f"[bold]{loss}[/] on {task} with {model}, {len(seed_list)} seeds, "
         f"{config.meta_test.steps} steps: test {metric} {mean} ± {std}"
         + (f" ({summary.diverged} diverged)" if summary.diverged else ""),
         highlight=False,

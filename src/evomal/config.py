@@ -32,6 +32,7 @@ import yaml
 
 from evomal.optim import SGDConfig
 from evomal.symbolic.primitives import PRIMITIVES, TERMINALS
+from evomal.symbolic.transforms import OutputActivation
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ class GPConfig:
     max_height: int = 10
     mutation_min_height: int = 0
     mutation_max_height: int = 2
-    output_activation: str = "identity"
+    output_activation: OutputActivation = "identity"
     functions: tuple[str, ...] = tuple(PRIMITIVES)
     terminals: tuple[str, ...] = TERMINALS
     # Put the task loss (cross-entropy or MSE as a tree) into generation 0. With

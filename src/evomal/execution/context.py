@@ -19,6 +19,7 @@ from evomal.meta.base_learner import BaseLearner
 from evomal.meta.scale import ScaleNormaliser
 from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.optim import SGDConfig
+from evomal.symbolic.transforms import TaskKind
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
@@ -38,7 +39,7 @@ class ContextSpec:
         return self.config.seed
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> TaskKind:
         return self.tasks[0].kind
 
 

@@ -19,6 +19,7 @@ from evomal.losses.document import (
 from evomal.symbolic.compile import compile_tree
 from evomal.symbolic.primitives import EPS
 from evomal.symbolic.sympy_form import to_latex, to_sympy
+from evomal.symbolic.transforms import OutputActivation, Reduction, TaskKind
 from evomal.symbolic.tree import ParseError, Tree, parse
 
 CROSS_ENTROPY_EXPRESSION = "mul(-1, mul(y, log(fx)))"
@@ -47,9 +48,9 @@ class LearnedLoss(WeightedLoss):
         self,
         tree: Tree | str,
         phi: Sequence[float] | Tensor | None = None,
-        task: str = "classification",
-        output_activation: str = "identity",
-        reduction: str = "mean",
+        task: TaskKind = "classification",
+        output_activation: OutputActivation = "identity",
+        reduction: Reduction = "mean",
         trainable: bool = False,
         scale: float = 1.0,
     ) -> None:
@@ -69,10 +70,10 @@ class LearnedLoss(WeightedLoss):
     def from_string(
         cls,
         expression: str,
-        task: str = "classification",
+        task: TaskKind = "classification",
         phi: Sequence[float] | Tensor | None = None,
-        output_activation: str = "identity",
-        reduction: str = "mean",
+        output_activation: OutputActivation = "identity",
+        reduction: Reduction = "mean",
     ) -> LearnedLoss:
         """Build a loss from an expression string such as ``"square(sub(fx, y))"``."""
         return cls(parse(expression), phi, task, output_activation, reduction)

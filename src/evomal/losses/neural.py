@@ -34,7 +34,14 @@ from evomal.losses.document import (
     read_scale,
     require_fields,
 )
-from evomal.symbolic.transforms import TASK_KINDS, check_choice, reduce_output, task_inputs
+from evomal.symbolic.transforms import (
+    TASK_KINDS,
+    Reduction,
+    TaskKind,
+    check_choice,
+    reduce_output,
+    task_inputs,
+)
 
 #: Inputs per pair: the prediction and the target.
 PAIR = 2
@@ -101,9 +108,9 @@ class NeuralLoss(WeightedLoss):
     def __init__(
         self,
         params: Sequence[float] | Tensor,
-        task: str = "classification",
+        task: TaskKind = "classification",
         hidden: Sequence[int] = (50, 50),
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
         self.loss_fn = NeuralLossFunction(task, hidden)

@@ -33,6 +33,9 @@ from evomal.losses.document import (
 from evomal.symbolic.transforms import (
     OUTPUT_ACTIVATIONS,
     TASK_KINDS,
+    OutputActivation,
+    Reduction,
+    TaskKind,
     check_choice,
     reduce_output,
     task_inputs,
@@ -103,10 +106,10 @@ class TaylorLoss(WeightedLoss):
     def __init__(
         self,
         params: Sequence[float] | Tensor,
-        task: str = "classification",
+        task: TaskKind = "classification",
         order: int = 3,
-        output_activation: str = "identity",
-        reduction: str = "mean",
+        output_activation: OutputActivation = "identity",
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
         self.loss_fn = TaylorLossFunction(task, order, output_activation)

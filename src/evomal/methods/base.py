@@ -24,6 +24,7 @@ from evomal.losses.learned import task_loss_tree
 from evomal.methods.selection import Candidate
 from evomal.runs.hall_of_fame import FameEntry, hall_of_fame
 from evomal.runs.store import RunStore
+from evomal.symbolic.transforms import TaskKind
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
 
@@ -101,7 +102,7 @@ class MethodRun:
     _last_checkpoint: dict[str, Any] | None = None
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> TaskKind:
         return self.task.kind
 
     def emit(

@@ -57,6 +57,7 @@ from evomal.methods.stages import (
     screen,
 )
 from evomal.symbolic.equivalence import equivalence_key
+from evomal.symbolic.transforms import OutputActivation, TaskKind
 from evomal.symbolic.tree import Tree
 
 
@@ -66,9 +67,9 @@ class CandidateEvaluator:
     def __init__(
         self,
         filters: FilterConfig,
-        kind: str,
+        kind: TaskKind,
         executor: Executor,
-        output_activation: str = "identity",
+        output_activation: OutputActivation = "identity",
         batch_size: int = 1,
         search_weights: bool = True,
     ) -> None:

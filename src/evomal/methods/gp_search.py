@@ -17,9 +17,12 @@ from evomal.losses.learned import LearnedLoss, task_loss_tree
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.evaluator import CandidateEvaluator
 from evomal.methods.selection import Candidate
+from evomal.symbolic.transforms import OutputActivation, TaskKind
 
 
-def loss_from_outcome(outcome: dict[str, Any], kind: str, output_activation: str) -> LearnedLoss:
+def loss_from_outcome(
+    outcome: dict[str, Any], kind: TaskKind, output_activation: OutputActivation
+) -> LearnedLoss:
     """The :class:`LearnedLoss` an outcome describes (the source tree for a cache hit)."""
     out = Outcome.from_dict(outcome)
     return LearnedLoss(out.loss_expression(), out.phi, kind, output_activation, scale=out.scale)
@@ -64,7 +67,7 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
     return state, verdicts
 
 
-def gp_candidates(state: GPState, kind: str, activation: str) -> list[Candidate]:
+def gp_candidates(state: GPState, kind: TaskKind, activation: OutputActivation) -> list[Candidate]:
     """Every distinct loss the GP scored itself, best first.
 
     Drawn from the equivalence cache (every distinct function evaluated in

@@ -27,7 +27,7 @@ class DatasetSpec:
     """How to load and preprocess one named dataset."""
 
     name: str
-    kind: str
+    kind: TaskKind
     loader: str  # "module:function", imported on first use
     description: str
     needs_files: bool = False

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from evomal.symbolic.transforms import TASK_KINDS, check_choice
+from evomal.symbolic.transforms import TASK_KINDS, TaskKind, check_choice
 from evomal.tasks.augmentation import Augmentation
 
 #: How features are standardised with training statistics.
@@ -68,7 +68,7 @@ class Task:
     """
 
     name: str
-    kind: str
+    kind: TaskKind
     train: Split
     val: Split
     _test: Split | None
@@ -130,7 +130,7 @@ class Task:
     def from_tensors(
         cls,
         name: str,
-        kind: str,
+        kind: TaskKind,
         x_train: Tensor | np.ndarray,
         y_train: Tensor | np.ndarray,
         x_test: Tensor | np.ndarray,
@@ -221,7 +221,7 @@ class Task:
     def from_datasets(
         cls,
         name: str,
-        kind: str,
+        kind: TaskKind,
         train: torch.utils.data.Dataset,
         test: torch.utils.data.Dataset,
         **kwargs: Any,

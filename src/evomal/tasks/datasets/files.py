@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from evomal.symbolic.transforms import TaskKind
 from evomal.tasks.datasets.raw import RawData
 
 #: Share of a CSV's rows held out as the test split (fixed seed, the same rows every run).
@@ -39,7 +40,9 @@ _TEST_SPLIT_SEED = 0
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def load_csv(path: str | Path, target: str | None, kind: str | None = None) -> tuple[RawData, str]:
+def load_csv(
+    path: str | Path, target: str | None, kind: TaskKind | None = None
+) -> tuple[RawData, TaskKind]:
     """The rows of a CSV file as a train/test split, and the task kind (given or inferred)."""
     path = Path(path).expanduser()
     header, rows = _read_csv(path)
@@ -74,7 +77,7 @@ def load_csv(path: str | Path, target: str | None, kind: str | None = None) -> t
     return _with_info(raw, info), kind
 
 
-def load_npz(path: str | Path, kind: str | None = None) -> tuple[RawData, str]:
+def load_npz(path: str | Path, kind: TaskKind | None = None) -> tuple[RawData, TaskKind]:
     """The four arrays of an ``.npz`` file, and the task kind (given or inferred)."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -169,7 +172,7 @@ def _as_float(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _infer_kind(labels: list[str]) -> str:
+def _infer_kind(labels: list[str]) -> TaskKind:
     values = [_as_float(v) for v in labels]
     if any(v is None for v in values):
         return "classification"
