@@ -378,7 +378,7 @@ class SearchProgress:
             self.generation = event.generation + 1
             best = event.best
             if best is not None and best.get("fitness") is not None:
-                label = best.get("expression") or event.summary.get("best_expression") or ""
+                label = best.get("expression") or event.summary.best_expression or ""
                 self.best = f"{best['fitness']:.4f} {label}"
         counts = " ".join(f"{k}={v}" for k, v in sorted(self.verdicts.items()))
         info = f"gen {self.generation}/{self.total} | {counts} | best {self.best}"

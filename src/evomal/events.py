@@ -8,7 +8,9 @@ plain data only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -65,12 +67,66 @@ class CandidateEvent:
     outcome: Outcome
 
 
+@dataclass(frozen=True)
+class GenerationSummary:
+    """One generation in numbers: a line of ``generations.jsonl`` and of ``SearchResult.history``.
+
+    Every method (GP, CMA-ES, ML3, the baseline) builds it with :meth:`of`,
+    so the fields mean the same everywhere; ``extra`` holds what one method
+    adds (CMA-ES's step size, ML3's final meta-loss).
+    """
+
+    generation: int
+    scored: int
+    verdicts: dict[str, int]
+    population_best: float | None
+    population_mean: float | None
+    best_so_far: float | None
+    best_expression: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        generation: int,
+        verdicts: Iterable[str],
+        fitnesses: Iterable[float | None],
+        best_so_far: float | None,
+        best_expression: str | None = None,
+        **extra: Any,
+    ) -> GenerationSummary:
+        """From the generation's verdicts and its population's fitnesses (``None``: failed)."""
+        listed = list(verdicts)
+        finite = [f for f in fitnesses if f is not None and math.isfinite(f)]
+        return cls(
+            generation=generation,
+            scored=len(listed),
+            verdicts=dict(Counter(listed)),
+            population_best=min(finite) if finite else None,
+            population_mean=sum(finite) / len(finite) if finite else None,
+            best_so_far=best_so_far,
+            best_expression=best_expression,
+            extra=extra,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationSummary:
+        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        known.setdefault("population_mean", None)
+        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+
+
 @dataclass
 class GenerationEvent:
     """A finished generation: its summary, the best so far, and the state to checkpoint."""
 
     generation: int
-    summary: dict[str, Any]
+    summary: GenerationSummary
     best: dict[str, Any] | None
     checkpoint: dict[str, Any]
 

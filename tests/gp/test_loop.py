@@ -37,7 +37,7 @@ def test_invariants_hold_every_generation():
     generations = [e for e in seen if isinstance(e, GenerationEvent)]
     assert len(generations) == CONFIG.generations
     assert state.done and state.generation == CONFIG.generations
-    bests = [g.summary["population_best"] for g in generations]
+    bests = [g.summary.population_best for g in generations]
     assert all(b2 <= b1 for b1, b2 in itertools.pairwise(bests))  # elitism
     for g in generations:
         assert len(g.checkpoint["gp"]["population"]) == CONFIG.population_size
@@ -100,3 +100,18 @@ def test_a_seeded_individual_bounds_the_best_fitness_through_elitism():
     assert first["population_best"] == 0.03
     assert all(h["population_best"] <= 0.03 for h in state.history)
     assert state.best["fitness"] <= 0.03
+
+
+def test_generation_summary_counts_verdicts_and_round_trips():
+    """One summary type for every method: counts, finite-only statistics, extras kept."""
+    from evomal.events import GenerationSummary
+
+    summary = GenerationSummary.of(
+        3, ["evaluated", "cached", "evaluated", "failed"], [0.5, None, 0.25, float("nan")],
+        0.2, "mul(y, fx)", sigma=0.7,
+    )  # fmt: skip
+    assert summary.scored == 4
+    assert summary.verdicts == {"evaluated": 2, "cached": 1, "failed": 1}
+    assert (summary.population_best, summary.population_mean) == (0.25, 0.375)
+    assert summary.as_dict()["sigma"] == 0.7
+    assert GenerationSummary.from_dict(summary.as_dict()) == summary

@@ -19,7 +19,6 @@ both ``y`` and ``fx``. Unchanged individuals keep their fitness.
 from __future__ import annotations
 
 import copy
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from evomal.config import GPConfig
-from evomal.events import CandidateEvent, GenerationEvent, Listener, Outcome
+from evomal.events import CandidateEvent, GenerationEvent, GenerationSummary, Listener, Outcome
 from evomal.gp.operators import (
     cx_one_point,
     fitness_key,
@@ -136,7 +135,7 @@ class GeneticProgramming:
             self.listener(CandidateEvent(g, i, outcome))
         self._update_best(state, g)
         summary = self._summary(state, g, [o.verdict for o in outcomes])
-        state.history.append(summary)
+        state.history.append(summary.as_dict())
         if g + 1 >= self.config.generations:
             state.done = True
         else:
@@ -161,18 +160,15 @@ class GeneticProgramming:
                 state.best = {**copy.deepcopy(out), "generation": generation}
 
     @staticmethod
-    def _summary(state: GPState, generation: int, verdicts: list[str]) -> dict[str, Any]:
-        fits = [ind["outcome"]["fitness"] for ind in state.population if ind["outcome"]]
-        finite = [f for f in fits if f is not None]
-        return {
-            "generation": generation,
-            "scored": len(verdicts),
-            "verdicts": dict(Counter(verdicts)),
-            "population_best": min(finite) if finite else None,
-            "population_mean": sum(finite) / len(finite) if finite else None,
-            "best_so_far": state.best["fitness"] if state.best else None,
-            "best_expression": state.best["expression"] if state.best else None,
-        }
+    def _summary(state: GPState, generation: int, verdicts: list[str]) -> GenerationSummary:
+        best = state.best
+        return GenerationSummary.of(
+            generation,
+            verdicts,
+            [ind["outcome"]["fitness"] for ind in state.population if ind["outcome"]],
+            best["fitness"] if best else None,
+            best["expression"] if best else None,
+        )
 
     def _breed(
         self, rng: np.random.Generator, population: list[dict[str, Any]]

@@ -7,7 +7,14 @@ fitness as the other methods, so fitness columns are comparable.
 
 from __future__ import annotations
 
-from evomal.events import EVALUATED, FAILED, CandidateEvent, GenerationEvent, Outcome
+from evomal.events import (
+    EVALUATED,
+    FAILED,
+    CandidateEvent,
+    GenerationEvent,
+    GenerationSummary,
+    Outcome,
+)
 from evomal.losses.learned import LearnedLoss
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness
@@ -29,13 +36,7 @@ def run_baseline(run: MethodRun) -> SearchResult:
         seconds={"fitness": fit.seconds},
     )
     run.emit(CandidateEvent(0, 0, outcome))
-    summary = {
-        "generation": 0,
-        "scored": 1,
-        "verdicts": {verdict: 1},
-        "population_best": fit.fitness,
-        "best_so_far": fit.fitness,
-    }
+    summary = GenerationSummary.of(0, [verdict], [fit.fitness], fit.fitness, loss.expression)
     best = {**outcome.as_dict(), "generation": 0}
     run.emit(GenerationEvent(0, summary, best, {"baseline": {"done": True}}), lambda _: loss)
     message = f"baseline {loss.expression}: fitness {fit.fitness}"
@@ -45,7 +46,7 @@ def run_baseline(run: MethodRun) -> SearchResult:
             best=loss,
             best_fitness=fit.fitness,
             best_outcome=best,
-            history=[summary],
+            history=[summary.as_dict()],
             run_dir=run.run_dir,
             message=message,
             verdicts={verdict: 1},

@@ -24,7 +24,14 @@ from typing import Any
 import cma
 import numpy as np
 
-from evomal.events import EVALUATED, FAILED, CandidateEvent, GenerationEvent, Outcome
+from evomal.events import (
+    EVALUATED,
+    FAILED,
+    CandidateEvent,
+    GenerationEvent,
+    GenerationSummary,
+    Outcome,
+)
 from evomal.execution.base import map_batched
 from evomal.methods.base import MethodRun
 from evomal.methods.selection import Candidate
@@ -155,17 +162,15 @@ def cma_search(
                     describe(x), "", [float(v) for v in x], value, verdict, reason, seconds=seconds
                 )
                 run.emit(CandidateEvent(generation_offset + g, i, outcome))
-        summary = {
-            "generation": generation_offset + g,
-            "scored": len(values),
-            "verdicts": {EVALUATED: len(finite), FAILED: len(values) - len(finite)},
-            "population_best": min(finite) if finite else None,
-            "population_mean": sum(finite) / len(finite) if finite else None,
-            "best_so_far": best_f,
-            "best_expression": describe(np.asarray(best_x)) if best_x is not None else None,
-            "sigma": float(es.sigma),
-        }
-        history.append(summary)
+        summary = GenerationSummary.of(
+            generation_offset + g,
+            [EVALUATED if v is not None and math.isfinite(v) else FAILED for v in values],
+            values,
+            best_f,
+            describe(np.asarray(best_x)) if best_x is not None else None,
+            sigma=float(es.sigma),
+        )
+        history.append(summary.as_dict())
         if not replayed:
             best = None
             if best_x is not None:

@@ -13,7 +13,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from evomal.events import EVALUATED, FAILED, CandidateEvent, GenerationEvent, Outcome
+from evomal.events import (
+    EVALUATED,
+    FAILED,
+    CandidateEvent,
+    GenerationEvent,
+    GenerationSummary,
+    Outcome,
+)
 from evomal.execution.context import EvaluationContext
 from evomal.losses.neural import NeuralLoss, NeuralLossFunction
 from evomal.meta.local_search import optimise_phi
@@ -131,21 +138,21 @@ def _train_and_score(
         scale=trained.scale,
     )
     run.emit(CandidateEvent(0, 0, outcome))
-    summary = {
-        "generation": 0,
-        "scored": 1,
-        "verdicts": {outcome.verdict: 1},
-        "population_best": value,
-        "best_so_far": value,
-        "final_meta_loss": trained.meta_losses[-1] if trained.meta_losses else None,
-    }
+    summary = GenerationSummary.of(
+        0,
+        [outcome.verdict],
+        [value],
+        value,
+        loss.expression,
+        final_meta_loss=trained.meta_losses[-1] if trained.meta_losses else None,
+    )
     best = {"fitness": value, "generation": 0} if value is not None else None
     state = {
         "params": loss.weights.detach().tolist(),
         "scale": trained.scale,
         "fitness": value,
         "reason": reason,
-        "summary": summary,
+        "summary": summary.as_dict(),
     }
     run.emit(GenerationEvent(0, summary, best, {"ml3": state}), lambda _: loss)
-    return loss, value, reason, summary
+    return loss, value, reason, summary.as_dict()

@@ -182,7 +182,7 @@ class RunStore:
             self._write_finalist(event)
             self.checkpoint(event.checkpoint)
         else:
-            self._append(self.generations_path, event.summary)
+            self._append(self.generations_path, event.summary.as_dict())
             self.checkpoint(event.checkpoint)
 
     def _write_finalist(self, event: FinalistEvent) -> None:
