@@ -9,7 +9,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from evomal.cli import app
-from evomal.experiment import ExperimentSpec, load_cells, run_experiment
+from evomal.experiment import ExperimentSpec, run_experiment
+from evomal.report.sources import load_cells
 from evomal.report.tables import markdown_table, method_rows
 
 TINY = (

@@ -686,8 +686,8 @@ def experiment(
 
 
 def _write_report(root: Path) -> None:
-    from evomal.experiment import load_cells
     from evomal.report.plots import plot_experiment
+    from evomal.report.sources import load_cells
     from evomal.report.tables import csv_table, markdown_table, method_rows
 
     records = load_cells(root)
@@ -707,9 +707,31 @@ def _write_report(root: Path) -> None:
 
 @app.command()
 @user_errors
-def report(root: Path = typer.Argument(..., help="An experiment directory.")) -> None:
-    """Rebuild an experiment's table, CSV and plots from its files."""
-    _write_report(root)
+def report(
+    paths: list[Path] = typer.Argument(..., help="Run directories and/or experiment directories."),
+    out: Path | None = typer.Option(
+        None,
+        help="The HTML page to write (a Markdown twin goes beside it); default: "
+        "DIR/report.html for one directory, else ./report.html.",
+    ),
+    top: int = typer.Option(5, min=1, help="Losses per run in the hall of fame."),
+    timeout: float = typer.Option(
+        10.0, min=0.0, help="Seconds sympy may spend simplifying each formula."
+    ),
+) -> None:
+    """Write a report (HTML + Markdown) of what the runs learned; rebuild experiment tables.
+
+    Reads the directories only: nothing is re-run.
+    """
+    from evomal.report.build import write_report
+    from evomal.report.sources import is_experiment_dir
+
+    for path in paths:
+        if is_experiment_dir(path) and any(path.glob("*/seed-*/meta_test.json")):
+            _write_report(path)
+    target = out or (paths[0] / "report.html" if len(paths) == 1 else Path("report.html"))
+    html_path, markdown = write_report(paths, target, top=top, timeout=timeout)
+    console.print(f"report written to {html_path} (and {markdown})", highlight=False)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from evomal.config import build_config, to_dict
 from evomal.files import read_json, write_json_atomic
 from evomal.losses.io import load_loss
 from evomal.methods.meta_test import meta_test
-from evomal.runs.store import RunStore
 from evomal.runs.tasks import task_from_record, task_record
 from evomal.search import METHODS, resume, search
 
@@ -145,24 +144,3 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         )
     write_json_atomic(cell / "meta_test.json", record)
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
-
-
-def load_cells(
-    root: str | os.PathLike[str], methods: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """Every finished (method, seed) record under an experiment directory.
-
-    Each record gains ``work_seconds``: the search's candidate work plus its
-    selection training, summed from its run directory (a resumed search's wall
-    time covers only the part after the resume).
-    """
-    base = Path(root)
-    records = []
-    for path in sorted(base.glob("*/seed-*/meta_test.json")):
-        record = read_json(path, "meta-test record")
-        if methods is None or record.get("method") in methods:
-            run_dir = path.parent / "search"
-            if run_dir.is_dir():
-                record["work_seconds"] = round(RunStore(run_dir).work_seconds(), 1)
-            records.append(record)
-    return records

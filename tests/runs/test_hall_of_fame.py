@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 import evomal
 from evomal.cli import app
 from evomal.methods.selection import top_distinct
-from evomal.runs.hall_of_fame import hall_of_fame, latex_table, simplified_form
+from evomal.runs.hall_of_fame import hall_of_fame, latex_table
 from evomal.symbolic.generate import gen_half_and_half
-from evomal.symbolic.sympy_form import FX, Y, to_sympy
+from evomal.symbolic.sympy_form import FX, Y, display_form, to_sympy
 from evomal.symbolic.tree import parse
 from tests.toy import linear_classification
 
@@ -88,15 +88,15 @@ def test_the_simplified_formula_computes_what_the_tree_computes(seed):
     fx = np.linspace(0.05, 0.95, 19)
     y = np.ones_like(fx)
     want = _values(exact, y, fx)
-    got = _values(simplified_form(tree, "classification"), y, fx)
+    got = _values(display_form(tree, "classification").expr, y, fx)
     ok = np.isfinite(want) & (np.abs(want) < 1e6)
     np.testing.assert_allclose(got[ok], want[ok], rtol=1e-5, atol=1e-5)
 
 
 def test_the_guards_disappear_from_the_display():
     tree = parse("mul(-1, mul(y, log(fx)))")
-    assert str(simplified_form(tree, "classification")) == "-y*log(fx)"
-    assert "e-10" not in str(simplified_form(parse("div(y, add(fx, 1))"), "regression"))
+    assert str(display_form(tree, "classification").expr) == "-y*log(fx)"
+    assert "e-10" not in str(display_form(parse("div(y, add(fx, 1))"), "regression"))
 
 
 def test_latex_table_in_the_style_of_table_5(finished_run):
@@ -123,3 +123,16 @@ def test_show_lists_a_run_and_writes_latex(finished_run, tmp_path):
     assert bad.exit_code == 2 and "not an evomal run directory" in bad.output
     zero = runner.invoke(app, ["show", str(out), "--top", "0"])
     assert zero.exit_code == 2 and "at least 1" in zero.output
+
+
+def test_simplification_past_its_time_bound_keeps_the_tidy_form():
+    """sympy cannot be interrupted: past the bound the child is killed and the tidy form kept."""
+    tree = parse("mul(-1, mul(y, log(fx)))")
+    late = display_form(tree, "classification", timeout=0.0)
+    assert not late.simplified
+    fx = np.linspace(0.05, 0.95, 7)
+    np.testing.assert_allclose(
+        _values(late.expr, np.ones_like(fx), fx), _values(to_sympy(tree), np.ones_like(fx), fx)
+    )
+    on_time = display_form(tree, "classification", timeout=30.0)
+    assert on_time.simplified and str(on_time) == "-y*log(fx)"

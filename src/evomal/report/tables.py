@@ -109,27 +109,46 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(rows: Sequence[MethodRow], metric: str = "test error rate") -> str:
-    """A Markdown table: method, n, mean +- std, Welch t and p against the baseline, search time."""
-    lines = [
-        f"| method | seeds | {metric} (mean ± std) | Welch t vs baseline | p "
-        "| seeds worse than baseline | task loss returned | search + selection work (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+def table_cells(
+    rows: Sequence[MethodRow], metric: str = "test error rate"
+) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the results table: method, n, mean +- std, Welch t and p, time."""
+    header = [
+        "method",
+        "seeds",
+        f"{metric} (mean ± std)",
+        "Welch t vs baseline",
+        "p",
+        "seeds worse than baseline",
+        "task loss returned",
+        "search + selection work (s)",
     ]
+    cells = []
     for row in rows:
         spread = f"{_fmt(row.mean)} ± {_fmt(row.std)}" if row.mean is not None else "-"
         if row.diverged:
             spread += f" ({row.diverged} diverged)"
-        label = METHOD_LABELS.get(row.method, row.method)
-        t = "-" if row.method == "baseline" else _fmt(row.t_statistic, 2)
-        p = "-" if row.method == "baseline" else _fmt(row.p_value, 3)
-        seconds = _fmt(row.mean_search_seconds, 0)
-        worse = "-" if row.worse_than_baseline is None else str(row.worse_than_baseline)
-        returned = "-" if row.method == "baseline" else str(row.task_loss_returned)
-        lines.append(
-            f"| {label} | {len(row.seeds)} | {spread} | {t} | {p} | {worse} | {returned} "
-            f"| {seconds} |"
+        baseline = row.method == "baseline"
+        cells.append(
+            [
+                METHOD_LABELS.get(row.method, row.method),
+                str(len(row.seeds)),
+                spread,
+                "-" if baseline else _fmt(row.t_statistic, 2),
+                "-" if baseline else _fmt(row.p_value, 3),
+                "-" if row.worse_than_baseline is None else str(row.worse_than_baseline),
+                "-" if baseline else str(row.task_loss_returned),
+                _fmt(row.mean_search_seconds, 0),
+            ]
         )
+    return header, cells
+
+
+def markdown_table(rows: Sequence[MethodRow], metric: str = "test error rate") -> str:
+    """The results table (:func:`table_cells`) in Markdown."""
+    header, cells = table_cells(rows, metric)
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines) + "\n"
 
 

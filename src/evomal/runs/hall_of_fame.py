@@ -19,12 +19,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import sympy
-
 from evomal.events import EVALUATED
 from evomal.runs.store import RunStore
-from evomal.symbolic.sympy_form import FX, Y, to_latex, to_sympy
-from evomal.symbolic.tree import Tree, parse
+from evomal.symbolic.sympy_form import display_form
+from evomal.symbolic.tree import parse
 
 
 @dataclass(frozen=True)
@@ -55,8 +53,13 @@ class FameEntry:
         }
 
 
-def hall_of_fame(run_dir: str | os.PathLike[str], k: int = 10) -> list[FameEntry]:
-    """The ``k`` distinct losses with the best search fitness, best first."""
+def hall_of_fame(
+    run_dir: str | os.PathLike[str], k: int = 10, timeout: float | None = 10.0
+) -> list[FameEntry]:
+    """The ``k`` distinct losses with the best search fitness, best first.
+
+    ``timeout`` bounds sympy's simplification of each formula (seconds).
+    """
     if k < 1:
         raise ValueError(f"--top must be at least 1, got {k}")
     store = RunStore(run_dir)
@@ -75,7 +78,12 @@ def hall_of_fame(run_dir: str | os.PathLike[str], k: int = 10) -> list[FameEntry
     validation, returned = _finalists(store)
     return [
         _entry(
-            rank, event, validation.get(event["expression"]), event["expression"] == returned, kind
+            rank,
+            event,
+            validation.get(event["expression"]),
+            event["expression"] == returned,
+            kind,
+            timeout,
         )
         for rank, event in enumerate(chosen, start=1)
     ]
@@ -106,33 +114,13 @@ def _finalists(store: RunStore) -> tuple[dict[str, float], str | None]:
     return validation, returned
 
 
-def simplified_form(tree: Tree, kind: str = "classification") -> sympy.Expr:
-    """The tree without weights, simplified algebraically and numerically (as in Table 5).
-
-    For display only: the protected operators' guards (``eps``) are dropped
-    (so ``log(|x| + eps)`` reads ``log(x)``), and for
-    classification ``f(x)`` is a probability and ``y`` a 0/1 label, which lets
-    sympy remove the absolute values the protection adds.
-    """
-    expr = to_sympy(tree)
-    expr = expr.xreplace({c: _rounded(float(c)) for c in expr.atoms(sympy.Float)})
-    if kind == "classification":
-        y, fx = sympy.Symbol("y", nonnegative=True), sympy.Symbol("fx", positive=True)
-        expr = expr.xreplace({Y: y, FX: fx})
-        return sympy.simplify(expr).xreplace({y: Y, fx: FX})
-    return sympy.simplify(expr)
-
-
-def _rounded(value: float) -> sympy.Expr:
-    """A float from the eps guards as what it stands for: 1e-10 -> 0, 1.0000000001 -> 1."""
-    nearest = round(value)
-    if abs(value - nearest) < 1e-6 * max(1.0, abs(value)):
-        return sympy.Integer(nearest)
-    return sympy.Float(value, 6)
-
-
 def _entry(
-    rank: int, event: dict[str, Any], val: float | None, returned: bool, kind: str
+    rank: int,
+    event: dict[str, Any],
+    val: float | None,
+    returned: bool,
+    kind: str,
+    timeout: float | None,
 ) -> FameEntry:
     expression = event["expression"]
     try:
@@ -142,8 +130,8 @@ def _entry(
     if tree is None:  # TaylorGLO's polynomial or ML3's network: shown as written
         formula, latex, size = expression, r"\texttt{" + _escape(expression) + "}", None
     else:
-        simplified = simplified_form(tree, kind)
-        formula, latex, size = str(simplified), to_latex(simplified), tree.size
+        form = display_form(tree, kind, timeout)
+        formula, latex, size = str(form), form.latex, tree.size
     return FameEntry(
         rank=rank,
         expression=expression,

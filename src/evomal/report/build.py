@@ -1,0 +1,272 @@
+"""``evomal report``: one page that shows what a search learned and why it works.
+
+Built from run directories (and experiment directories) alone; nothing is
+re-run. The sections follow the paper's Section 5: the best loss (raw, and
+simplified under a time bound, in LaTeX), its shape against cross-entropy,
+the meta-training curves, the filters' activity, the primitives in the top
+losses, where the time went, the final selection's finalists with the hall
+of fame, and the experiment table when an experiment directory is given.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from evomal.files import write_text_atomic
+from evomal.losses.io import loss_from_dict
+from evomal.losses.learned import LearnedLoss
+from evomal.report import figures
+from evomal.report.page import (
+    Block,
+    Code,
+    Formula,
+    Image,
+    Paragraph,
+    Section,
+    Table,
+    render_latex,
+    to_html,
+    write_markdown,
+)
+from evomal.report.sources import RunData, collect, load_cells
+from evomal.report.tables import method_rows, table_cells
+from evomal.runs.hall_of_fame import FameEntry, hall_of_fame
+from evomal.symbolic.sympy_form import display_form
+
+#: At most this many losses are drawn in the loss-shape figure.
+MAX_SHAPES = 8
+
+
+def build_report(
+    paths: Sequence[str | os.PathLike[str]], *, top: int = 5, timeout: float = 10.0
+) -> tuple[str, list[Section]]:
+    """The report's title and sections for the runs under ``paths``."""
+    runs, experiments = collect(paths)
+    fame = {run.path: hall_of_fame(run.path, top, timeout) for run in runs}
+    sections = [
+        _overview(runs),
+        _best_losses(runs, timeout),
+        _loss_shape(runs),
+        _meta_training(runs),
+        _filters(runs),
+        _primitives(runs, fame),
+        _time(runs),
+        _finalists(runs, fame),
+    ]
+    sections += [_experiment(path) for path in experiments]
+    names = sorted({str(run.spec.get("task", "?")) for run in runs})
+    return f"evomal report: {', '.join(names)} ({len(runs)} runs)", sections
+
+
+def write_report(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    top: int = 5,
+    timeout: float = 10.0,
+) -> tuple[Path, Path]:
+    """Write ``out`` (HTML, self-contained) and its Markdown twin beside it; return both."""
+    target = Path(out)
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--out {target} must end in .html (the Markdown twin goes beside it)")
+    title, sections = build_report(paths, top=top, timeout=timeout)
+    write_text_atomic(target, to_html(title, sections))
+    markdown = write_markdown(target.with_suffix(".md"), title, sections)
+    return target, markdown
+
+
+# -- sections -----------------------------------------------------------------
+
+
+def _overview(runs: list[RunData]) -> Section:
+    rows = []
+    for run in runs:
+        result = run.result or {}
+        returned = result.get("best_expression") or "-"
+        if result.get("task_loss"):
+            returned += " (the task loss)"
+        rows.append(
+            [
+                run.label,
+                str(run.spec.get("task", "?")),
+                str(run.spec.get("model", "?")),
+                str(len(run.generations)),
+                "finished" if run.result is not None else "stopped",
+                returned,
+            ]
+        )
+    header = ["run", "task", "model", "generations", "state", "loss returned"]
+    note = Paragraph(
+        "Search fitness is a short training run's validation metric, a search signal; "
+        "only a meta-test after full training (the experiment table, evomal test) is a result."
+    )
+    return Section("Runs", [Table(header, rows), note])
+
+
+def _best_losses(runs: list[RunData], timeout: float) -> Section:
+    blocks: list[Block] = []
+    for i, run in enumerate(runs):
+        if run.best_loss is None:
+            continue
+        loss = loss_from_dict(run.best_loss, f"{run.path}/best_loss.json")
+        blocks.append(Paragraph(f"{run.label}: the loss it handed back, as saved"))
+        blocks.append(Code(str(loss)))
+        if isinstance(loss, LearnedLoss):
+            form = display_form(loss.tree, run.kind, timeout)
+            when = "simplified" if form.simplified else f"not simplified within {timeout:g} s"
+            blocks.append(Paragraph(f"Weights phi omitted, {when} (paper Table 5 style):"))
+            blocks.append(Formula(form.latex, render_latex(form.latex), f"best_{i}"))
+    if not blocks:
+        blocks.append(Paragraph("No run has handed back a loss yet."))
+    return Section("The best loss", blocks)
+
+
+def _modules(runs: list[RunData]) -> list[tuple[str, nn.Module]]:
+    seen: set[str] = set()
+    losses = []
+    for run in runs:
+        if run.best_loss is None:
+            continue
+        loss = loss_from_dict(run.best_loss, f"{run.path}/best_loss.json")
+        key = str(loss)
+        if key not in seen:
+            seen.add(key)
+            losses.append((run.label, loss))
+    return losses[:MAX_SHAPES]
+
+
+def _loss_shape(runs: list[RunData]) -> Section:
+    kind = runs[0].kind
+    losses = [(label, loss) for label, loss in _modules(runs) if _kind_of(loss) == kind]
+    caption = (
+        "Each returned loss against the predicted probability of the true class (the other "
+        "classes share the rest), cross-entropy dashed; each curve is shifted and scaled to "
+        "run from its value at p = 0.99 (0) by its range, keeping its direction (paper Fig. 7)."
+        if kind == "classification"
+        else "Each returned loss against the prediction error, MSE dashed."
+    )
+    image = Image("loss_shape", figures.png(figures.loss_shape(losses, kind)), caption)
+    return Section("Loss shape", [image])
+
+
+def _kind_of(loss: nn.Module) -> str:
+    return str(getattr(loss, "task", "classification"))
+
+
+def _meta_training(runs: list[RunData]) -> Section:
+    caption = "Best search fitness so far per generation, mean ± std over runs (paper Fig. 5)."
+    return Section(
+        "Meta-training",
+        [Image("meta_training", figures.png(figures.meta_training_curves(runs)), caption)],
+    )
+
+
+def _filters(runs: list[RunData]) -> Section:
+    gp = [r for r in runs if r.method in figures.FILTERED_METHODS]
+    if not gp:
+        return Section("Filter activity", [Paragraph("No GP run (EvoMAL, GP-LFL, GLO) given.")])
+    caption = (
+        f"Candidates per generation by verdict, mean over {len(gp)} GP runs (paper Fig. 6): "
+        "evaluated, reused from the equivalence cache or by gradient equivalence, rejected "
+        "by the rejection protocol, or failed."
+    )
+    return Section(
+        "Filter activity", [Image("filters", figures.png(figures.filter_activity(gp)), caption)]
+    )
+
+
+def _primitives(runs: list[RunData], fame: dict[Path, list[FameEntry]]) -> Section:
+    expressions = [entry.expression for entries in fame.values() for entry in entries]
+    counts = figures.primitive_counts(expressions)
+    if not counts:
+        return Section("Primitives", [Paragraph("The top losses use no primitive functions.")])
+    caption = f"Primitive functions in the top {len(expressions)} losses (paper Fig. 8)."
+    image = Image("primitives", figures.png(figures.primitive_frequencies(expressions)), caption)
+    table = Table(["primitive", "uses"], [[n, str(c)] for n, c in counts.most_common()])
+    return Section("Primitives", [image, table])
+
+
+def _time(runs: list[RunData]) -> Section:
+    per_run = [figures.stage_seconds(run) for run in runs]
+    stages = list(dict.fromkeys(stage for row in per_run for stage in row))
+    rows = [
+        [run.label, *(f"{row.get(s, 0.0):.1f}" for s in stages), f"{sum(row.values()):.1f}"]
+        for run, row in zip(runs, per_run, strict=True)
+    ]
+    caption = "Seconds of work per stage, summed over workers (events.jsonl, selection.json)."
+    image = Image("time", figures.png(figures.time_breakdown(runs)), caption)
+    return Section("Where the time went", [image, Table(["run", *stages, "total"], rows)])
+
+
+def _finalists(runs: list[RunData], fame: dict[Path, list[FameEntry]]) -> Section:
+    blocks: list[Block] = []
+    for i, run in enumerate(runs):
+        entries = fame[run.path]
+        if run.selection:
+            caption = (
+                f"{run.label}: validation metric of each finalist over the full schedule "
+                "(mean over selection seeds); the task loss dashed."
+            )
+            blocks.append(
+                Image(f"finalists_{i}", figures.png(figures.finalist_curves(run)), caption)
+            )
+        if entries:
+            blocks.append(Paragraph(f"{run.label}: hall of fame (best distinct losses)"))
+            blocks.append(Table(*_fame_cells(entries)))
+    if not blocks:
+        blocks.append(Paragraph("No run reached the final selection."))
+    return Section("Finalists and hall of fame", blocks)
+
+
+def _fame_cells(entries: list[FameEntry]) -> tuple[list[str], list[list[str]]]:
+    header = ["rank", "fitness", "size", "validation (selection)", "formula (phi omitted)"]
+    rows = [
+        [
+            f"{e.rank}{' (returned)' if e.returned else ''}",
+            f"{e.fitness:.4f}",
+            "-" if e.size is None else str(e.size),
+            "-" if e.val_metric is None else f"{e.val_metric:.4f}",
+            e.formula,
+        ]
+        for e in entries
+    ]
+    return header, rows
+
+
+def _experiment(path: Path) -> Section:
+    records = load_cells(path)
+    if not records:
+        return Section(f"Experiment {path.name}", [Paragraph("No finished (method, seed) yet.")])
+    metric = (
+        "test error rate" if records[0].get("metric", "error rate") == "error rate" else "test MSE"
+    )
+    header, cells = table_cells(method_rows(records), metric)
+    per_seed = [
+        [
+            str(r["method"]),
+            str(r["seed"]),
+            _number(r.get("test_metric")),
+            "yes" if r.get("task_loss") else "no",
+            str(r.get("expression") or "-"),
+        ]
+        for r in sorted(records, key=lambda r: (r["method"], r["seed"]))
+    ]
+    note = Paragraph(
+        "Meta-tested after full training, from the same initial weights per seed; Welch's "
+        "t-test against the baseline."
+    )
+    seeds = Table(["method", "seed", metric, "task loss returned", "loss"], per_seed)
+    return Section(f"Experiment {path.name}", [Table(header, cells), note, seeds])
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "diverged"
+    value = float(value)
+    return f"{value:.4f}" if math.isfinite(value) else str(value)
