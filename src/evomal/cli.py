@@ -648,6 +648,50 @@ def meta_test_command(
         )
 
 
+@app.command("lr-sweep")
+@user_errors
+def lr_sweep_command(
+    loss: list[Path] = typer.Option(
+        ..., help="A learned loss file (repeat for several); cross-entropy/MSE is always included."
+    ),
+    task: str = typer.Option(..., help=TASK_HELP),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option(..., help=MODEL_HELP),
+    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    lrs: str = typer.Option(
+        "0.003,0.01,0.03,0.1,0.3", help="Base learning rates, comma-separated."
+    ),
+    seeds: str = typer.Option("0-2", help="Seeds, e.g. 0-4 or 0,2,5."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
+    out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Train the task loss and learned losses at every base learning rate (paper Fig. 11).
+
+    Tells a real gain from an implicit learning-rate change: compare each loss at its
+    own best learning rate. Writes lr_sweep.md, lr_sweep.json and lr_sweep.png.
+    """
+    from evomal.analysis.cells import losses_to_compare
+    from evomal.analysis.lr_sweep import lr_sweep, parse_lrs
+    from evomal.config import build_config
+    from evomal.methods.meta_test import parse_seeds
+    from evomal.runs.tasks import task_for
+
+    config = build_config(preset, set_)
+    grid, seed_list, task_kind = parse_lrs(lrs), parse_seeds(seeds), _kind(kind)
+
+    def task_for_seed(seed: int) -> Any:
+        return task_for(task, config, data_dir=data_dir, seed=seed, target=target, kind=task_kind)
+
+    losses = losses_to_compare(loss, task_for_seed(seed_list[0]).kind)
+    lr_sweep(
+        losses, task_for_seed, model, config, grid, seed_list, out,
+        progress=lambda message: console.print(message, highlight=False),
+    )  # fmt: skip
+    console.print((out / "lr_sweep.md").read_text(), highlight=False)
+
+
 @app.command()
 @user_errors
 def experiment(

@@ -1,0 +1,82 @@
+"""Resumable grids of training runs: one small JSON file per (loss, setting, seed) cell.
+
+The analysis commands (learning-rate sweep, data utilisation, ...) train
+many models. Each finished cell is written atomically under the output
+directory, and a re-run skips the cells already there, so a long sweep
+survives a crash or the end of a session and finishes with the same command.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evomal.files import read_json, write_json_atomic
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss to compare: its label in tables and plots, and what to train with."""
+
+    label: str
+    loss: Any  # "task" or an nn.Module
+
+
+def task_loss_label(kind: str) -> str:
+    return "cross-entropy" if kind == "classification" else "MSE"
+
+
+def losses_to_compare(files: Sequence[str | os.PathLike[str]], kind: str) -> list[LossSpec]:
+    """The task loss first, then each loss file (labelled by its file name)."""
+    from evomal.losses.io import load_loss
+
+    specs = [LossSpec(task_loss_label(kind), "task")]
+    for path in files:
+        loss = load_loss(path)
+        learned_for = getattr(loss, "task", kind)
+        if learned_for != kind:
+            raise ValueError(f"{path} was learned for {learned_for}, but the task is {kind}")
+        label = Path(path).stem if Path(path).stem != "best_loss" else Path(path).parent.name
+        specs.append(LossSpec(label, loss))
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"two losses share a label {labels}; rename one of the files")
+    return specs
+
+
+class CellStore:
+    """``root/cells/<loss>/<setting>/seed-<k>.json``, written once each."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, loss: str, setting: str, seed: int) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in loss)
+        return self.root / "cells" / safe / setting / f"seed-{seed}.json"
+
+    def get_or_run(
+        self, loss: str, setting: str, seed: int, run: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        path = self.path(loss, setting, seed)
+        if path.exists():
+            return dict(read_json(path, "analysis cell"))
+        record = {"loss": loss, "setting": setting, "seed": seed, **run()}
+        write_json_atomic(path, record)
+        return record
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None, int]:
+    """Mean and sample std of the finite values, and how many were not (diverged)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    missing = len(values) - len(finite)
+    if not finite:
+        return None, None, missing
+    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return statistics.fmean(finite), std, missing

@@ -1,0 +1,89 @@
+"""The learning-rate sweep: resumable cells, and the scale/learning-rate equivalence as oracle."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from evomal import LearnedLoss
+from evomal.analysis.cells import losses_to_compare
+from evomal.analysis.lr_sweep import best_per_loss, lr_sweep, parse_lrs
+from evomal.cli import app
+from evomal.config import build_config
+from evomal.runs.tasks import task_for
+
+SCHEDULE = ["meta_test.steps=40", "training.batch_size=32", "training.weight_decay=0",
+            "training.momentum=0.9"]  # fmt: skip
+
+
+def test_twice_the_loss_at_lr_equals_the_loss_at_twice_lr(tmp_path, float64):
+    """Oracle: SGD (momentum included, no weight decay) on 2*CE at lr is CE at 2*lr."""
+    doubled = LearnedLoss.from_string("mul(-1, mul(y, log(fx)))", task="classification")
+    doubled.set_scale(2.0)
+    doubled.save(tmp_path / "double_ce.json")
+    config = build_config("quick", SCHEDULE)
+    losses = losses_to_compare([tmp_path / "double_ce.json"], "classification")
+    assert [s.label for s in losses] == ["cross-entropy", "double_ce"]
+    points = lr_sweep(
+        losses, lambda seed: task_for("wine", config, seed=seed), "linear", config,
+        [0.05, 0.1], [0, 1], tmp_path / "sweep",
+    )  # fmt: skip
+    at = {(p.loss, p.lr): p for p in points}
+    assert at[("double_ce", 0.05)].values == pytest.approx(at[("cross-entropy", 0.1)].values)
+    assert len(points) == 4 and all(len(p.values) == 2 for p in points)
+    summary = json.loads((tmp_path / "sweep" / "lr_sweep.json").read_text())
+    assert set(summary["best"]) == {"cross-entropy", "double_ce"}
+    assert (tmp_path / "sweep" / "lr_sweep.png").stat().st_size > 1000
+    assert "| loss | lr 0.05 | lr 0.1 |" in (tmp_path / "sweep" / "lr_sweep.md").read_text()
+
+
+def test_finished_cells_are_not_trained_again(tmp_path):
+    config = build_config("quick", SCHEDULE)
+    calls = []
+
+    def task(seed):
+        calls.append(seed)
+        return task_for("wine", config, seed=seed)
+
+    losses = losses_to_compare([], "classification")
+    first = lr_sweep(losses, task, "linear", config, [0.1], [0], tmp_path)
+    cell = next((tmp_path / "cells").rglob("seed-0.json"))
+    stamp = cell.stat().st_mtime_ns
+    again = lr_sweep(losses, task, "linear", config, [0.1], [0], tmp_path)
+    assert cell.stat().st_mtime_ns == stamp and again == first
+
+
+def test_best_per_loss_picks_each_loss_at_its_own_best_rate():
+    from evomal.analysis.lr_sweep import SweepPoint
+
+    points = [
+        SweepPoint("a", 0.1, (0.3,), 0.3, 0.0, 0),
+        SweepPoint("a", 0.3, (0.2,), 0.2, 0.0, 0),
+        SweepPoint("b", 0.1, (0.25,), 0.25, 0.0, 0),
+        SweepPoint("b", 0.3, (None,), None, None, 1),
+    ]
+    best = best_per_loss(points)
+    assert (best["a"].lr, best["b"].lr) == (0.3, 0.1)
+
+
+@pytest.mark.parametrize(("text", "message"), [("", "positive"), ("0.1,-1", "positive"),
+                                                ("a,b", "comma-separated")])  # fmt: skip
+def test_bad_learning_rate_lists_are_clear_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_lrs(text)
+
+
+def test_the_cli_sweeps_and_refuses_a_loss_of_the_wrong_kind(tmp_path):
+    runner = CliRunner()
+    path = tmp_path / "ce.json"
+    LearnedLoss.cross_entropy().save(path)
+    args = ["lr-sweep", "--loss", str(path), "--task", "wine", "--model", "linear",
+            "--lrs", "0.1", "--seeds", "0", "--out", str(tmp_path / "out")]  # fmt: skip
+    settings = [a for s in SCHEDULE for a in ("--set", s)]
+    result = runner.invoke(app, [*args, *settings])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "lr_sweep.md").exists()
+    mse = tmp_path / "mse.json"
+    LearnedLoss.mse().save(mse)
+    wrong = runner.invoke(app, ["lr-sweep", "--loss", str(mse), *args[3:]])
+    assert wrong.exit_code == 2 and "learned for regression" in wrong.output
