@@ -648,6 +648,44 @@ def meta_test_command(
         )
 
 
+@app.command()
+@user_errors
+def landscape(
+    loss: list[Path] = typer.Option(
+        ..., help="A learned loss file (repeat for several); cross-entropy/MSE is always included."
+    ),
+    task: str = typer.Option(..., help=TASK_HELP),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option(..., help=MODEL_HELP),
+    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    seed: int = typer.Option(0, help="Seed for the initial weights, batches and directions."),
+    points: int = typer.Option(21, help="Grid points per direction."),
+    span: float = typer.Option(1.0, help="The grid covers -span..span along each direction."),
+    samples: int = typer.Option(1000, min=1, help="Training samples the loss is evaluated on."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
+    out: Path = typer.Option(..., help="Output directory (landscape.json, landscape.png)."),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Filter-normalised 2-D loss landscapes of models trained with each loss (Figs. 9-10)."""
+    from evomal.analysis.cells import losses_to_compare
+    from evomal.analysis.landscape import landscapes
+    from evomal.config import build_config
+    from evomal.runs.tasks import task_for
+
+    config = build_config(preset, set_)
+    the_task = task_for(task, config, data_dir=data_dir, seed=seed, target=target, kind=_kind(kind))
+    found = landscapes(
+        losses_to_compare(loss, the_task.kind), the_task, model, config, seed=seed, out=out,
+        points=points, span=span, samples=samples,
+        progress=lambda message: console.print(message, highlight=False),
+    )  # fmt: skip
+    for ls in found:
+        centre = ls.values[len(ls.values) // 2][len(ls.values) // 2]
+        console.print(f"{ls.label}: loss at the trained weights {centre:.4g}", highlight=False)
+    console.print(f"written: {out / 'landscape.png'}, {out / 'landscape.json'}", highlight=False)
+
+
 @app.command("lr-sweep")
 @user_errors
 def lr_sweep_command(
