@@ -648,6 +648,115 @@ def meta_test_command(
         )
 
 
+def _analysis_setup(
+    loss: list[Path], task: str, target: str | None, kind: str | None, preset: str,
+    set_: list[str], data_dir: Path | None, seeds: str,
+) -> tuple[Any, Any, Any, list[int]]:  # fmt: skip
+    """Config, a seed -> task function, the losses to compare, and the seeds."""
+    from evomal.analysis.cells import losses_to_compare
+    from evomal.config import build_config
+    from evomal.methods.meta_test import parse_seeds
+    from evomal.runs.tasks import task_for
+
+    config = build_config(preset, set_)
+    seed_list, task_kind = parse_seeds(seeds), _kind(kind)
+
+    def task_for_seed(seed: int) -> Any:
+        return task_for(task, config, data_dir=data_dir, seed=seed, target=target, kind=task_kind)
+
+    return (
+        config,
+        task_for_seed,
+        losses_to_compare(loss, task_for_seed(seed_list[0]).kind),
+        seed_list,
+    )
+
+
+LOSSES_HELP = "A learned loss file (repeat for several); cross-entropy/MSE is always included."
+
+
+@app.command("data-utilisation")
+@user_errors
+def data_utilisation_command(
+    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
+    task: str = typer.Option(..., help=TASK_HELP),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option(..., help=MODEL_HELP),
+    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    fractions: str = typer.Option("0.1,0.25,0.5,1", help="Shares of the training split."),
+    seeds: str = typer.Option("0-2", help="Seeds, e.g. 0-4 or 0,2,5."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
+    out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Test metric when training on 10-100% of the data, task loss against learned losses (GLO)."""
+    from evomal.analysis.claims import data_utilisation, parse_fractions
+
+    config, task_for_seed, losses, seed_list = _analysis_setup(
+        loss, task, target, kind, preset, set_, data_dir, seeds
+    )
+    data_utilisation(losses, task_for_seed, model, config, parse_fractions(fractions), seed_list,
+                     out, progress=lambda m: console.print(m, highlight=False))  # fmt: skip
+    console.print((out / "data_utilisation.md").read_text(), highlight=False)
+
+
+@app.command("training-speed")
+@user_errors
+def training_speed_command(
+    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
+    task: str = typer.Option(..., help=TASK_HELP),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option(..., help=MODEL_HELP),
+    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    reach: float = typer.Option(
+        ..., help="Target validation metric: an error rate (0.1 = 90% accuracy) or an MSE."
+    ),
+    every: int = typer.Option(100, min=1, help="Check the validation metric every N steps."),
+    seeds: str = typer.Option("0-2", help="Seeds, e.g. 0-4 or 0,2,5."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
+    out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Steps to reach a validation target, and learning curves (TaylorGLO's speed claim)."""
+    from evomal.analysis.claims import training_speed
+
+    config, task_for_seed, losses, seed_list = _analysis_setup(
+        loss, task, target, kind, preset, set_, data_dir, seeds
+    )
+    training_speed(losses, task_for_seed, model, config, reach, seed_list, out, every,
+                   progress=lambda m: console.print(m, highlight=False))  # fmt: skip
+    console.print((out / "training_speed.md").read_text(), highlight=False)
+
+
+@app.command()
+@user_errors
+def robustness(
+    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
+    task: str = typer.Option(..., help=TASK_HELP),
+    target: str | None = typer.Option(None, help=TARGET_HELP),
+    kind: str | None = typer.Option(None, help=KIND_HELP),
+    model: str = typer.Option(..., help=MODEL_HELP),
+    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    epsilons: str = typer.Option("0,0.01,0.02,0.05,0.1,0.2", help="FGSM epsilons."),
+    seeds: str = typer.Option("0-2", help="Seeds, e.g. 0-4 or 0,2,5."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
+    out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
+    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+) -> None:
+    """Test accuracy under FGSM attacks over epsilons (GLO/TaylorGLO's robustness claim)."""
+    from evomal.analysis.claims import parse_epsilons
+    from evomal.analysis.claims import robustness as run_robustness
+
+    config, task_for_seed, losses, seed_list = _analysis_setup(
+        loss, task, target, kind, preset, set_, data_dir, seeds
+    )
+    run_robustness(losses, task_for_seed, model, config, parse_epsilons(epsilons), seed_list,
+                   out, progress=lambda m: console.print(m, highlight=False))  # fmt: skip
+    console.print((out / "robustness.md").read_text(), highlight=False)
+
+
 @app.command()
 @user_errors
 def landscape(
@@ -710,23 +819,13 @@ def lr_sweep_command(
     Tells a real gain from an implicit learning-rate change: compare each loss at its
     own best learning rate. Writes lr_sweep.md, lr_sweep.json and lr_sweep.png.
     """
-    from evomal.analysis.cells import losses_to_compare
     from evomal.analysis.lr_sweep import lr_sweep, parse_lrs
-    from evomal.config import build_config
-    from evomal.methods.meta_test import parse_seeds
-    from evomal.runs.tasks import task_for
 
-    config = build_config(preset, set_)
-    grid, seed_list, task_kind = parse_lrs(lrs), parse_seeds(seeds), _kind(kind)
-
-    def task_for_seed(seed: int) -> Any:
-        return task_for(task, config, data_dir=data_dir, seed=seed, target=target, kind=task_kind)
-
-    losses = losses_to_compare(loss, task_for_seed(seed_list[0]).kind)
-    lr_sweep(
-        losses, task_for_seed, model, config, grid, seed_list, out,
-        progress=lambda message: console.print(message, highlight=False),
-    )  # fmt: skip
+    config, task_for_seed, losses, seed_list = _analysis_setup(
+        loss, task, target, kind, preset, set_, data_dir, seeds
+    )
+    lr_sweep(losses, task_for_seed, model, config, parse_lrs(lrs), seed_list, out,
+             progress=lambda m: console.print(m, highlight=False))  # fmt: skip
     console.print((out / "lr_sweep.md").read_text(), highlight=False)
 
 
