@@ -186,6 +186,23 @@ def _returned_loss(run_dir: Path) -> str | None:
     return expression + (" (the task loss)" if summary.get("task_loss") else "")
 
 
+def _tensorboard(log_dir: Path | None) -> Any:
+    """A TensorBoard logger for ``--tensorboard DIR``, or None without the option."""
+    if log_dir is None:
+        return None
+    from evomal.report.tensorboard import TensorBoardLogger
+
+    return TensorBoardLogger(log_dir)
+
+
+def _with_logger(listener: Any, logger: Any) -> Any:
+    if logger is None:
+        return listener
+    from evomal.report.tensorboard import both
+
+    return both(listener, logger)
+
+
 def _kind(kind: str | None) -> Any:
     """``--kind`` checked against the task kinds (None: infer from the data)."""
     if kind is not None and kind not in ("classification", "regression"):
@@ -230,6 +247,9 @@ def train(
     data_dir: Path | None = typer.Option(
         None, help="Data directory (default: $EVOMAL_DATA_DIR or ~/.cache/evomal/data)."
     ),
+    tensorboard: Path | None = typer.Option(
+        None, help="Write TensorBoard scalars and text to this directory."
+    ),
 ) -> None:
     """Train a base model with a loss and print its test metric."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -241,6 +261,7 @@ def train(
     the_task = get_task(task, data_dir=data_dir, seed=seed, target=target, kind=_kind(kind))
     the_loss = _load_any_loss(loss)
     config = SGDConfig(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    logger = _tensorboard(tensorboard)
     columns = (
         TextColumn("[bold]training"),
         BarColumn(),
@@ -260,7 +281,12 @@ def train(
             device=device,
             evaluate_test=True,
             progress=lambda done, total: bar.update(handle, completed=done),
+            val_every=max(1, steps // 100) if logger else None,
         )
+    if logger is not None:
+        logger.text("train/loss", str(the_loss))
+        logger.training("train", result)
+        logger.close()
     if result.diverged:
         console.print(f"[bold red]diverged[/]: {result.reason}")
         raise typer.Exit(code=1)
@@ -487,6 +513,9 @@ def search(
         True, help="Meta-test the best loss against the baseline at the end."
     ),
     data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    tensorboard: Path | None = typer.Option(
+        None, help="Write TensorBoard scalars and text to this directory."
+    ),
 ) -> None:
     """Search for a loss function (EvoMAL, or --method gplfl, glo, taylorglo, ml3, baseline)."""
     from evomal.config import build_config
@@ -508,6 +537,7 @@ def search(
     the_task = task_from_record(record, config)
     run_dir = out or Path("runs") / _safe(f"{task}-{model}-{seed}")
     spec = {**record, "model": model, "preset": preset}
+    logger = _tensorboard(tensorboard)
     with _search_progress(config) as progress:
         result = run_search(
             the_task,
@@ -515,8 +545,11 @@ def search(
             config,
             out=run_dir,
             spec=spec,
-            listener=SearchProgress(config, progress),
+            listener=_with_logger(SearchProgress(config, progress), logger),
         )
+    if logger is not None:
+        logger.text("search/result", result.message)
+        logger.close()
     _report_search(result, config, record, model, meta_test)
 
 
@@ -563,6 +596,9 @@ def meta_test_command(
     device: str | None = typer.Option(None, help="cpu, cuda, ..."),
     out: Path | None = typer.Option(None, help="Write the per-seed results as JSON here."),
     data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    tensorboard: Path | None = typer.Option(
+        None, help="Write TensorBoard scalars and text to this directory."
+    ),
 ) -> None:
     """Meta-test a loss: train from scratch per seed, report test metric, mean and std.
 
@@ -578,6 +614,7 @@ def meta_test_command(
 
     seed_list = parse_seeds(seeds)
     task_kind = _kind(kind)
+    logger = _tensorboard(tensorboard)
     extra: dict[str, Any] = {"execution": {"device": device}} if device else {}
     config = build_config(preset, set_, extra)
     the_loss = _load_any_loss(loss)
@@ -606,7 +643,10 @@ def meta_test_command(
                 progress=lambda done, total, bar=bar, handle=handle: bar.update(
                     handle, completed=done
                 ),
+                val_every=max(1, config.meta_test.steps // 100) if logger else None,
             )
+        if logger is not None:
+            logger.training(f"seed-{seed}", outcome)
         metric = outcome.metric
         value = None if outcome.diverged else outcome.test_metric
         results.append((seed, value))
@@ -624,6 +664,9 @@ def meta_test_command(
             f"seed {seed}: test {metric} " + ("diverged" if value is None else f"{value:.4f}")
         )
     summary = summarise(results)
+    if logger is not None:
+        logger.text("test/loss", str(the_loss))
+        logger.close()
     mean = "-" if summary.mean is None else f"{summary.mean:.4f}"
     std = "-" if summary.std is None else f"{summary.std:.4f}"
     console.print(

@@ -48,11 +48,12 @@ def meta_test(
     seed: int,
     steps: int | None = None,
     progress: Any = None,
+    val_every: int | None = None,
 ) -> TrainResult:
     """Train ``model`` from seed ``seed`` with ``loss``; report validation and test metrics.
 
     Uses the meta-testing schedule: ``meta_test.steps``, ``meta_test.optimizer``
-    and ``meta_test.batch_size``.
+    and ``meta_test.batch_size``. ``val_every`` records a validation curve.
     """
     check_transfer(loss, task)
     return train(
@@ -67,6 +68,7 @@ def meta_test(
         evaluate_test=True,
         progress=progress,
         model_options=dict(config.model_options),
+        val_every=val_every,
     )
 
 
