@@ -715,7 +715,9 @@ def _analysis_setup(
     )
 
 
-LOSSES_HELP = "A learned loss file (repeat for several); cross-entropy/MSE is always included."
+LOSSES_HELP = (
+    "A learned loss file or run directory (repeat for several); the task loss is always included."
+)
 
 
 @app.command("data-utilisation")
@@ -803,9 +805,7 @@ def robustness(
 @app.command()
 @user_errors
 def landscape(
-    loss: list[Path] = typer.Option(
-        ..., help="A learned loss file (repeat for several); cross-entropy/MSE is always included."
-    ),
+    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
     target: str | None = typer.Option(None, help=TARGET_HELP),
     kind: str | None = typer.Option(None, help=KIND_HELP),
@@ -841,9 +841,7 @@ def landscape(
 @app.command("lr-sweep")
 @user_errors
 def lr_sweep_command(
-    loss: list[Path] = typer.Option(
-        ..., help="A learned loss file (repeat for several); cross-entropy/MSE is always included."
-    ),
+    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
     target: str | None = typer.Option(None, help=TARGET_HELP),
     kind: str | None = typer.Option(None, help=KIND_HELP),

@@ -21,6 +21,7 @@ from evomal.cli import app
 from evomal.config import build_config
 from evomal.methods.meta_test import meta_test
 from evomal.runs.tasks import task_for
+from tests.images import assert_real_image
 
 SCHEDULE = ["meta_test.steps=60", "training.batch_size=32"]
 
@@ -55,7 +56,7 @@ def test_all_of_the_data_is_plain_meta_testing(setting, tmp_path):
         meta_test("task", task_for_seed(s), "linear", config, seed=s).test_metric for s in (0, 1)
     ]
     assert table["cross-entropy"][1.0][0] == pytest.approx(sum(direct) / 2)
-    assert (tmp_path / "data_utilisation.png").stat().st_size > 1000
+    assert_real_image(tmp_path / "data_utilisation.png")
     assert json.loads((tmp_path / "data_utilisation.json").read_text())["cross-entropy"]["1"]
 
 
@@ -70,6 +71,7 @@ def test_steps_to_reach_and_the_curve_end_at_the_final_validation_metric(setting
     final = meta_test("task", task_for_seed(0), "linear", config, seed=0)
     assert curve[-1][1] == pytest.approx(final.val_metric)
     assert "| cross-entropy |" in (tmp_path / "training_speed.md").read_text()
+    assert_real_image(tmp_path / "training_speed.png")
 
 
 def test_fgsm_matches_the_analytic_attack_on_a_linear_model(setting):
@@ -116,6 +118,7 @@ def test_the_claim_commands_run_and_check_their_input(tmp_path):
         result = runner.invoke(app, [command, *common, *extra, "--out", str(out)])
         assert result.exit_code == 0, result.output
         assert (out / output).exists()
+        assert_real_image(out / output.replace(".md", ".png"))
     bad = runner.invoke(app, ["data-utilisation", *common, "--fractions", "0,2", "--out", "x"])
     assert bad.exit_code == 2 and "(0, 1]" in bad.output
     mse = tmp_path / "mse.json"
@@ -129,3 +132,15 @@ def test_parse_fractions_orders_and_checks():
     assert parse_fractions("1,0.1,0.5") == [0.1, 0.5, 1.0]
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         parse_fractions("0")
+
+
+@pytest.mark.parametrize("method", ["baseline", "ml3", "taylorglo", "glo", "gplfl", "evomal"])
+def test_a_run_directory_of_every_method_is_a_loss_to_analyse(experiment_dir, method, tmp_path):
+    run = experiment_dir / method / "seed-0" / "search"
+    losses = losses_to_compare([run], "classification")
+    assert losses[1].label == f"{method} seed 0" and losses[1].loss is not None
+    args = ["lr-sweep", "--loss", str(run), "--task", "wine", "--model", "linear", "--lrs", "0.1",
+            "--seeds", "0", "--set", "meta_test.steps=20", "--out", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"| {method} seed 0 |" in (tmp_path / "lr_sweep.md").read_text()

@@ -6,7 +6,6 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from evomal.cli import app
@@ -16,19 +15,7 @@ from evomal.report.page import Formula, Image, Table, render_latex
 from evomal.report.sources import collect, load_run
 from evomal.symbolic.primitives import PRIMITIVES
 from evomal.symbolic.tree import parse
-
-
-def assert_real_image(path_or_bytes, tmp_path=None):
-    """A PNG that decodes and is not blank (more than one colour)."""
-    if isinstance(path_or_bytes, bytes):
-        assert path_or_bytes.startswith(b"\x89PNG")
-        target = tmp_path / "image.png"
-        target.write_bytes(path_or_bytes)
-        path_or_bytes = target
-    pixels = imread(path_or_bytes)
-    assert pixels.shape[0] > 20 and pixels.shape[1] > 20
-    assert np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 2
-
+from tests.images import assert_real_image
 
 # -- oracles for the numbers behind the figures ------------------------------------------
 

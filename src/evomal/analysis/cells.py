@@ -34,21 +34,37 @@ def task_loss_label(kind: str) -> str:
 
 
 def losses_to_compare(files: Sequence[str | os.PathLike[str]], kind: str) -> list[LossSpec]:
-    """The task loss first, then each loss file (labelled by its file name)."""
+    """The task loss first, then each loss file or run directory (labelled by its name)."""
     from evomal.losses.io import load_loss
 
     specs = [LossSpec(task_loss_label(kind), "task")]
-    for path in files:
+    for given in files:
+        path, label = Path(given), None
+        if path.is_dir():  # a run directory: the loss it handed back
+            if not (path / "best_loss.json").exists():
+                raise ValueError(f"{path} is a directory without best_loss.json (not a run?)")
+            label = _run_label(path)
+            path = path / "best_loss.json"
         loss = load_loss(path)
         learned_for = getattr(loss, "task", kind)
         if learned_for != kind:
             raise ValueError(f"{path} was learned for {learned_for}, but the task is {kind}")
-        label = Path(path).stem if Path(path).stem != "best_loss" else Path(path).parent.name
+        if label is None:
+            label = path.stem if path.stem != "best_loss" else path.parent.name
         specs.append(LossSpec(label, loss))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"two losses share a label {labels}; rename one of the files")
     return specs
+
+
+def _run_label(run_dir: Path) -> str:
+    """``method seed k`` from a run directory's config, else its folder name."""
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        return run_dir.name
+    config = read_json(config_path, "run config")
+    return f"{config.get('method', run_dir.name)} seed {config.get('seed', '?')}"
 
 
 class CellStore:

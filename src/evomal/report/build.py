@@ -128,16 +128,23 @@ def _best_losses(runs: list[RunData], timeout: float) -> Section:
 
 
 def _modules(runs: list[RunData]) -> list[tuple[str, nn.Module]]:
+    """The returned losses, and for a run that returned the task loss its best learned finalist."""
     seen: set[str] = set()
     losses = []
     for run in runs:
-        if run.best_loss is None:
-            continue
-        loss = loss_from_dict(run.best_loss, f"{run.path}/best_loss.json")
-        key = str(loss)
-        if key not in seen:
-            seen.add(key)
-            losses.append((run.label, loss))
+        documents = []
+        if run.best_loss is not None:
+            documents.append((run.label, run.best_loss))
+        learned = [f for f in run.selection if not f.get("task_loss") and f.get("val_metric")]
+        if run.result and run.result.get("task_loss") and learned:
+            best = min(learned, key=lambda f: f["val_metric"])
+            documents.append((f"{run.label}, best learned finalist", best["document"]))
+        for label, document in documents:
+            loss = loss_from_dict(document, f"{run.path}")
+            key = str(loss)
+            if key not in seen:
+                seen.add(key)
+                losses.append((label, loss))
     return losses[:MAX_SHAPES]
 
 
@@ -145,7 +152,8 @@ def _loss_shape(runs: list[RunData]) -> Section:
     kind = runs[0].kind
     losses = [(label, loss) for label, loss in _modules(runs) if _kind_of(loss) == kind]
     caption = (
-        "Each returned loss against the predicted probability of the true class (the other "
+        "Each returned loss (and, where a run returned the task loss, its best learned "
+        "finalist) against the predicted probability of the true class (the other "
         "classes share the rest), cross-entropy dashed; each curve is shifted and scaled to "
         "run from its value at p = 0.99 (0) by its range, keeping its direction (paper Fig. 7)."
         if kind == "classification"
