@@ -171,3 +171,32 @@ def test_show_and_train_accept_every_kind_of_loss_file(tmp_path, kind):
     )
     assert trained.exit_code == 0, trained.output
     assert "test error rate" in trained.output
+
+
+def test_out_pointing_at_a_file_is_one_line_and_leaves_the_file(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("my notes")
+    result = runner.invoke(
+        app, ["search", "--task", "wine", "--model", "linear", "--out", str(target)]
+    )
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "is a file, not a directory" in result.output
+    assert target.read_text() == "my notes"
+
+
+@pytest.mark.parametrize(
+    ("key", "closest"),
+    [("gp.populaton_size", "gp.population_size"), ("gp.no_such_key", "gp."),
+     ("fitness.stpes", "fitness.steps"), ("selction", "selection")],
+)  # fmt: skip
+def test_an_unknown_key_names_the_closest_one_on_one_line(tmp_path, key, closest):
+    result = runner.invoke(app, ["search", "--set", f"{key}=3", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert f"unknown config key {key}; did you mean {closest}" in result.output
+
+
+def test_a_missing_idx_folder_is_one_line(tmp_path):
+    result = runner.invoke(app, ["train", "--task", f"idx:{tmp_path / 'none'}"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "no folder" in result.output

@@ -52,7 +52,7 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (ValueError, FileNotFoundError, KeyError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -536,6 +536,8 @@ def search(
     record = task_record(task, data_dir=data_dir, target=target, kind=_kind(kind))
     the_task = task_from_record(record, config)
     run_dir = out or Path("runs") / _safe(f"{task}-{model}-{seed}")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file, not a directory; choose a directory")
     spec = {**record, "model": model, "preset": preset}
     logger = _tensorboard(tensorboard)
     with _search_progress(config) as progress:
@@ -561,12 +563,14 @@ def resume(
     data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
 ) -> None:
     """Continue a stopped or killed search from its last checkpoint."""
+    from evomal.runs.lock import ensure_free
     from evomal.runs.store import RunStore
     from evomal.search import resume as run_resume
 
     store = RunStore(run_dir)
     config = store.load_config()
     spec = store.load_spec()
+    ensure_free(store.root)
     if data_dir is not None:
         spec["data_dir"] = str(data_dir)
     with _search_progress(config) as progress:

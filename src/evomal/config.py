@@ -336,10 +336,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ValueError(
-            f"unknown config key(s) {[path + k for k in unknown]}; valid keys here are "
-            f"{sorted(path + k for k in known)}"
-        )
+        raise ValueError(_unknown_keys(unknown, sorted(known), path))
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, path + name)
@@ -351,6 +348,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
         if cls in _GROUPS or not path:
             raise
         raise ValueError(f"{path.rstrip('.')}: {exc}") from None
+
+
+def _unknown_keys(unknown: list[str], known: list[str], path: str) -> str:
+    """One line: each unknown key and the closest valid one ("did you mean ...?")."""
+    import difflib
+
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.0)
+        hint = f"; did you mean {path + close[0]}?" if close else ""
+        parts.append(f"unknown config key {path + key}{hint}")
+    return "; ".join(parts)
 
 
 #: The keys of the ``training`` shorthand: the optimiser's fields and the batch size.

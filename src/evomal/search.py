@@ -20,6 +20,7 @@ from evomal.execution.base import Executor, SerialExecutor
 from evomal.losses.io import load_loss
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.registry import METHODS, method_spec
+from evomal.runs.lock import ensure_free, run_lock
 from evomal.runs.store import RunStore
 from evomal.tasks.models.source import ModelLike, ModelRef, resolve_model
 from evomal.tasks.task import Task
@@ -76,10 +77,12 @@ def search(
     _check_device(config)
     ref = resolve_model(model)
     vmappable = _check_model(ref, task, config, executor)
-    store = RunStore(out) if out is not None else None
-    if store is not None:
+    if out is None:
+        return _run(task, ref, config, None, None, listener, executor, max_generations, vmappable)
+    store = RunStore(out)
+    with run_lock(store.root):  # one process per run directory
         store.create(config, _run_spec(task, ref, spec))
-    return _run(task, ref, config, store, None, listener, executor, max_generations, vmappable)
+        return _run(task, ref, config, store, None, listener, executor, max_generations, vmappable)
 
 
 def resume(
@@ -102,6 +105,7 @@ def resume(
     store = RunStore(run_dir)
     config = store.load_config()
     spec = store.load_spec()
+    ensure_free(store.root)  # before rebuilding the task: a busy directory is refused at once
     finished = _finished_result(store, config)
     if finished is not None:
         return finished
@@ -112,8 +116,11 @@ def resume(
         task = task_from_record(spec, config, data_dir=data_dir)
     ref = resolve_model(model) if model is not None else _recorded_model(spec["model"])
     vmappable = _check_model(ref, task, config, executor)
-    payload = store.load_checkpoint()
-    return _run(task, ref, config, store, payload, listener, executor, max_generations, vmappable)
+    with run_lock(store.root):  # one process per run directory
+        payload = store.load_checkpoint()
+        return _run(
+            task, ref, config, store, payload, listener, executor, max_generations, vmappable
+        )
 
 
 def _run_spec(task: Task, model: ModelRef, spec: dict[str, Any] | None) -> dict[str, Any]:

@@ -111,7 +111,9 @@ class RunStore:
     # -- creation and loading --------------------------------------------------
 
     def create(self, config: SearchConfig, spec: dict[str, Any]) -> None:
-        """Start a new run directory; refuses one that already holds a run."""
+        """Start a new run directory; refuses one that already holds a run, and a file."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"--out {self.root} is a file, not a directory; choose a directory")
         if self.checkpoint_path.exists() or (self.root / "config.json").exists():
             raise ValueError(
                 f"{self.root} already holds a run; resume it with `evomal resume {self.root}` "

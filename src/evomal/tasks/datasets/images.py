@@ -154,6 +154,11 @@ def _idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
 
 
 def _load_idx(folder: Path, missing_hint: str, n_classes: int | None) -> RawData:
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"no folder {folder}: an idx:PATH task needs a folder of MNIST-format IDX files "
+            "(train-images/labels and t10k-images/labels, raw or .gz)"
+        )
     found, missing = _find_idx_files(folder)
     if missing:
         raise FileNotFoundError(
