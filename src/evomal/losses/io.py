@@ -18,7 +18,7 @@ LOSS_KINDS: dict[str, Any] = {"symbolic": LearnedLoss, "taylor": TaylorLoss, "ne
 def loss_from_dict(doc: Any, source: str = "loss document") -> nn.Module:
     """A loss module from a validated document: symbolic, Taylor or neural."""
     kind = doc.get("kind") if isinstance(doc, dict) else None
-    if kind not in LOSS_KINDS:
+    if not isinstance(kind, str) or kind not in LOSS_KINDS:
         raise fail(source, f"unknown loss kind {kind!r}; expected one of {sorted(LOSS_KINDS)}")
     return LOSS_KINDS[kind].from_dict(doc, source)
 
