@@ -37,10 +37,10 @@ def test_the_parser_raises_only_parse_errors(text):
 
 
 def _document(fields):
-    """A loss document: a valid header most of the time, fuzzed fields on top."""
-    base = {"format": "evomal-loss", "version": 1, "kind": "symbolic",
-            "expression": "mul(-1, mul(y, log(fx)))", "phi": [1.0] * 5}  # fmt: skip
-    return {**base, **fields}
+    """A valid loss document (cross-entropy as written by evomal) with fuzzed fields on top."""
+    from evomal.losses import LearnedLoss
+
+    return {**LearnedLoss.cross_entropy().to_dict(), **fields}
 
 
 @settings(max_examples=400)
