@@ -6,9 +6,10 @@ printed as one clear message with exit code 2, never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,10 +53,18 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (ValueError, FileNotFoundError, KeyError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {_one_line(str(message))}", highlight=False,
+                              soft_wrap=True)  # fmt: skip
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(message: str) -> str:
+    """A multi-line message (a parse error's snippet and caret) as one line."""
+    lines = [line.strip() for line in message.splitlines()]
+    kept = [line for line in lines if line and set(line) != {"^"}]
+    return " ".join(kept)
 
 
 def _version_callback(value: bool) -> None:
@@ -381,7 +390,7 @@ class SearchProgress:
 
         self.total = _generations(config)
         self.progress = progress
-        self.handle = progress.add_task("search", total=self.total, info="starting")
+        self.handle: Any = None  # the bar appears with the first event, never before an error
         self.verdicts: Counter[str] = Counter()
         self.generation = 0
         self.best = "-"
@@ -389,6 +398,9 @@ class SearchProgress:
     def __call__(self, event: Any) -> None:
         from evomal.events import CandidateEvent, FinalistEvent
 
+        if self.handle is None:
+            self.progress.start()
+            self.handle = self.progress.add_task("search", total=self.total, info="starting")
         if isinstance(event, FinalistEvent):
             record = event.record
             value = record["val_metric"]
@@ -411,10 +423,12 @@ class SearchProgress:
         self.progress.update(self.handle, completed=self.generation, info=info[:160])
 
 
-def _search_progress(config: Any) -> Any:
+@contextlib.contextmanager
+def _search_progress(config: Any) -> Iterator[Any]:
+    """A progress display that :class:`SearchProgress` starts at the first event."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(
+    progress = Progress(
         TextColumn("[bold]search"),
         BarColumn(bar_width=24),
         TimeElapsedColumn(),
@@ -422,6 +436,10 @@ def _search_progress(config: Any) -> Any:
         console=console,
         transient=False,
     )
+    try:
+        yield progress
+    finally:
+        progress.stop()
 
 
 def _finalists_table(selection: list[dict[str, Any]], metric: str) -> Table:

@@ -156,6 +156,13 @@ class LearnedLoss(WeightedLoss):
             tree = parse(doc["expression"])
         except ParseError as exc:
             raise fail(source, f"invalid expression: {exc}") from None
+        if tree.height > MAX_FILE_HEIGHT or tree.size > MAX_FILE_NODES:
+            raise fail(
+                source,
+                f"the tree has height {tree.height} and {tree.size} nodes, over the limits "
+                f"{MAX_FILE_HEIGHT} and {MAX_FILE_NODES} (searches keep trees to gp.max_height, "
+                "10 by default); the file was not written by evomal or was edited",
+            )
         phi = float_list(doc["phi"], "phi", source, length=tree.n_edges)
         if "eps" in doc and float(doc["eps"]) != EPS:
             raise fail(
@@ -169,6 +176,12 @@ class LearnedLoss(WeightedLoss):
             raise fail(source, str(exc)) from None
         loss.set_scale(read_scale(doc, source))
         return loss
+
+
+#: Trees in loss files above these are refused: far beyond any search (gp.max_height is 10
+#: by default), they could only be crafted, and would cost minutes to compile.
+MAX_FILE_HEIGHT = 64
+MAX_FILE_NODES = 4096
 
 
 def task_loss_tree(kind: str) -> LearnedLoss:

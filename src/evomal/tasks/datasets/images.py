@@ -338,10 +338,10 @@ def read_svhn_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     try:
         mat = scipy.io.loadmat(path, variable_names=["X", "y"])
-    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"cannot read SVHN file {path}: {exc}") from None
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # scipy's parser on a damaged file: any error means unreadable
+        raise ValueError(f"cannot read SVHN file {path} ({type(exc).__name__}: {exc})") from None
     if "X" not in mat or "y" not in mat:
         raise ValueError(f"SVHN file {path} lacks the 'X' and 'y' variables")
     x, y = mat["X"], np.asarray(mat["y"])

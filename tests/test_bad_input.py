@@ -1,0 +1,195 @@
+"""Bad input, table-driven: exit code 2, one line naming the problem, no traceback, nothing changed.
+
+Each case builds what it needs in a scratch directory that also holds a finished
+run directory; after the command, every file there must be byte-for-byte as it was.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import evomal
+from evomal.cli import app
+
+runner = CliRunner()
+TINY = ["gp.population_size=4", "gp.generations=1", "local_search.steps=2", "fitness.steps=20",
+        "selection.k=0"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad") / "run"
+    evomal.search(evomal.get_task("wine"), "linear", evomal.build_config(None, TINY), out=root)
+    return root
+
+
+def _snapshot(root):
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _csv(path, text):
+    path.write_text(text)
+    return path
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def _loss(path, **changes):
+    doc = evomal.LearnedLoss.cross_entropy().to_dict()
+    doc.update(changes)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _idx(folder):
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # fmt: skip
+        (folder / name).write_bytes(b"\x00\x00\x08\x03\x00\x00")  # a header cut short
+    return folder
+
+
+def _cifar(folder):
+    batches = folder / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                 "data_batch_5", "test_batch", "batches.meta"):  # fmt: skip
+        (batches / name).write_bytes(b"\x80\x04garbage")
+    return folder
+
+
+def _svhn(folder):
+    (folder / "svhn").mkdir(parents=True)
+    for name in ("train_32x32.mat", "test_32x32.mat"):
+        (folder / "svhn" / name).write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    return folder
+
+
+def _old_version(run, tmp):
+    import shutil
+
+    copy = tmp / "old_run"
+    shutil.copytree(run, copy)
+    checkpoint = json.loads((copy / "checkpoint.json").read_text())
+    checkpoint["version"] = 999
+    (copy / "checkpoint.json").write_text(json.dumps(checkpoint))
+    (copy / "result.json").unlink()
+    return copy
+
+
+def _huge_tree():
+    expression = "fx"
+    for _ in range(300):
+        expression = f"add({expression}, y)"
+    return expression
+
+
+def _rows(path, *rows):
+    return _csv(path, "\n".join(rows) + "\n")
+
+
+def _labels_out_of_range(t):
+    return _npz(t / "l.npz", x_train=np.ones((4, 2)), y_train=np.array([0, 1, 0, 1]),
+                x_test=np.ones((2, 2)), y_test=np.array([0, 7]))  # fmt: skip
+
+
+def _mismatched(t):
+    return _npz(t / "s.npz", x_train=np.ones((4, 2)), y_train=np.zeros(3, int),
+                x_test=np.ones((2, 2)), y_test=np.zeros(2, int))  # fmt: skip
+
+
+def _empty_npz(t):
+    return _npz(t / "z.npz", x_train=np.ones((0, 2)), y_train=np.zeros(0, int),
+                x_test=np.ones((2, 2)), y_test=np.zeros(2, int))  # fmt: skip
+
+
+W = ["--task", "wine", "--model", "linear"]
+
+# fmt: off
+CASES = [
+    ("unknown task", lambda t, r: ["search", "--task", "nosuch"], "unknown task"),
+    ("unknown model", lambda t, r: ["search", *W[:2], "--model", "nosuch"], "unknown model"),
+    ("unknown method", lambda t, r: ["search", *W, "--method", "nosuch"], "unknown method"),
+    ("unknown preset", lambda t, r: ["search", *W, "--preset", "nosuch"], "preset"),
+    ("misspelt key", lambda t, r: ["search", *W, "--set", "gp.populaton_size=3"], "did you mean"),
+    ("unknown group", lambda t, r: ["search", *W, "--set", "gpp.generations=3"], "did you mean gp"),
+    ("wrong type", lambda t, r: ["search", *W, "--set", "gp.population_size=abc"], "integer"),
+    ("zero size", lambda t, r: ["search", *W, "--set", "gp.population_size=0"], "population_size"),
+    ("negative steps", lambda t, r: ["search", *W, "--set", "fitness.steps=-5"], "fitness.steps"),
+    ("zero lr", lambda t, r: ["search", *W, "--set", "training.lr=0"], "learning rate"),
+    ("momentum 1.5", lambda t, r: ["search", *W, "--set", "training.momentum=1.5"], "momentum"),
+    ("negative k", lambda t, r: ["search", *W, "--set", "selection.k=-1"], "selection"),
+    ("not a mapping", lambda t, r: ["search", *W, "--set", "gp=3"], "gp"),
+    ("empty csv", lambda t, r: ["search", "--task", f"csv:{_csv(t / 'e.csv', '')}",
+                               "--target", "y"], "is empty"),
+    ("nan feature", lambda t, r: ["search", "--task",
+                                 f"csv:{_rows(t / 'n.csv', 'a,y', '1,0', 'nan,1', '2,0')}",
+                                 "--target", "y"], "'nan'"),
+    ("missing column", lambda t, r: ["search", "--task",
+                                    f"csv:{_rows(t / 'm.csv', 'a,y', '1,0', '2,1')}",
+                                    "--target", "label"], "no column 'label'"),
+    ("ragged csv", lambda t, r: ["search", "--task", f"csv:{_rows(t / 'r.csv', 'a,y', '1,0', '2')}",
+                                "--target", "y"], "fields"),
+    ("no target", lambda t, r: ["search", "--task", f"csv:{_rows(t / 'n2.csv', 'a,y', '1,0')}"],
+     "--target"),
+    ("labels out of range", lambda t, r: ["search", "--task", f"npz:{_labels_out_of_range(t)}"],
+     "out of the range"),
+    ("mismatched shapes", lambda t, r: ["search", "--task", f"npz:{_mismatched(t)}"],
+     "must match"),
+    ("empty dataset", lambda t, r: ["search", "--task", f"npz:{_empty_npz(t)}"], "empty"),
+    ("truncated idx", lambda t, r: ["train", "--task", f"idx:{_idx(t / 'idx')}"], "IDX"),
+    ("corrupt cifar", lambda t, r: ["train", "--task", "cifar10", "--data-dir",
+                                   str(_cifar(t / "c"))], "CIFAR"),
+    ("truncated svhn", lambda t, r: ["train", "--task", "svhn", "--data-dir", str(_svhn(t / "s"))],
+     "SVHN"),
+    ("truncated loss", lambda t, r: ["show", str(_csv(t / "t.json", '{"format": "evomal-loss'))],
+     "not valid JSON"),
+    ("unknown primitive", lambda t, r: ["show", str(_loss(t / "p.json",
+                                                          expression="mul(y, cube(fx))"))], "cube"),
+    ("wrong arity", lambda t, r: ["show", str(_loss(t / "a.json", expression="log(y, fx)"))],
+     "log"),
+    ("wrong phi length", lambda t, r: ["show", str(_loss(t / "f.json", phi=[1.0, 2.0]))], "phi"),
+    ("huge tree", lambda t, r: ["show", str(_loss(t / "h.json", expression=_huge_tree(),
+                                                  phi=[1.0] * 600))], "height"),
+    ("missing loss file", lambda t, r: ["train", *W, "--loss", str(t / "none.json")],
+     "neither ce"),
+    ("incompatible version", lambda t, r: ["resume", str(_old_version(r, t))], "version"),
+    ("resume a non-run", lambda t, r: ["resume", str(t)], "run"),
+    ("out is a file", lambda t, r: ["search", *W, "--out", str(_csv(t / "file.txt", "x"))],
+     "is a file"),
+    ("out holds a run", lambda t, r: ["search", *W, "--out", str(r)], "already holds a run"),
+    ("model import fails", lambda t, r: ["search", *W[:2], "--model", "no_such_pkg:build"],
+     "cannot import"),
+    ("bad seeds", lambda t, r: ["test", "--loss", "ce", *W, "--seeds", "a-b"], "seed"),
+    ("unknown method in experiment", lambda t, r: ["experiment", "--methods", "baseline,nosuch",
+                                                  *W, "--out", str(t / "exp")], "nosuch"),
+    ("bad kind", lambda t, r: ["search", "--task", "wine", "--kind", "ranking"], "--kind"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("name", "args", "fragment"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clear_line(finished_run, tmp_path, name, args, fragment):
+    argv = args(tmp_path, finished_run)
+    before = _snapshot(finished_run)
+    scratch = _snapshot(tmp_path)
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert fragment.lower() in lines[0].lower(), lines[0]
+    assert _snapshot(finished_run) == before
+    after = _snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in scratch} == scratch  # nothing edited
+
+
+def test_there_are_at_least_thirty_cases():
+    assert len(CASES) >= 30
