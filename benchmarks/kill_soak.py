@@ -116,9 +116,14 @@ def main() -> int:
         run_to_end(command(killed, args.tiny, resume=True))
     same_events = events(killed) == events(reference)
     same_result = summary(killed) == summary(reference)
-    report = {"kills": kills, "kills_during_writes": writes, "uninterrupted_seconds": round(duration, 1),
-              "events": len(events(reference)), "same_events": same_events,
-              "same_result": same_result}  # fmt: skip
+    report = {
+        "kills": kills,
+        "kills_during_writes": writes,
+        "uninterrupted_seconds": round(duration, 1),
+        "events": len(events(reference)),
+        "same_events": same_events,
+        "same_result": same_result,
+    }
     print(json.dumps(report))
     (args.out / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0 if same_events and same_result else 1
