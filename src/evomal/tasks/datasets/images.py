@@ -156,8 +156,8 @@ def _idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
 def _load_idx(folder: Path, missing_hint: str, n_classes: int | None) -> RawData:
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"no folder {folder}: an idx:PATH task needs a folder of MNIST-format IDX files "
-            "(train-images/labels and t10k-images/labels, raw or .gz)"
+            f"no folder {folder}; it must hold train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz). {missing_hint}"
         )
     found, missing = _find_idx_files(folder)
     if missing:
@@ -189,8 +189,7 @@ def load_idx_folder(folder: Path) -> RawData:
     folder = Path(folder)
     return _load_idx(
         folder,
-        "An idx: task needs train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-        "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each raw or .gz) in that folder.",
+        "An idx:PATH task reads the four MNIST-format IDX files of one folder.",
         n_classes=None,
     )
 
