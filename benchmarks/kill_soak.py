@@ -5,8 +5,10 @@
 
 One uninterrupted ``evomal search`` gives the reference. A second search with
 the same seed is SIGKILLed ``--kills`` times, at random moments and, every
-other time, just as a temporary file (an atomic write in progress) appears in
-the run directory; after each kill the directory must read back (every JSON
+other time, while a temporary file (an atomic write in progress) exists in
+the run directory (the children pause 50 ms inside each atomic write, a slow
+disk, so such kills land; see ``benchmarks/slow_writes``); after each kill
+the directory must read back (every JSON
 file parses, the checkpoint loads) and ``evomal resume`` continues it. At the
 end the killed run must equal the reference: the same best loss and fitness,
 and the same ``events.jsonl`` line for line (timings aside), so no
@@ -62,18 +64,34 @@ def summary(out: Path) -> dict:
 
 def run_to_end(cmd: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=child_env())
     return time.perf_counter() - start
+
+
+#: Child processes get a ``sitecustomize`` that makes each atomic write pause between its
+#: temporary file and the rename (a slow disk), so kills can land inside writes.
+SLOW_WRITES = Path(__file__).resolve().parent / "slow_writes"
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SLOW_WRITES), env.get("PYTHONPATH")]))
+    return env
 
 
 def kill_during(cmd: list[str], out: Path, delay: float, at_write: bool) -> str | None:
     """Start ``cmd``; SIGKILL it after ``delay`` s or, with ``at_write``, while a temporary file
     (an atomic write) exists. Returns "write" or "time" (what triggered the kill), None if the
     command finished first."""
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.perf_counter() + delay
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env()
+    )
+    # at_write: wait for the first write after ``delay`` (a fallback deadline well after it)
+    start = time.perf_counter()
+    deadline = start + (delay + 120 if at_write else delay)
     while process.poll() is None:
-        writing = at_write and out.exists() and any(out.glob(".*.tmp"))
+        late = time.perf_counter() >= start + delay
+        writing = at_write and late and out.exists() and any(out.glob(".*.tmp"))
         if writing or time.perf_counter() >= deadline:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
@@ -94,14 +112,17 @@ def main() -> int:
     for path in (reference, killed):
         if path.exists():
             raise SystemExit(f"{path} exists; choose another --out")
+    began = time.time()
     duration = run_to_end(command(reference, args.tiny, resume=False))
-    print(f"uninterrupted search: {duration:.1f} s")
+    startup = (reference / "config.json").stat().st_mtime - began  # imports, task, model check
+    work = max(1.0, duration - startup)
+    print(f"uninterrupted search: {duration:.1f} s ({startup:.1f} s before the run directory)")
     kills = writes = 0
     while kills < args.kills:
         resume = (killed / "config.json").exists()
         at_write = kills % 2 == 1
-        # short enough on average that the kills are spread over the whole run
-        delay = rng.uniform(0.5, max(1.0, 2 * duration / (args.kills + 1)))
+        # after the start-up, and short enough on average that the kills spread over the run
+        delay = startup + rng.uniform(0.0, 2 * work / (args.kills + 1))
         trigger = kill_during(command(killed, args.tiny, resume), killed, delay, at_write)
         if trigger is None:
             print(f"the run finished before kill {kills + 1}")
@@ -112,8 +133,8 @@ def main() -> int:
         where = " (during an atomic write)" if trigger == "write" else ""
         print(f"kill {kills}: {delay:.2f} s into {'a resume' if resume else 'the search'}{where}; "
               "directory readable")  # fmt: skip
-    if not (killed / "result.json").exists():
-        run_to_end(command(killed, args.tiny, resume=True))
+    if not (killed / "result.json").exists():  # killed before config.json existed: start again
+        run_to_end(command(killed, args.tiny, resume=(killed / "config.json").exists()))
     same_events = events(killed) == events(reference)
     same_result = summary(killed) == summary(reference)
     report = {

@@ -87,3 +87,14 @@ def test_the_lock_is_released_when_the_run_fails(tmp_path):
     assert not (root / LOCK_NAME).exists()
     with run_lock(root):  # and can be taken again
         pass
+
+
+def test_taking_the_lock_removes_temporary_files_a_killed_writer_left(tmp_path):
+    root = tmp_path / "run"
+    root.mkdir()
+    orphan = root / ".checkpoint.json.abc123.tmp"
+    orphan.write_text('{"half": ')
+    kept = root / "checkpoint.json"
+    kept.write_text("{}")
+    with run_lock(root):
+        assert not orphan.exists() and kept.read_text() == "{}"

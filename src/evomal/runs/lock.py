@@ -6,6 +6,8 @@ interleave two event logs and two checkpoints. :func:`run_lock` creates
 run ends. A lock left by a process that is gone (killed, crashed) on this
 machine is stale and is taken over; a lock from another host cannot be
 checked from here, so it is refused with the command to remove it by hand.
+Taking the lock also removes the temporary files of atomic writes that a
+killed process left behind (half-written, never renamed, so never read).
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ def _in_use(root: Path, path: Path, held: dict[str, object]) -> RunDirectoryInUs
     )
 
 
+def _remove_orphans(root: Path) -> None:
+    """Temporary files of atomic writes a killed process never renamed (we hold the lock now)."""
+    for orphan in root.glob(".*.tmp"):
+        orphan.unlink(missing_ok=True)
+
+
 @contextmanager
 def run_lock(root: Path) -> Iterator[None]:
     """Hold ``root/run.lock`` for the duration of the block (see the module docstring)."""
@@ -86,6 +94,7 @@ def run_lock(root: Path) -> Iterator[None]:
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(owner, handle)
+        _remove_orphans(root)
         break
     else:
         raise RunDirectoryInUse(f"{root}: could not take {path}; another process raced for it")
