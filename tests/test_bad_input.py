@@ -11,7 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 import evomal
+from evomal import errors as E
 from evomal.cli import app
+from evomal.experiment import ExperimentSpec, run_experiment
+from evomal.methods.meta_test import parse_seeds
 
 runner = CliRunner()
 TINY = ["gp.population_size=4", "gp.generations=1", "local_search.steps=2", "fitness.steps=20",
@@ -193,3 +196,104 @@ def test_bad_input_is_one_clear_line(finished_run, tmp_path, name, args, fragmen
 
 def test_there_are_at_least_thirty_cases():
     assert len(CASES) >= 30
+
+
+# The same mistakes made through the Python API raise typed errors (evomal.errors).
+# Each row names the error type the caller can catch; every one is an EvomalError.
+@pytest.fixture(scope="module")
+def wine():
+    return evomal.get_task("wine")
+
+
+def _cfg(*overrides):
+    return lambda: evomal.build_config(None, [*TINY, *overrides])
+
+
+def _search(task, model="linear", *overrides, out=None):
+    return evomal.search(task, model, evomal.build_config(None, [*TINY, *overrides]), out=out)
+
+
+# fmt: off
+API_CASES = [
+    ("unknown task", lambda t, r, w: evomal.get_task("nosuch"), E.UnknownNameError),
+    ("unknown model", lambda t, r, w: _search(w, "nosuch"), E.UnknownNameError),
+    ("unknown method", lambda t, r, w: _search(w, "linear", "method=nosuch"), E.UnknownNameError),
+    ("unknown preset", lambda t, r, w: evomal.build_config("nosuch"), E.UnknownNameError),
+    ("misspelt key", lambda t, r, w: _cfg("gp.populaton_size=3")(), E.ConfigError),
+    ("unknown group", lambda t, r, w: _cfg("gpp.generations=3")(), E.ConfigError),
+    ("wrong type", lambda t, r, w: _cfg("gp.population_size=abc")(), E.ConfigError),
+    ("zero size", lambda t, r, w: _cfg("gp.population_size=0")(), E.ConfigError),
+    ("negative steps", lambda t, r, w: _cfg("fitness.steps=-5")(), E.ConfigError),
+    ("zero lr", lambda t, r, w: _cfg("training.lr=0")(), E.ConfigError),
+    ("momentum 1.5", lambda t, r, w: _cfg("training.momentum=1.5")(), E.ConfigError),
+    ("negative k", lambda t, r, w: _cfg("selection.k=-1")(), E.ConfigError),
+    ("not a mapping", lambda t, r, w: _cfg("gp=3")(), E.ConfigError),
+    ("empty csv", lambda t, r, w: evomal.get_task(f"csv:{_csv(t / 'e.csv', '')}", target="y"),
+     E.DataError),
+    ("nan feature", lambda t, r, w: evomal.get_task(
+        f"csv:{_rows(t / 'n.csv', 'a,y', '1,0', 'nan,1', '2,0')}", target="y"), E.DataError),
+    ("missing column", lambda t, r, w: evomal.get_task(
+        f"csv:{_rows(t / 'm.csv', 'a,y', '1,0', '2,1')}", target="label"), E.DataError),
+    ("ragged csv", lambda t, r, w: evomal.get_task(
+        f"csv:{_rows(t / 'r.csv', 'a,y', '1,0', '2')}", target="y"), E.DataError),
+    ("no target", lambda t, r, w: evomal.get_task(f"csv:{_rows(t / 'n2.csv', 'a,y', '1,0')}"),
+     E.DataError),
+    ("missing csv", lambda t, r, w: evomal.get_task(f"csv:{t / 'none.csv'}", target="y"),
+     E.DataMissingError),
+    ("labels out of range", lambda t, r, w: evomal.get_task(f"npz:{_labels_out_of_range(t)}"),
+     E.DataError),
+    ("mismatched shapes", lambda t, r, w: evomal.get_task(f"npz:{_mismatched(t)}"), E.DataError),
+    ("empty dataset", lambda t, r, w: evomal.get_task(f"npz:{_empty_npz(t)}"), E.DataError),
+    ("truncated idx", lambda t, r, w: evomal.get_task(f"idx:{_idx(t / 'idx')}"), E.DataError),
+    ("missing idx", lambda t, r, w: evomal.get_task(f"idx:{t / 'none'}"), E.DataMissingError),
+    ("corrupt cifar", lambda t, r, w: evomal.get_task("cifar10", data_dir=_cifar(t / "c")),
+     E.DataError),
+    ("missing cifar", lambda t, r, w: evomal.get_task("cifar10", data_dir=t), E.DataMissingError),
+    ("truncated svhn", lambda t, r, w: evomal.get_task("svhn", data_dir=_svhn(t / "s")),
+     E.DataError),
+    ("truncated loss", lambda t, r, w: evomal.load_loss(
+        _csv(t / "t.json", '{"format": "evomal-loss')), E.LossFileError),
+    ("unknown primitive", lambda t, r, w: evomal.load_loss(
+        _loss(t / "p.json", expression="mul(y, cube(fx))")), E.LossFileError),
+    ("wrong arity", lambda t, r, w: evomal.load_loss(_loss(t / "a.json", expression="log(y, fx)")),
+     E.LossFileError),
+    ("wrong phi length", lambda t, r, w: evomal.load_loss(_loss(t / "f.json", phi=[1.0, 2.0])),
+     E.LossFileError),
+    ("huge tree", lambda t, r, w: evomal.load_loss(
+        _loss(t / "h.json", expression=_huge_tree(), phi=[1.0] * 600)), E.LossFileError),
+    ("missing loss file", lambda t, r, w: evomal.load_loss(t / "none.json"), E.LossFileError),
+    ("incompatible version", lambda t, r, w: evomal.resume(_old_version(r, t)),
+     E.RunDirectoryError),
+    ("resume a non-run", lambda t, r, w: evomal.resume(t), E.RunDirectoryError),
+    ("out is a file", lambda t, r, w: _search(w, out=_csv(t / "file.txt", "x")),
+     E.RunDirectoryError),
+    ("out holds a run", lambda t, r, w: _search(w, out=r), E.RunDirectoryError),
+    ("model import fails", lambda t, r, w: _search(w, "no_such_pkg:build"), E.ModelError),
+    ("model output shape", lambda t, r, w: _search(w, _wrong_outputs), E.ModelError),
+    ("bad seeds", lambda t, r, w: parse_seeds("a-b"), E.ConfigError),
+    ("unknown method in experiment", lambda t, r, w: run_experiment(
+        ExperimentSpec(("baseline", "nosuch"), "wine", "linear", (0,), "quick"), t / "exp"),
+     E.UnknownNameError),
+    ("bad kind", lambda t, r, w: evomal.get_task("wine", kind="ranking"), E.ConfigError),
+]
+# fmt: on
+
+
+def _wrong_outputs(input_shape, n_outputs, seed):
+    import torch
+
+    return torch.nn.Linear(int(np.prod(input_shape)), n_outputs + 1)
+
+
+@pytest.mark.parametrize(("name", "call", "error"), API_CASES, ids=[c[0] for c in API_CASES])
+def test_api_raises_a_typed_error(finished_run, wine, tmp_path, name, call, error):
+    before = _snapshot(finished_run)
+    with pytest.raises(error) as caught:
+        call(tmp_path, finished_run, wine)
+    assert isinstance(caught.value, E.EvomalError)
+    assert "\n" not in str(caught.value).strip() or name in ("unknown primitive", "wrong arity")
+    assert _snapshot(finished_run) == before
+
+
+def test_every_cli_case_has_an_api_case():
+    assert {c[0] for c in CASES} <= {c[0] for c in API_CASES}

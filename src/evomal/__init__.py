@@ -12,7 +12,18 @@ Everything else lives in submodules and may change between versions.
 """
 
 from evomal.config import SearchConfig, build_config
-from evomal.losses import LearnedLoss, LossFileError, load_loss
+from evomal.errors import (
+    ConfigError,
+    DataError,
+    DataMissingError,
+    EvomalError,
+    LossFileError,
+    ModelError,
+    RunDirectoryError,
+    RunDirectoryInUse,
+    UnknownNameError,
+)
+from evomal.losses import LearnedLoss, load_loss
 from evomal.methods.meta_test import meta_test
 from evomal.search import SearchResult, resume, search
 from evomal.tasks import Task, get_task
@@ -21,11 +32,19 @@ from evomal.tasks.models.source import register_model
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConfigError",
+    "DataError",
+    "DataMissingError",
+    "EvomalError",
     "LearnedLoss",
     "LossFileError",
+    "ModelError",
+    "RunDirectoryError",
+    "RunDirectoryInUse",
     "SearchConfig",
     "SearchResult",
     "Task",
+    "UnknownNameError",
     "__version__",
     "build_config",
     "get_task",

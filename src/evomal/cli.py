@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 import evomal
+from evomal.errors import ConfigError, EvomalError, LossFileError, RunDirectoryError
 
 app = typer.Typer(
     name="evomal",
@@ -45,13 +46,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(func: F) -> F:
-    """Turn the errors a user can fix into a one-line message and exit code 2."""
+    """Turn the errors a user can fix into a one-line message and exit code 2.
+
+    Those are :class:`~evomal.errors.EvomalError` and its kinds. Plain
+    ``ValueError``/``KeyError``/``FileNotFoundError`` from torch, numpy or a
+    user's own code are shown the same way rather than as a traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ValueError, FileNotFoundError, KeyError) as exc:
+        except (EvomalError, ValueError, FileNotFoundError, KeyError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             err_console.print(f"[bold red]error:[/] {_one_line(str(message))}", highlight=False,
                               soft_wrap=True)  # fmt: skip
@@ -146,12 +152,12 @@ def show(
         _show_run(path, top, latex)
         return
     if latex is not None:
-        raise ValueError("--latex needs a run directory, not a loss file")
+        raise LossFileError("--latex needs a run directory, not a loss file")
     loss: Any = load_loss(path)
     console.print(str(loss), highlight=False)
     if isinstance(loss, evomal.LearnedLoss):
         console.print(f"  latex:   {loss.latex()}", highlight=False)
-    metadata = read_json(path, "loss file").get("metadata") or {}
+    metadata = read_json(path, "loss file", LossFileError).get("metadata") or {}
     if metadata.get("task_loss"):
         console.print("  (the task loss itself: no learned loss beat it on validation)")
 
@@ -162,7 +168,7 @@ def _show_run(run_dir: Path, top: int, latex: Path | None) -> None:
 
     entries = hall_of_fame(run_dir, top)
     if not entries:
-        raise ValueError(f"{run_dir} has no evaluated losses yet")
+        raise RunDirectoryError(f"{run_dir} has no evaluated losses yet")
     table = Table(title=f"Best {len(entries)} distinct losses of {run_dir}")
     for column in ("", "fitness", "size", "validation (selection)", "formula (phi omitted)"):
         table.add_column(column, justify="left" if column.startswith("formula") else "right")
@@ -188,7 +194,7 @@ def _returned_loss(run_dir: Path) -> str | None:
 
     if not (run_dir / "result.json").exists():
         return None
-    summary = read_json(run_dir / "result.json", "run result")
+    summary = read_json(run_dir / "result.json", "run result", RunDirectoryError)
     expression = summary.get("best_expression")
     if expression is None:
         return None
@@ -215,7 +221,7 @@ def _with_logger(listener: Any, logger: Any) -> Any:
 def _kind(kind: str | None) -> Any:
     """``--kind`` checked against the task kinds (None: infer from the data)."""
     if kind is not None and kind not in ("classification", "regression"):
-        raise ValueError(f"--kind must be classification or regression, got {kind!r}")
+        raise ConfigError(f"--kind must be classification or regression, got {kind!r}")
     return kind
 
 
@@ -231,7 +237,7 @@ def _load_any_loss(spec: str) -> Any:
     from evomal.losses import load_loss
 
     if not Path(spec).exists():
-        raise ValueError(f"--loss {spec!r} is neither ce, mse, task nor an existing loss file")
+        raise LossFileError(f"--loss {spec!r} is neither ce, mse, task nor an existing loss file")
     return load_loss(spec)
 
 
@@ -329,7 +335,7 @@ def data_get(
     from evomal.tasks.datasets.raw import resolve_data_dir
 
     if name != "mnist":
-        raise ValueError(
+        raise ConfigError(
             f"`evomal data get` knows mnist only, not {name!r}; other datasets are "
             "read from files you place in the data directory (see the README)"
         )
@@ -555,7 +561,7 @@ def search(
     the_task = task_from_record(record, config)
     run_dir = out or Path("runs") / _safe(f"{task}-{model}-{seed}")
     if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"--out {run_dir} is a file, not a directory; choose a directory")
+        raise RunDirectoryError(f"--out {run_dir} is a file, not a directory; choose a directory")
     spec = {**record, "model": model, "preset": preset}
     logger = _tensorboard(tensorboard)
     with _search_progress(config) as progress:
@@ -936,7 +942,7 @@ def _write_report(root: Path) -> None:
 
     records = load_cells(root)
     if not records:
-        raise ValueError(f"{root} holds no finished (method, seed) results yet")
+        raise RunDirectoryError(f"{root} holds no finished (method, seed) results yet")
     rows = method_rows(records)
     metric = (
         "test error rate" if records[0].get("metric", "error rate") == "error rate" else "test MSE"

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from evomal.errors import ConfigError, UnknownNameError
 from evomal.optim import SGDConfig
 from evomal.symbolic.primitives import PRIMITIVES, TERMINALS
 from evomal.symbolic.transforms import OutputActivation
@@ -64,11 +65,11 @@ class GPConfig:
         _positive(self, "population_size", "generations", "tournament_size", "max_height")
         _probability(self, "crossover_prob", "mutation_prob", "elitism")
         if not 0 <= self.init_min_height <= self.init_max_height <= self.max_height:
-            raise ValueError("need 0 <= gp.init_min_height <= gp.init_max_height <= gp.max_height")
+            raise ConfigError("need 0 <= gp.init_min_height <= gp.init_max_height <= gp.max_height")
         if not 0 <= self.mutation_min_height <= self.mutation_max_height:
-            raise ValueError("need 0 <= gp.mutation_min_height <= gp.mutation_max_height")
+            raise ConfigError("need 0 <= gp.mutation_min_height <= gp.mutation_max_height")
         if self.output_activation not in ("identity", "softplus"):
-            raise ValueError("gp.output_activation must be 'identity' or 'softplus'")
+            raise ConfigError("gp.output_activation must be 'identity' or 'softplus'")
 
     @property
     def n_elites(self) -> int:
@@ -99,7 +100,7 @@ class LocalSearchConfig:
         _positive(self, "base_steps", "meta_lr")
         _non_negative(self, "phi_init_std")
         if self.base_lr is not None and self.base_lr <= 0:
-            raise ValueError(
+            raise ConfigError(
                 "local_search.base_lr must be positive (or null for fitness.optimizer.lr)"
             )
 
@@ -142,7 +143,7 @@ class FilterConfig:
         _positive(self, "rejection_samples", "rejection_steps", "rejection_lr", "gradient_digits")
         _non_negative(self, "late_rise_tolerance")
         if self.screening not in ("after", "before", "both"):
-            raise ValueError("filters.screening must be 'after', 'before' or 'both'")
+            raise ConfigError("filters.screening must be 'after', 'before' or 'both'")
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class SelectionConfig:
         _non_negative(self, "k", "margin_se")
         _positive(self, "seeds")
         if self.steps is not None and self.steps <= 0:
-            raise ValueError("selection.steps must be positive (or null for meta_test.steps)")
+            raise ConfigError("selection.steps must be positive (or null for meta_test.steps)")
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ class ML3Config:
     def __post_init__(self) -> None:
         _positive(self, "steps", "meta_lr")
         if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError("ml3.hidden must list positive layer sizes")
+            raise ConfigError("ml3.hidden must list positive layer sizes")
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ class ExecutionConfig:
 
     def __post_init__(self) -> None:
         if self.executor not in ("serial", "process", "ray"):
-            raise ValueError("execution.executor must be 'serial', 'process' or 'ray'")
+            raise ConfigError("execution.executor must be 'serial', 'process' or 'ray'")
         _non_negative(self, "workers", "batch_candidates")
 
 
@@ -273,19 +274,19 @@ class SearchConfig:
 def _positive(obj: Any, *names: str) -> None:
     for name in names:
         if getattr(obj, name) <= 0:
-            raise ValueError(f"{_prefix(obj)}{name} must be positive, got {getattr(obj, name)}")
+            raise ConfigError(f"{_prefix(obj)}{name} must be positive, got {getattr(obj, name)}")
 
 
 def _non_negative(obj: Any, *names: str) -> None:
     for name in names:
         if getattr(obj, name) < 0:
-            raise ValueError(f"{_prefix(obj)}{name} must be >= 0, got {getattr(obj, name)}")
+            raise ConfigError(f"{_prefix(obj)}{name} must be >= 0, got {getattr(obj, name)}")
 
 
 def _probability(obj: Any, *names: str) -> None:
     for name in names:
         if not 0.0 <= getattr(obj, name) <= 1.0:
-            raise ValueError(f"{_prefix(obj)}{name} must be in [0, 1], got {getattr(obj, name)}")
+            raise ConfigError(f"{_prefix(obj)}{name} must be in [0, 1], got {getattr(obj, name)}")
 
 
 _GROUPS = {
@@ -327,7 +328,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     """Build a config dataclass from nested plain data, rejecting unknown keys."""
     if not isinstance(data, Mapping):
-        raise ValueError(
+        raise ConfigError(
             f"config section {path or '<root>'} must be a mapping, got {type(data).__name__}"
         )
     if cls is SearchConfig:
@@ -336,18 +337,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ValueError(_unknown_keys(unknown, sorted(known), path))
+        raise ConfigError(_unknown_keys(unknown, sorted(known), path))
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, path + name)
     try:
         return cls(**kwargs)
     except TypeError as exc:
-        raise ValueError(f"invalid config section {path or '<root>'}: {exc}") from None
+        raise ConfigError(f"invalid config section {path or '<root>'}: {exc}") from None
     except ValueError as exc:
         if cls in _GROUPS or not path:
             raise
-        raise ValueError(f"{path.rstrip('.')}: {exc}") from None
+        raise ConfigError(f"{path.rstrip('.')}: {exc}") from None
 
 
 def _unknown_keys(unknown: list[str], known: list[str], path: str) -> str:
@@ -377,10 +378,10 @@ def expand_training(data: Mapping[str, Any]) -> dict[str, Any]:
         return out
     training = out.pop("training")
     if not isinstance(training, Mapping):
-        raise ValueError(f"config section training must be a mapping, got {training!r}")
+        raise ConfigError(f"config section training must be a mapping, got {training!r}")
     unknown = sorted(set(training) - set(TRAINING_KEYS))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown config key(s) {['training.' + k for k in unknown]}; valid keys here are "
             f"{sorted('training.' + k for k in TRAINING_KEYS)} (training sets both "
             "fitness.optimizer and meta_test.optimizer)"
@@ -416,38 +417,38 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.strip("()[]").split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"config key {key} expects a list, got {value!r}")
+            raise ConfigError(f"config key {key} expects a list, got {value!r}")
         return tuple(_coerce(args[0], v, key) for v in value)
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"config key {key} expects a mapping, got {value!r}")
+            raise ConfigError(f"config key {key} expects a mapping, got {value!r}")
         return dict(value)
     if hint is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ValueError(f"config key {key} expects true/false, got {value!r}")
+        raise ConfigError(f"config key {key} expects true/false, got {value!r}")
     if hint is int:
         if isinstance(value, bool):
-            raise ValueError(f"config key {key} expects an integer, got {value!r}")
+            raise ConfigError(f"config key {key} expects an integer, got {value!r}")
         try:
             as_float = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"config key {key} expects an integer, got {value!r}") from None
+            raise ConfigError(f"config key {key} expects an integer, got {value!r}") from None
         if not as_float.is_integer():
-            raise ValueError(f"config key {key} expects an integer, got {value!r}")
+            raise ConfigError(f"config key {key} expects an integer, got {value!r}")
         return int(as_float)
     if hint is float:
         if isinstance(value, bool):
-            raise ValueError(f"config key {key} expects a number, got {value!r}")
+            raise ConfigError(f"config key {key} expects a number, got {value!r}")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"config key {key} expects a number, got {value!r}") from None
+            raise ConfigError(f"config key {key} expects a number, got {value!r}") from None
     if hint is str:
         if not isinstance(value, str):
-            raise ValueError(f"config key {key} expects a string, got {value!r}")
+            raise ConfigError(f"config key {key} expects a string, got {value!r}")
         return value
     return value
 
@@ -473,10 +474,12 @@ def load_preset(name: str) -> dict[str, Any]:
     path = root / f"{name}.yaml"
     if not path.is_file():
         hint = f" ({RENAMED_PRESETS[name]})" if name in RENAMED_PRESETS else ""
-        raise ValueError(f"unknown preset {name!r}{hint}; available presets are {preset_names()}")
+        raise UnknownNameError(
+            f"unknown preset {name!r}{hint}; available presets are {preset_names()}"
+        )
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"preset {name!r} is not a mapping")
+        raise ConfigError(f"preset {name!r} is not a mapping")
     return data
 
 
@@ -485,20 +488,20 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(
+            raise ConfigError(
                 f"--set expects KEY=VALUE (for example gp.population_size=10), got {item!r}"
             )
         key, raw = item.split("=", 1)
         key = key.strip()
         if not key or any(not part for part in key.split(".")):
-            raise ValueError(f"--set key {key!r} is not a dotted config key")
+            raise ConfigError(f"--set key {key!r} is not a dotted config key")
         value = yaml.safe_load(raw) if raw.strip() else ""
         node = nested
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"--set {key}: {part} is both a value and a section")
+                raise ConfigError(f"--set {key}: {part} is both a value and a section")
         node[parts[-1]] = value
     return nested
 

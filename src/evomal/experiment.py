@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evomal.config import build_config, to_dict
+from evomal.errors import RunDirectoryError, UnknownNameError
 from evomal.files import read_json, write_json_atomic
 from evomal.losses.io import load_loss
 from evomal.methods.meta_test import meta_test
@@ -64,13 +65,13 @@ class ExperimentSpec:
 def _check(spec: ExperimentSpec, root: Path) -> None:
     unknown = [m for m in spec.methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+        raise UnknownNameError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
     saved = root / "experiment.json"
     if saved.exists():
-        previous = read_json(saved, "experiment description")
+        previous = read_json(saved, "experiment description", RunDirectoryError)
         for key in ("task", "model", "preset", "overrides", "target", "kind"):
             if previous.get(key) != spec.as_dict()[key]:
-                raise ValueError(
+                raise RunDirectoryError(
                     f"{root} holds an experiment with {key}={previous.get(key)!r}, not "
                     f"{spec.as_dict()[key]!r}; use another --out directory"
                 )

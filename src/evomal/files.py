@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from evomal.errors import EvomalError
+
 #: JSON files read by evomal (losses, configs, checkpoints) larger than this
 #: are refused rather than loaded into memory.
 MAX_JSON_BYTES = 256 * 1024 * 1024
@@ -57,8 +59,10 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
-def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
-    """Read a JSON file, turning every failure into a ``ValueError`` that names the file.
+def read_json(
+    path: str | os.PathLike[str], what: str = "JSON file", error: type[EvomalError] = EvomalError
+) -> Any:
+    """Read a JSON file, turning every failure into ``error`` (an :class:`EvomalError`) naming it.
 
     Only JSON is parsed: no pickle, no ``eval``. NaN/Infinity literals are
     rejected, as are files over :data:`MAX_JSON_BYTES` and nesting deep enough
@@ -68,27 +72,27 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
     try:
         size = p.stat().st_size
     except FileNotFoundError:
-        raise ValueError(f"{what} {p} does not exist") from None
+        raise error(f"{what} {p} does not exist") from None
     except OSError as exc:
-        raise ValueError(f"cannot read {what} {p}: {exc.strerror}") from None
+        raise error(f"cannot read {what} {p}: {exc.strerror}") from None
     if size > MAX_JSON_BYTES:
-        raise ValueError(f"{what} {p} is {size} bytes, over the {MAX_JSON_BYTES}-byte limit")
+        raise error(f"{what} {p} is {size} bytes, over the {MAX_JSON_BYTES}-byte limit")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{what} {p} is not UTF-8 text (is it a binary or pickle file?)") from None
+        raise error(f"{what} {p} is not UTF-8 text (is it a binary or pickle file?)") from None
     except OSError as exc:
-        raise ValueError(f"cannot read {what} {p}: {exc.strerror}") from None
+        raise error(f"cannot read {what} {p}: {exc.strerror}") from None
 
     def _reject_constant(name: str) -> None:
-        raise ValueError(f"{what} {p} contains {name}, which is not valid JSON")
+        raise error(f"{what} {p} contains {name}, which is not valid JSON")
 
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ValueError(
+        raise error(
             f"{what} {p} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             "the file may be truncated or corrupted"
         ) from None
     except RecursionError:
-        raise ValueError(f"{what} {p} is nested too deeply to be a valid file") from None
+        raise error(f"{what} {p} is nested too deeply to be a valid file") from None

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from evomal.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class SGDConfig:
@@ -31,19 +33,19 @@ class SGDConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         if self.lr <= 0:
-            raise ValueError(f"learning rate must be positive, got {self.lr}")
+            raise ConfigError(f"learning rate must be positive, got {self.lr}")
         if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.nesterov and self.momentum == 0:
-            raise ValueError("Nesterov momentum needs momentum > 0")
+            raise ConfigError("Nesterov momentum needs momentum > 0")
         if self.weight_decay < 0:
-            raise ValueError(f"weight decay must be >= 0, got {self.weight_decay}")
+            raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
         if list(self.milestones) != sorted(set(self.milestones)):
-            raise ValueError(f"milestones must be strictly increasing, got {self.milestones}")
+            raise ConfigError(f"milestones must be strictly increasing, got {self.milestones}")
         if self.milestones and self.milestones[0] < 1:
-            raise ValueError(f"milestones are step counts >= 1, got {self.milestones}")
+            raise ConfigError(f"milestones are step counts >= 1, got {self.milestones}")
         if self.gamma <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"gamma (the learning-rate factor at a milestone) must be positive, "
                 f"got {self.gamma}"
             )

@@ -15,6 +15,7 @@ import warnings
 from typing import Any
 
 from evomal.config import SearchConfig, build_config
+from evomal.errors import ConfigError, ModelError, RunDirectoryError
 from evomal.events import Listener
 from evomal.execution.base import Executor, SerialExecutor
 from evomal.losses.io import load_loss
@@ -139,7 +140,7 @@ def _recorded_model(recorded: str) -> ModelRef:
     try:
         return resolve_model(recorded)
     except ValueError as exc:
-        raise ValueError(
+        raise ModelError(
             f"this run's model ({recorded}) cannot be rebuilt from the run directory ({exc}); "
             "pass it again: evomal.resume(run_dir, model=...)"
         ) from None
@@ -156,14 +157,14 @@ def check_data_settings(task: Task, config: SearchConfig) -> None:
     wanted = config.data
     fraction = task.info.get("val_fraction")
     if fraction is not None and abs(float(fraction) - wanted.val_fraction) > 1e-12:
-        raise ValueError(
+        raise ConfigError(
             f"the config asks for data.val_fraction={wanted.val_fraction} but task "
             f"{task.name!r} was built with {fraction}; build the task with "
             f"evomal.runs.tasks.task_for(name, config) or set data.val_fraction={fraction}"
         )
     built = task.info.get("augmentation")
     if wanted.augmentation is not None and built != wanted.augmentation:
-        raise ValueError(
+        raise ConfigError(
             f"the config asks for data.augmentation={wanted.augmentation!r} but task "
             f"{task.name!r} was built with {built!r}; build the task with "
             "evomal.runs.tasks.task_for(name, config)"
@@ -186,7 +187,7 @@ def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | No
         return None
     from evomal.files import read_json
 
-    summary = read_json(path, "run result")
+    summary = read_json(path, "run result", RunDirectoryError)
     best = load_loss(store.best_loss_path) if store.best_loss_path.exists() else None
     history = [json.loads(line) for line in store.generations_path.read_text().splitlines() if line]
     return SearchResult(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evomal.errors import ConfigError, LossFileError, RunDirectoryError
 from evomal.files import read_json, write_json_atomic
 
 Progress = Callable[[str], None]
@@ -42,19 +43,19 @@ def losses_to_compare(files: Sequence[str | os.PathLike[str]], kind: str) -> lis
         path, label = Path(given), None
         if path.is_dir():  # a run directory: the loss it handed back
             if not (path / "best_loss.json").exists():
-                raise ValueError(f"{path} is a directory without best_loss.json (not a run?)")
+                raise LossFileError(f"{path} is a directory without best_loss.json (not a run?)")
             label = _run_label(path)
             path = path / "best_loss.json"
         loss = load_loss(path)
         learned_for = getattr(loss, "task", kind)
         if learned_for != kind:
-            raise ValueError(f"{path} was learned for {learned_for}, but the task is {kind}")
+            raise LossFileError(f"{path} was learned for {learned_for}, but the task is {kind}")
         if label is None:
             label = path.stem if path.stem != "best_loss" else path.parent.name
         specs.append(LossSpec(label, loss))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"two losses share a label {labels}; rename one of the files")
+        raise ConfigError(f"two losses share a label {labels}; rename one of the files")
     return specs
 
 
@@ -63,7 +64,7 @@ def _run_label(run_dir: Path) -> str:
     config_path = run_dir / "config.json"
     if not config_path.exists():
         return run_dir.name
-    config = read_json(config_path, "run config")
+    config = read_json(config_path, "run config", RunDirectoryError)
     return f"{config.get('method', run_dir.name)} seed {config.get('seed', '?')}"
 
 
@@ -82,7 +83,7 @@ class CellStore:
     ) -> dict[str, Any]:
         path = self.path(loss, setting, seed)
         if path.exists():
-            return dict(read_json(path, "analysis cell"))
+            return dict(read_json(path, "analysis cell", RunDirectoryError))
         record = {"loss": loss, "setting": setting, "seed": seed, **run()}
         write_json_atomic(path, record)
         return record

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from evomal.analysis.cells import CellStore, LossSpec, Progress, mean_std
 from evomal.config import SearchConfig
+from evomal.errors import ConfigError
 from evomal.files import write_json_atomic, write_text_atomic
 from evomal.methods.meta_test import meta_test
 from evomal.tasks.models.source import ModelLike, resolve_model
@@ -40,7 +41,7 @@ TaskForSeed = Callable[[int], Task]
 def training_subset(task: Task, fraction: float, seed: int) -> Task:
     """The task with only ``fraction`` of its training split (a seeded random subset)."""
     if not 0 < fraction <= 1:
-        raise ValueError(f"fractions must be in (0, 1], got {fraction}")
+        raise ConfigError(f"fractions must be in (0, 1], got {fraction}")
     n = len(task.train)
     keep = max(1, round(fraction * n))
     # the chosen rows in their original order: 100% is the task itself, row for row
@@ -53,9 +54,9 @@ def parse_fractions(text: str) -> list[float]:
     try:
         values = sorted({float(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}") from None
     if not values or values[0] <= 0 or values[-1] > 1:
-        raise ValueError(f"fractions must be in (0, 1], got {text!r}")
+        raise ConfigError(f"fractions must be in (0, 1], got {text!r}")
     return values
 
 
@@ -63,9 +64,9 @@ def parse_epsilons(text: str) -> list[float]:
     try:
         values = sorted({float(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise ValueError(f"--epsilons takes comma-separated numbers, got {text!r}") from None
+        raise ConfigError(f"--epsilons takes comma-separated numbers, got {text!r}") from None
     if not values or values[0] < 0:
-        raise ValueError(f"epsilons must be >= 0, got {text!r}")
+        raise ConfigError(f"epsilons must be >= 0, got {text!r}")
     return values
 
 
@@ -243,7 +244,7 @@ def robustness(
         for seed in seeds:
             task = task_for_seed(seed)
             if task.kind != "classification":
-                raise ValueError("FGSM robustness is measured for classification tasks only")
+                raise ConfigError("FGSM robustness is measured for classification tasks only")
             job = partial(_attack, spec, task, model, config, epsilons, seed, say)
             setting = "fgsm-" + "-".join(f"{e:g}" for e in epsilons)
             runs.append(store.get_or_run(spec.label, setting, seed, job)["accuracy"])

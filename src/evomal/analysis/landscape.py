@@ -25,6 +25,7 @@ from torch.func import functional_call
 
 from evomal.analysis.cells import LossSpec, Progress
 from evomal.config import SearchConfig
+from evomal.errors import ConfigError
 from evomal.files import write_json_atomic
 from evomal.methods.meta_test import meta_test
 from evomal.tasks.models.source import ModelLike, resolve_model
@@ -95,9 +96,9 @@ def landscapes(
 ) -> list[Landscape]:
     """Train with each loss from ``seed``, then map its landscape; write JSON and a figure."""
     if points < 3:
-        raise ValueError(f"--points must be at least 3, got {points}")
+        raise ConfigError(f"--points must be at least 3, got {points}")
     if span <= 0:
-        raise ValueError(f"--span must be positive, got {span}")
+        raise ConfigError(f"--span must be positive, got {span}")
     say = progress or (lambda message: None)
     coordinates = torch.linspace(-span, span, points).tolist()
     x = task.augmentation.eval_batch(task.train.x[:samples])

@@ -18,6 +18,7 @@ from typing import Any
 
 from evomal.analysis.cells import CellStore, LossSpec, Progress, mean_std
 from evomal.config import SearchConfig, replace_config
+from evomal.errors import ConfigError
 from evomal.files import write_json_atomic, write_text_atomic
 from evomal.methods.meta_test import meta_test
 from evomal.tasks.models.source import ModelLike
@@ -39,9 +40,9 @@ def parse_lrs(text: str) -> list[float]:
     try:
         lrs = sorted({float(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise ValueError(f"--lrs takes comma-separated numbers, got {text!r}") from None
+        raise ConfigError(f"--lrs takes comma-separated numbers, got {text!r}") from None
     if not lrs or lrs[0] <= 0:
-        raise ValueError(f"--lrs needs positive learning rates, got {text!r}")
+        raise ConfigError(f"--lrs needs positive learning rates, got {text!r}")
     return lrs
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from evomal.errors import ConfigError
 from evomal.execution.base import StageFn
 from evomal.execution.context import ContextSpec, EvaluationContext
 
@@ -30,7 +31,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ValueError(
+        raise ConfigError(
             'the ray executor needs Ray: pip install "evomal[ray]" (or use --executor process)'
         ) from None
     return ray

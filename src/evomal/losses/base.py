@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from evomal.errors import LossFileError
 from evomal.losses.document import FORMAT_TAG, FORMAT_VERSION, JsonLoss
 from evomal.symbolic.transforms import REDUCTIONS, check_choice
 
@@ -34,7 +35,7 @@ class WeightedLoss(JsonLoss, nn.Module):
         """Multiply the loss by ``scale`` (a positive, finite number) from now on."""
         scale = float(scale)
         if not (scale > 0 and math.isfinite(scale)):
-            raise ValueError(f"a loss scale must be positive and finite, got {scale}")
+            raise LossFileError(f"a loss scale must be positive and finite, got {scale}")
         self.scale = scale
 
     def _set_weights(
@@ -46,7 +47,7 @@ class WeightedLoss(JsonLoss, nn.Module):
         else:
             weights = torch.as_tensor(values, dtype=torch.get_default_dtype()).detach().clone()
         if weights.shape != (n_weights,):
-            raise ValueError(f"{what} has {n_weights} weights; got shape {tuple(weights.shape)}")
+            raise LossFileError(f"{what} has {n_weights} weights; got shape {tuple(weights.shape)}")
         setattr(self, self.weight_name, nn.Parameter(weights, requires_grad=False))
 
     @property

@@ -13,12 +13,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from evomal.errors import LossFileError
+
 FORMAT_TAG = "evomal-loss"
 FORMAT_VERSION = 1
-
-
-class LossFileError(ValueError):
-    """A loss document is malformed, truncated or tampered with."""
 
 
 def fail(source: str, message: str) -> LossFileError:
@@ -134,6 +132,6 @@ def read_document(path: str | os.PathLike[str]) -> Any:
     from evomal.files import read_json
 
     try:
-        return read_json(path, "loss file")
+        return read_json(path, "loss file", LossFileError)
     except ValueError as exc:
         raise LossFileError(str(exc)) from None

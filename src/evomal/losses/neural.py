@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evomal.errors import LossFileError
 from evomal.losses.base import WeightedLoss
 from evomal.losses.document import (
     check_header,
@@ -63,7 +64,7 @@ class NeuralLossFunction:
     def __init__(self, task: str = "classification", hidden: Sequence[int] = (50, 50)) -> None:
         check_choice(task, TASK_KINDS, "task kind")
         if not hidden or any(h < 1 for h in hidden):
-            raise ValueError(f"invalid hidden layer sizes {tuple(hidden)}")
+            raise LossFileError(f"invalid hidden layer sizes {tuple(hidden)}")
         self.task, self.hidden = task, tuple(hidden)
         self.shapes = layer_shapes(self.hidden)
         self.n_weights = n_parameters(self.hidden)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from evomal.errors import LossFileError
 from evomal.losses.base import WeightedLoss
 from evomal.losses.document import (
     check_header,
@@ -45,7 +46,7 @@ from evomal.symbolic.transforms import (
 def taylor_terms(order: int) -> list[tuple[int, int]]:
     """Exponents (i, j) of (y - c_y)^i (f - c_f)^j kept at ``order``: j >= 1, i + j <= order."""
     if order < 1:
-        raise ValueError(f"Taylor order must be >= 1, got {order}")
+        raise LossFileError(f"Taylor order must be >= 1, got {order}")
     return [
         (i, j) for total in range(1, order + 1) for j in range(1, total + 1) for i in [total - j]
     ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evomal.config import SearchConfig
+from evomal.errors import ConfigError, LossFileError
 from evomal.tasks.models.source import ModelLike
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult, train
@@ -33,7 +34,7 @@ def check_transfer(loss: Any, task: Task) -> None:
         return
     kind = getattr(loss, "task", None)
     if kind is not None and kind != task.kind:
-        raise ValueError(
+        raise LossFileError(
             f"the loss was learned for {kind}, but task {task.name!r} is {task.kind}; "
             "a loss transfers only between tasks of the same kind"
         )
@@ -112,11 +113,11 @@ def parse_seeds(text: str) -> list[int]:
             else:
                 seeds.append(int(part))
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot read seeds {text!r}; use a range like 0-4 or a list like 0,2,5"
             ) from None
     if not seeds:
-        raise ValueError("no seeds given; use a range like 0-4")
+        raise ConfigError("no seeds given; use a range like 0-4")
     return seeds
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evomal.config import SearchConfig, replace_config
+from evomal.errors import UnknownNameError
 
 if TYPE_CHECKING:
     from evomal.methods.base import Method
@@ -88,5 +89,5 @@ METHODS: tuple[str, ...] = tuple(REGISTRY)
 def method_spec(name: str) -> MethodSpec:
     """The registered method ``name``, or a clear error listing the valid names."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown method {name!r}; expected one of {list(METHODS)}")
+        raise UnknownNameError(f"unknown method {name!r}; expected one of {list(METHODS)}")
     return REGISTRY[name]

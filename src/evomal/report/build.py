@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from evomal.errors import ConfigError
 from evomal.files import write_text_atomic
 from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import LearnedLoss
@@ -74,7 +75,7 @@ def write_report(
     """Write ``out`` (HTML, self-contained) and its Markdown twin beside it; return both."""
     target = Path(out)
     if target.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"--out {target} must end in .html (the Markdown twin goes beside it)")
+        raise ConfigError(f"--out {target} must end in .html (the Markdown twin goes beside it)")
     title, sections = build_report(paths, top=top, timeout=timeout)
     write_text_atomic(target, to_html(title, sections))
     markdown = write_markdown(target.with_suffix(".md"), title, sections)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evomal.errors import ConfigError, LossFileError, RunDirectoryError
 from evomal.events import GenerationSummary
 from evomal.files import read_json
 from evomal.runs.store import RunStore
@@ -52,11 +53,17 @@ def load_run(path: str | os.PathLike[str]) -> RunData:
     """Read one run directory; ``ValueError`` naming the path when it is not one."""
     root = Path(path)
     if not is_run_dir(root):
-        raise ValueError(f"{root} is not an evomal run directory (no config.json/events.jsonl)")
+        raise RunDirectoryError(
+            f"{root} is not an evomal run directory (no config.json/events.jsonl)"
+        )
     store = RunStore(root)
-    config = read_json(store.root / "config.json", "run config")
+    config = read_json(store.root / "config.json", "run config", RunDirectoryError)
     result_path = store.root / "result.json"
-    best = read_json(store.best_loss_path, "loss file") if store.best_loss_path.exists() else None
+    best = (
+        read_json(store.best_loss_path, "loss file", LossFileError)
+        if store.best_loss_path.exists()
+        else None
+    )
     spec = store.load_spec()
     kind = spec.get("task_kind") or (best or {}).get("task") or "classification"
     generations = [
@@ -71,7 +78,9 @@ def load_run(path: str | os.PathLike[str]) -> RunData:
         events=store.read_events(),
         generations=generations,
         selection=store.load_selection(),
-        result=read_json(result_path, "run result") if result_path.exists() else None,
+        result=read_json(result_path, "run result", RunDirectoryError)
+        if result_path.exists()
+        else None,
         best_loss=best,
     )
 
@@ -79,7 +88,7 @@ def load_run(path: str | os.PathLike[str]) -> RunData:
 def collect(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[RunData], list[Path]]:
     """The runs under ``paths`` (run or experiment directories), and the experiment dirs."""
     if not paths:
-        raise ValueError("give at least one run or experiment directory")
+        raise ConfigError("give at least one run or experiment directory")
     runs: list[RunData] = []
     experiments: list[Path] = []
     for given in paths:
@@ -91,12 +100,12 @@ def collect(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[RunData], lis
             found = sorted(path.glob("*/seed-*/search"))
             runs.extend(load_run(p) for p in found if is_run_dir(p))
         else:
-            raise ValueError(
+            raise RunDirectoryError(
                 f"{path} is neither a run directory (config.json, events.jsonl) nor an "
                 "experiment directory (experiment.json)"
             )
     if not runs:
-        raise ValueError(f"no run directories found under {[str(p) for p in paths]}")
+        raise RunDirectoryError(f"no run directories found under {[str(p) for p in paths]}")
     return runs, experiments
 
 
@@ -120,7 +129,7 @@ def load_cells(
     base = Path(root)
     records = []
     for path in sorted(base.glob("*/seed-*/meta_test.json")):
-        record = read_json(path, "meta-test record")
+        record = read_json(path, "meta-test record", RunDirectoryError)
         if methods is None or record.get("method") in methods:
             run_dir = path.parent / "search"
             if run_dir.is_dir():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from evomal.errors import ConfigError
 from evomal.events import FinalistEvent, GenerationEvent
 from evomal.training.loop import TrainResult
 
@@ -25,7 +26,7 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # torch's writer needs the tensorboard package
-            raise ValueError(
+            raise ConfigError(
                 '--tensorboard needs the tensorboard package: pip install "evomal[tensorboard]"'
             ) from None
         self.writer = SummaryWriter(log_dir=os.fspath(log_dir))

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from evomal.errors import ConfigError, LossFileError, RunDirectoryError
 from evomal.events import EVALUATED
 from evomal.runs.store import RunStore
 from evomal.symbolic.sympy_form import display_form
@@ -61,10 +62,10 @@ def hall_of_fame(
     ``timeout`` bounds sympy's simplification of each formula (seconds).
     """
     if k < 1:
-        raise ValueError(f"--top must be at least 1, got {k}")
+        raise ConfigError(f"--top must be at least 1, got {k}")
     store = RunStore(run_dir)
     if not store.events_path.exists():
-        raise ValueError(f"{run_dir} has no events.jsonl: not an evomal run directory")
+        raise RunDirectoryError(f"{run_dir} has no events.jsonl: not an evomal run directory")
     best: dict[str, dict[str, Any]] = {}
     for event in store.read_events():
         fitness = event.get("fitness")
@@ -95,7 +96,7 @@ def _task_kind(store: RunStore) -> str:
     if kind is None and store.best_loss_path.exists():
         from evomal.files import read_json
 
-        kind = read_json(store.best_loss_path, "loss file").get("task")
+        kind = read_json(store.best_loss_path, "loss file", LossFileError).get("task")
     return str(kind or "classification")
 
 
@@ -110,7 +111,7 @@ def _finalists(store: RunStore) -> tuple[dict[str, float], str | None]:
     if store.best_loss_path.exists() and (store.root / "result.json").exists():
         from evomal.files import read_json
 
-        returned = read_json(store.best_loss_path, "loss file").get("expression")
+        returned = read_json(store.best_loss_path, "loss file", LossFileError).get("expression")
     return validation, returned
 
 

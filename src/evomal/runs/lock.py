@@ -20,11 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from evomal.errors import RunDirectoryError, RunDirectoryInUse
+
 LOCK_NAME = "run.lock"
-
-
-class RunDirectoryInUse(ValueError):
-    """Another live process holds the run directory."""
 
 
 def _alive(pid: int) -> bool:
@@ -79,7 +77,7 @@ def _remove_orphans(root: Path) -> None:
 def run_lock(root: Path) -> Iterator[None]:
     """Hold ``root/run.lock`` for the duration of the block (see the module docstring)."""
     if root.exists() and not root.is_dir():
-        raise ValueError(f"--out {root} is a file, not a directory; choose a directory")
+        raise RunDirectoryError(f"--out {root} is a file, not a directory; choose a directory")
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_NAME
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from evomal.config import SearchConfig, from_dict, to_dict
+from evomal.errors import RunDirectoryError
 from evomal.events import CandidateEvent, FinalistEvent, GenerationEvent
 from evomal.files import read_json, write_json_atomic
 
@@ -113,9 +114,11 @@ class RunStore:
     def create(self, config: SearchConfig, spec: dict[str, Any]) -> None:
         """Start a new run directory; refuses one that already holds a run, and a file."""
         if self.root.exists() and not self.root.is_dir():
-            raise ValueError(f"--out {self.root} is a file, not a directory; choose a directory")
+            raise RunDirectoryError(
+                f"--out {self.root} is a file, not a directory; choose a directory"
+            )
         if self.checkpoint_path.exists() or (self.root / "config.json").exists():
-            raise ValueError(
+            raise RunDirectoryError(
                 f"{self.root} already holds a run; resume it with `evomal resume {self.root}` "
                 "or choose another --out directory"
             )
@@ -128,13 +131,13 @@ class RunStore:
             path.write_text("")
 
     def load_config(self) -> SearchConfig:
-        data = read_json(self.root / "config.json", "run config")
+        data = read_json(self.root / "config.json", "run config", RunDirectoryError)
         return from_dict(SearchConfig, data)
 
     def load_spec(self) -> dict[str, Any]:
-        data = read_json(self.root / "run.json", "run description")
+        data = read_json(self.root / "run.json", "run description", RunDirectoryError)
         if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
-            raise ValueError(f"{self.root / 'run.json'} is not an evomal run description")
+            raise RunDirectoryError(f"{self.root / 'run.json'} is not an evomal run description")
         return data["spec"]
 
     def load_checkpoint(self) -> dict[str, Any] | None:
@@ -144,21 +147,21 @@ class RunStore:
         are dropped, so the resumed run writes them again.
         """
         if not (self.root / "config.json").exists():
-            raise ValueError(f"{self.root} is not an evomal run directory (no config.json)")
+            raise RunDirectoryError(f"{self.root} is not an evomal run directory (no config.json)")
         if not self.checkpoint_path.exists():
             self._truncate(self.events_path, 0)
             self._truncate(self.generations_path, 0)
             return None
-        data = read_json(self.checkpoint_path, "checkpoint")
+        data = read_json(self.checkpoint_path, "checkpoint", RunDirectoryError)
         if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(
+            raise RunDirectoryError(
                 f"{self.checkpoint_path} is not a version-{CHECKPOINT_VERSION} checkpoint"
             )
         self._truncate(self.events_path, int(data["event_lines"]))
         self._truncate(self.generations_path, int(data["generation_lines"]))
         payload = data.get("payload")
         if not isinstance(payload, dict):
-            raise ValueError(f"{self.checkpoint_path} has no checkpoint payload")
+            raise RunDirectoryError(f"{self.checkpoint_path} has no checkpoint payload")
         return payload
 
     @staticmethod
@@ -208,7 +211,7 @@ class RunStore:
         """The selection stage's finalist records (empty before selection)."""
         if not self.selection_path.exists():
             return []
-        data = read_json(self.selection_path, "selection record")
+        data = read_json(self.selection_path, "selection record", RunDirectoryError)
         return list(data.get("finalists", []))
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:

@@ -20,6 +20,8 @@ import sympy
 import torch
 from torch import Tensor
 
+from evomal.errors import ConfigError
+
 #: The ``eps`` of the protected log and square root. Small enough that the
 #: cross-entropy tree matches ``F.cross_entropy`` to ~eps/p (1e-7 at p=1e-3),
 #: large enough that ``log(eps)`` (about -23) keeps shallow trees finite in
@@ -150,12 +152,12 @@ class PrimitiveSet:
         unknown = [f for f in self.functions if f not in PRIMITIVES]
         unknown += [t for t in self.terminals if t not in TERMINALS]
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown primitive or terminal names {unknown}; "
                 f"known functions are {list(PRIMITIVES)}, terminals {list(TERMINALS)}"
             )
         if not self.functions or not self.terminals:
-            raise ValueError("a primitive set needs at least one function and one terminal")
+            raise ConfigError("a primitive set needs at least one function and one terminal")
 
     @property
     def binary(self) -> tuple[str, ...]:

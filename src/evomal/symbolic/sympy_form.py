@@ -10,6 +10,7 @@ from typing import Any
 
 import sympy
 
+from evomal.errors import LossFileError
 from evomal.symbolic.primitives import CONSTANTS, PRIMITIVES
 from evomal.symbolic.tree import Tree
 
@@ -28,7 +29,7 @@ def to_sympy(
     plain tree is returned. Protected operators keep their ``eps``.
     """
     if phi is not None and len(phi) != tree.n_edges:
-        raise ValueError(f"phi has {len(phi)} weights, the tree has {tree.n_edges} edges")
+        raise LossFileError(f"phi has {len(phi)} weights, the tree has {tree.n_edges} edges")
     stack: list[sympy.Expr] = []
     for i in range(tree.size - 1, -1, -1):
         name = tree.nodes[i]

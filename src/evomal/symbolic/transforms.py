@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from evomal.errors import UnknownNameError
+
 TaskKind = Literal["classification", "regression"]
 OutputActivation = Literal["identity", "softplus"]
 Reduction = Literal["mean", "sum", "none"]
@@ -32,9 +34,9 @@ REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 
 
 def check_choice(value: str, allowed: tuple[str, ...], what: str) -> None:
-    """Raise a ``ValueError`` naming the allowed values when ``value`` is not one."""
+    """Raise an :class:`UnknownNameError` naming the allowed values when ``value`` is not one."""
     if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {list(allowed)}")
+        raise UnknownNameError(f"unknown {what} {value!r}; expected one of {list(allowed)}")
 
 
 def _check_batch(y_pred: Tensor, y_true: Tensor) -> None:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from evomal.errors import LossFileError
 from evomal.symbolic.primitives import CONSTANTS, PRIMITIVES, TERMINALS, VARIABLES, arity
 
 #: Upper bound on the number of nodes accepted by :func:`parse`. Guards a
@@ -23,7 +24,7 @@ from evomal.symbolic.primitives import CONSTANTS, PRIMITIVES, TERMINALS, VARIABL
 MAX_PARSE_NODES = 100_000
 
 
-class ParseError(ValueError):
+class ParseError(LossFileError):
     """A loss expression string is malformed; the message says what and where."""
 
 
@@ -44,13 +45,13 @@ class Tree:
         nodes = tuple(self.nodes)
         object.__setattr__(self, "nodes", nodes)
         if not nodes:
-            raise ValueError("a tree needs at least one node")
+            raise LossFileError("a tree needs at least one node")
         arities = []
         for name in nodes:
             try:
                 arities.append(arity(name))
             except KeyError:
-                raise ValueError(
+                raise LossFileError(
                     f"unknown node name {name!r}; known names are "
                     f"{sorted(PRIMITIVES)} and terminals {list(TERMINALS)}"
                 ) from None
@@ -61,14 +62,14 @@ class Tree:
         for i in range(len(nodes) - 1, -1, -1):
             k = arities[i]
             if len(stack) < k:
-                raise ValueError(f"node {nodes[i]!r} at position {i} is missing arguments")
+                raise LossFileError(f"node {nodes[i]!r} at position {i} is missing arguments")
             end = i + 1
             for _ in range(k):
                 end = stack.pop()
             ends[i] = end
             stack.append(end)
         if len(stack) != 1:
-            raise ValueError(f"prefix sequence holds {len(stack)} trees, expected exactly one")
+            raise LossFileError(f"prefix sequence holds {len(stack)} trees, expected exactly one")
         depths = [0] * len(nodes)
         for i in range(len(nodes)):
             child = i + 1

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from evomal.errors import ConfigError, UnknownNameError
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -41,7 +43,7 @@ class Augmentation:
 
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
+            raise ConfigError(f"crop_padding must be >= 0, got {self.crop_padding}")
 
     @property
     def is_identity(self) -> bool:
@@ -57,7 +59,7 @@ class Augmentation:
         if not self.normalise:
             return self
         if train_x.ndim < 3:
-            raise ValueError("per-channel normalisation needs image inputs shaped [N, C, H, W]")
+            raise ConfigError("per-channel normalisation needs image inputs shaped [N, C, H, W]")
         dims = [0, *range(2, train_x.ndim)]
         mean = train_x.mean(dim=dims, keepdim=True)[0:1]
         std = train_x.std(dim=dims, keepdim=True)[0:1]
@@ -120,5 +122,7 @@ PRESETS: dict[str, Augmentation] = {
 def get_augmentation(name: str) -> Augmentation:
     """A preset by name: ``none``, ``mnist``, ``cifar`` or ``svhn``."""
     if name not in PRESETS:
-        raise ValueError(f"unknown augmentation preset {name!r}; expected one of {sorted(PRESETS)}")
+        raise UnknownNameError(
+            f"unknown augmentation preset {name!r}; expected one of {sorted(PRESETS)}"
+        )
     return PRESETS[name]

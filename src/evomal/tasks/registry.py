@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from evomal.errors import DataError, UnknownNameError
 from evomal.symbolic.transforms import TASK_KINDS, TaskKind, check_choice
 from evomal.tasks.augmentation import get_augmentation
 from evomal.tasks.datasets.raw import RawData, resolve_data_dir
@@ -137,7 +138,7 @@ def get_task(
     elif rest:
         return _task_from_function(name)
     else:
-        raise ValueError(
+        raise UnknownNameError(
             f"unknown task {name!r}; built-in tasks are {task_names()}, or use csv:PATH "
             "(with --target), npz:PATH, idx:PATH or package.module:function"
         )
@@ -162,10 +163,10 @@ def get_task(
 
 def _task_from_function(path: str) -> Task:
     """Call ``package.module:function`` (the user's own code) and check it returned a Task."""
-    function = import_object(path, "task")
+    function = import_object(path, "task", DataError)
     if not callable(function):
-        raise ValueError(f"task {path} is not a function returning a Task")
+        raise DataError(f"task {path} is not a function returning a Task")
     task = function()
     if not isinstance(task, Task):
-        raise ValueError(f"task function {path} returned {type(task).__name__}, not a Task")
+        raise DataError(f"task function {path} returned {type(task).__name__}, not a Task")
     return task

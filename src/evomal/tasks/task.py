@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evomal.errors import DataError
 from evomal.symbolic.transforms import TASK_KINDS, TaskKind, check_choice
 from evomal.tasks.augmentation import Augmentation
 
@@ -43,7 +44,7 @@ class Split:
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(
+            raise DataError(
                 f"inputs and targets disagree on the number of samples: {self.x.shape[0]} vs "
                 f"{self.y.shape[0]}"
             )
@@ -80,12 +81,12 @@ class Task:
     def __post_init__(self) -> None:
         check_choice(self.kind, TASK_KINDS, "task kind")
         if self.n_outputs < 1:
-            raise ValueError(f"n_outputs must be positive, got {self.n_outputs}")
+            raise DataError(f"n_outputs must be positive, got {self.n_outputs}")
         for split_name, split in (("train", self.train), ("validation", self.val)):
             if len(split) == 0:
-                raise ValueError(f"the {split_name} split of task {self.name!r} is empty")
+                raise DataError(f"the {split_name} split of task {self.name!r} is empty")
             if tuple(split.x.shape[1:]) != tuple(self.input_shape):
-                raise ValueError(
+                raise DataError(
                     f"{split_name} inputs have shape {tuple(split.x.shape[1:])}, expected "
                     f"{self.input_shape}"
                 )
@@ -156,7 +157,7 @@ class Task:
         check_choice(kind, TASK_KINDS, "task kind")
         check_choice(standardise, STANDARDISE, "standardisation")
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+            raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
         xtr, ytr = (
             _as_tensor(x_train, floating=True),
             _as_tensor(y_train, floating=kind != "classification"),
@@ -166,7 +167,7 @@ class Task:
             _as_tensor(y_test, floating=kind != "classification"),
         )
         if xtr.shape[1:] != xte.shape[1:]:
-            raise ValueError(
+            raise DataError(
                 f"train and test inputs differ in shape: {tuple(xtr.shape[1:])} vs "
                 f"{tuple(xte.shape[1:])}"
             )
@@ -178,14 +179,14 @@ class Task:
                 ytr, yte = ytr.unsqueeze(1), yte.unsqueeze(1)
             n_outputs = int(ytr.shape[1]) if n_outputs is None else n_outputs
             if ytr.shape[1] != n_outputs:
-                raise ValueError(
+                raise DataError(
                     f"regression targets have {ytr.shape[1]} columns, n_outputs={n_outputs}"
                 )
 
         n = xtr.shape[0]
         n_val = max(1, round(val_fraction * n))
         if n - n_val < 1:
-            raise ValueError(
+            raise DataError(
                 f"task {name!r} has too few training samples ({n}) to hold out validation"
             )
         perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
@@ -256,25 +257,25 @@ def _as_tensor(value: Tensor | np.ndarray | Sequence[Any], floating: bool) -> Te
         return t.to(torch.get_default_dtype())
     if t.is_floating_point():
         if not torch.equal(t, t.round()):
-            raise ValueError("classification labels must be integers")
+            raise DataError("classification labels must be integers")
         t = t.round()
     return t.to(torch.long).reshape(-1) if t.ndim > 1 and t.shape[-1] == 1 else t.to(torch.long)
 
 
 def _check_labels(ytr: Tensor, yte: Tensor, n_outputs: int | None) -> int:
     if ytr.ndim != 1 or yte.ndim != 1:
-        raise ValueError(
+        raise DataError(
             f"classification labels must be 1-D, got {tuple(ytr.shape)} and {tuple(yte.shape)}"
         )
     low = int(min(ytr.min(), yte.min()))
     n_classes = int(max(ytr.max(), yte.max())) + 1
     if low < 0:
-        raise ValueError(f"classification labels must be >= 0, found {low}")
+        raise DataError(f"classification labels must be >= 0, found {low}")
     if n_outputs is not None:
         if n_outputs == 1 and n_classes <= 2:
             return 2
         if n_outputs < n_classes:
-            raise ValueError(f"labels go up to {n_classes - 1} but n_outputs={n_outputs}")
+            raise DataError(f"labels go up to {n_classes - 1} but n_outputs={n_outputs}")
         return n_outputs
     return n_classes
 
@@ -290,14 +291,14 @@ def _materialise(dataset: torch.utils.data.Dataset, which: str) -> tuple[Tensor,
     try:
         n = len(dataset)  # type: ignore[arg-type]
     except TypeError:
-        raise ValueError(f"the {which} dataset must be map-style (define __len__)") from None
+        raise DataError(f"the {which} dataset must be map-style (define __len__)") from None
     if n == 0:
-        raise ValueError(f"the {which} dataset is empty")
+        raise DataError(f"the {which} dataset is empty")
     xs, ys = [], []
     for i in range(n):
         item = dataset[i]
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise ValueError(f"{which} dataset items must be (input, target) pairs")
+            raise DataError(f"{which} dataset items must be (input, target) pairs")
         xs.append(torch.as_tensor(np.asarray(item[0])))
         ys.append(torch.as_tensor(np.asarray(item[1])))
     return torch.stack(xs), torch.stack(ys)

@@ -13,20 +13,22 @@ import os
 import sys
 from typing import Any
 
+from evomal.errors import EvomalError
 
-def import_object(path: str, what: str) -> Any:
-    """The object ``path`` names, or a ``ValueError`` that says which part is missing."""
+
+def import_object(path: str, what: str, error: type[EvomalError] = EvomalError) -> Any:
+    """The object ``path`` names, or ``error`` saying which part is missing."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
-        raise ValueError(f"{what} import path {path!r} must look like 'package.module:name'")
+        raise error(f"{what} import path {path!r} must look like 'package.module:name'")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"cannot import {what} module {module_name!r} ({exc})") from None
+        raise error(f"cannot import {what} module {module_name!r} ({exc})") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"module {module_name!r} has no {attr!r} (from {what} {path})")
+            raise error(f"module {module_name!r} has no {attr!r} (from {what} {path})")
         obj = getattr(obj, part)
     return obj

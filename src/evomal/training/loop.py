@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from evomal.errors import ConfigError, LossFileError, UnknownNameError
 from evomal.optim import SGDConfig
 from evomal.tasks.task import Split, Task
 from evomal.training.device import resolve_device
@@ -61,7 +62,7 @@ def val_steps(steps: int, val_every: int | None) -> set[int]:
     if not val_every:
         return set()
     if val_every < 1:
-        raise ValueError(f"val_every must be >= 1, got {val_every}")
+        raise ConfigError(f"val_every must be >= 1, got {val_every}")
     return {*range(val_every, steps + 1, val_every), steps}
 
 
@@ -136,9 +137,11 @@ def resolve_loss(loss: Any, task: Task) -> LossFn:
     if isinstance(loss, str):
         wanted = {"ce": "classification", "mse": "regression", "task": task.kind}.get(loss)
         if wanted is None:
-            raise ValueError(f"unknown loss {loss!r}; use 'ce', 'mse', 'task', or a loss file")
+            raise UnknownNameError(
+                f"unknown loss {loss!r}; use 'ce', 'mse', 'task', or a loss file"
+            )
         if wanted != task.kind:
-            raise ValueError(
+            raise LossFileError(
                 f"loss {loss!r} is for {wanted} but task {task.name!r} is {task.kind}; "
                 f"use {'ce' if task.kind == 'classification' else 'mse'}"
             )
@@ -146,11 +149,11 @@ def resolve_loss(loss: Any, task: Task) -> LossFn:
         return lambda y_pred, y_true: task_loss(kind, y_pred, y_true)
     loss_task = getattr(loss, "task", None)
     if isinstance(loss_task, str) and loss_task != task.kind:
-        raise ValueError(
+        raise LossFileError(
             f"this loss was learned for {loss_task} but task {task.name!r} is {task.kind}"
         )
     if not callable(loss):
-        raise ValueError(f"loss must be callable, got {type(loss).__name__}")
+        raise ConfigError(f"loss must be callable, got {type(loss).__name__}")
     return loss
 
 
@@ -228,9 +231,9 @@ def train(
     (``val_history``, a learning curve; one host sync each).
     """
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise ConfigError(f"steps must be >= 0, got {steps}")
     if check_every < 1:
-        raise ValueError(f"check_every must be >= 1, got {check_every}")
+        raise ConfigError(f"check_every must be >= 1, got {check_every}")
     dev = resolve_device(device) if device is not None else task.device
     task = task.to(dev) if task.device != dev else task
     if not isinstance(model, nn.Module):

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
+from evomal.errors import ModelError
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
 from evomal.training.population import StackedModel
@@ -43,12 +44,12 @@ def check_model(model: ModelRef, task: Task, options: dict[str, Any] | None = No
         with torch.no_grad():
             out = first(x)
     except Exception as exc:  # the user's forward pass: any error is theirs to see
-        raise ValueError(
+        raise ModelError(
             f"model {model} fails on a batch of task {task.name!r} inputs of shape "
             f"{tuple(x.shape)}: {type(exc).__name__}: {exc}"
         ) from None
     if tuple(out.shape) != (2, task.n_outputs):
-        raise ValueError(
+        raise ModelError(
             f"model {model} returns outputs of shape {tuple(out.shape)} for a batch of 2; "
             f"task {task.name!r} needs [batch, {task.n_outputs}] (one column per "
             f"{'class' if task.kind == 'classification' else 'target'})"
@@ -59,7 +60,7 @@ def check_model(model: ModelRef, task: Task, options: dict[str, Any] | None = No
     try:
         functional_call(first, (params, buffers), (x,))
     except Exception as exc:
-        raise ValueError(
+        raise ModelError(
             f"model {model} does not work with torch.func.functional_call, which the local "
             f"search needs ({type(exc).__name__}: {exc}); avoid in-place changes to "
             "parameters and Python-side state in forward()"

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from evomal.errors import DataError, DataMissingError
 from evomal.tasks.datasets.raw import RawData
 
 #: Seed of the fixed train/test split of the datasets without an official one.
@@ -45,7 +46,7 @@ def fixed_split(
     so the split does not drift when numpy or scikit-learn is upgraded.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
     rng = np.random.RandomState(seed)
     n = len(y)
     groups = [np.flatnonzero(y == label) for label in np.unique(y)] if stratify else [np.arange(n)]
@@ -164,7 +165,7 @@ def load_california(data_dir: Path) -> RawData:
         x, y = fetch_california_housing(return_X_y=True, download_if_missing=False)
     except OSError:
         home = get_data_home()
-        raise FileNotFoundError(
+        raise DataMissingError(
             f"the California housing dataset is not in scikit-learn's download cache ({home}); "
             "evomal does not download it. On a machine with internet run "
             '`python -c "from sklearn.datasets import fetch_california_housing as f; f()"`, '

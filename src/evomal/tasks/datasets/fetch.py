@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from evomal.errors import DataError
 from evomal.files import write_bytes_atomic
 from evomal.tasks.datasets.images import IDX_FILES
 
@@ -132,11 +133,11 @@ def _gunzip(data: bytes) -> bytes:
     try:
         out = inflater.decompress(data, MAX_FILE_BYTES + 1)
     except zlib.error as exc:
-        raise ValueError(f"corrupt gzip data ({exc})") from None
+        raise DataError(f"corrupt gzip data ({exc})") from None
     if len(out) > MAX_FILE_BYTES:
-        raise ValueError(f"decompresses to more than {MAX_FILE_BYTES} bytes")
+        raise DataError(f"decompresses to more than {MAX_FILE_BYTES} bytes")
     if not inflater.eof:
-        raise ValueError("truncated gzip data")
+        raise DataError("truncated gzip data")
     return out
 
 
@@ -197,7 +198,7 @@ def _download(url: str, timeout: float) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         data: bytes = response.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"download is larger than {MAX_FILE_BYTES} bytes")
+        raise DataError(f"download is larger than {MAX_FILE_BYTES} bytes")
     return data
 
 
@@ -283,12 +284,12 @@ def read_package_files(tarball: Path, names: Sequence[str]) -> dict[str, bytes]:
                 if name is None or name in found or not member.isreg():
                     continue
                 if member.size > MAX_FILE_BYTES:
-                    raise ValueError(f"archive member {member.name} is too large ({member.size} B)")
+                    raise DataError(f"archive member {member.name} is too large ({member.size} B)")
                 handle = archive.extractfile(member)
                 if handle is None:
                     continue
                 content = handle.read(MAX_FILE_BYTES + 1)
                 found[name] = _gunzip(content) if member.name.endswith(".gz") else content
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"cannot read the package archive {tarball.name}: {exc}") from None
+        raise DataError(f"cannot read the package archive {tarball.name}: {exc}") from None
     return found

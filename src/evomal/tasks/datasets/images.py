@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from evomal.errors import DataError, DataMissingError
 from evomal.tasks.datasets.raw import DATA_DIR_ENV, RawData
 from evomal.tasks.datasets.safe_pickle import load_restricted_pickle
 
@@ -77,7 +78,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise ValueError(f"IDX file {path} is corrupt: {exc}") from None
+        raise DataError(f"IDX file {path} is corrupt: {exc}") from None
 
 
 def _read_exactly(stream: io.BufferedIOBase, n: int, path: Path, what: str) -> bytes:
@@ -91,7 +92,7 @@ def _read_exactly(stream: io.BufferedIOBase, n: int, path: Path, what: str) -> b
         remaining -= len(chunk)
     data = b"".join(chunks)
     if len(data) != n:
-        raise ValueError(
+        raise DataError(
             f"IDX file {path} is truncated: expected {n} bytes of {what}, found {len(data)}"
         )
     return data
@@ -100,7 +101,7 @@ def _read_exactly(stream: io.BufferedIOBase, n: int, path: Path, what: str) -> b
 def _parse_idx(stream: io.BufferedIOBase, path: Path) -> np.ndarray:
     magic = _read_exactly(stream, 4, path, "magic number")
     if magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES or magic[3] == 0:
-        raise ValueError(
+        raise DataError(
             f"{path} is not an IDX file: bad magic number 0x{magic.hex()} (expected "
             "0x0000 followed by a type code such as 08 and the number of dimensions)"
         )
@@ -110,10 +111,10 @@ def _parse_idx(stream: io.BufferedIOBase, path: Path) -> np.ndarray:
     )
     n_bytes = math.prod(dims) * dtype.itemsize
     if n_bytes > MAX_IDX_BYTES:
-        raise ValueError(f"IDX file {path} claims dimensions {dims} ({n_bytes} bytes): too large")
+        raise DataError(f"IDX file {path} claims dimensions {dims} ({n_bytes} bytes): too large")
     payload = _read_exactly(stream, n_bytes, path, f"data for dimensions {dims}")
     if stream.read(1):
-        raise ValueError(f"IDX file {path} has trailing bytes after the data for dimensions {dims}")
+        raise DataError(f"IDX file {path} has trailing bytes after the data for dimensions {dims}")
     return np.frombuffer(payload, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
@@ -134,40 +135,40 @@ def _find_idx_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
 def _idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3:
-        raise ValueError(
+        raise DataError(
             f"IDX image file {images_path} has shape {images.shape}; expected [N, height, width]"
         )
     if images.dtype != np.uint8:
-        raise ValueError(f"IDX image file {images_path} holds {images.dtype}, expected bytes")
+        raise DataError(f"IDX image file {images_path} holds {images.dtype}, expected bytes")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(
+        raise DataError(
             f"IDX label file {labels_path} has shape {labels.shape} and type {labels.dtype}; "
             "expected one integer per sample"
         )
     if len(labels) != len(images):
-        raise ValueError(
+        raise DataError(
             f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
         )
     if len(labels) and labels.min() < 0:
-        raise ValueError(f"IDX label file {labels_path} holds a negative label")
+        raise DataError(f"IDX label file {labels_path} holds a negative label")
     return _to_unit_float(images[:, None]), labels.astype(np.int64)
 
 
 def _load_idx(folder: Path, missing_hint: str, n_classes: int | None) -> RawData:
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise DataMissingError(
             f"no folder {folder}; it must hold train-images-idx3-ubyte, train-labels-idx1-ubyte, "
             f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz). {missing_hint}"
         )
     found, missing = _find_idx_files(folder)
     if missing:
-        raise FileNotFoundError(
+        raise DataMissingError(
             f"IDX files missing in {folder}: {', '.join(missing)}. {missing_hint}"
         )
     x_train, y_train = _idx_split(found["x_train"], found["y_train"])
     x_test, y_test = _idx_split(found["x_test"], found["y_test"])
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise ValueError(
+        raise DataError(
             f"train images in {folder} are {x_train.shape[2:]} but test images are "
             f"{x_test.shape[2:]}"
         )
@@ -175,7 +176,7 @@ def _load_idx(folder: Path, missing_hint: str, n_classes: int | None) -> RawData
     if n_classes is None:
         n_classes = top + 1
     elif top >= n_classes:
-        raise ValueError(f"labels in {folder} go up to {top}, expected fewer than {n_classes}")
+        raise DataError(f"labels in {folder} go up to {top}, expected fewer than {n_classes}")
     return RawData(x_train, y_train, x_test, y_test, n_outputs=n_classes)
 
 
@@ -237,23 +238,23 @@ def read_cifar_batch(path: str | Path, label_key: str = "labels") -> tuple[np.nd
     path = Path(path)
     batch = load_restricted_pickle(path)
     if not isinstance(batch, dict):
-        raise ValueError(f"CIFAR batch {path} holds a {type(batch).__name__}, expected a dict")
+        raise DataError(f"CIFAR batch {path} holds a {type(batch).__name__}, expected a dict")
     try:
         data, labels = _get(batch, "data"), _get(batch, label_key)
     except KeyError as exc:
-        raise ValueError(f"CIFAR batch {path} has no {exc.args[0]!r} entry") from None
+        raise DataError(f"CIFAR batch {path} has no {exc.args[0]!r} entry") from None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
-        raise ValueError(f"CIFAR batch {path}: 'data' must be a 2-D uint8 array")
+        raise DataError(f"CIFAR batch {path}: 'data' must be a 2-D uint8 array")
     if data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"CIFAR batch {path}: rows have {data.shape[1]} values, expected 3072")
+        raise DataError(f"CIFAR batch {path}: rows have {data.shape[1]} values, expected 3072")
     try:
         y = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError):
-        raise ValueError(f"CIFAR batch {path}: labels are not integers") from None
+        raise DataError(f"CIFAR batch {path}: labels are not integers") from None
     if y.shape != (data.shape[0],):
-        raise ValueError(f"CIFAR batch {path}: {data.shape[0]} images but labels shaped {y.shape}")
+        raise DataError(f"CIFAR batch {path}: {data.shape[0]} images but labels shaped {y.shape}")
     if len(y) and y.min() < 0:
-        raise ValueError(f"CIFAR batch {path} holds a negative label")
+        raise DataError(f"CIFAR batch {path} holds a negative label")
     return data.reshape(-1, 3, 32, 32), y
 
 
@@ -278,7 +279,7 @@ def _load_cifar(
     paths = [root / name for name in [*train_names, test_name]]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise DataMissingError(
             f"CIFAR files missing: {', '.join(missing)}. "
             + _cifar_hint(archive, Path(data_dir), folder)
         )
@@ -287,7 +288,7 @@ def _load_cifar(
     y_train = np.concatenate([y for _, y in train_parts])
     top = int(max(y_train.max(initial=0), y_test.max(initial=0)))
     if top >= n_classes:
-        raise ValueError(f"labels in {root} go up to {top}, expected fewer than {n_classes}")
+        raise DataError(f"labels in {root} go up to {top}, expected fewer than {n_classes}")
     return RawData(
         _to_unit_float(np.concatenate([x for x, _ in train_parts])),
         y_train,
@@ -340,17 +341,17 @@ def read_svhn_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except FileNotFoundError:
         raise
     except Exception as exc:  # scipy's parser on a damaged file: any error means unreadable
-        raise ValueError(f"cannot read SVHN file {path} ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"cannot read SVHN file {path} ({type(exc).__name__}: {exc})") from None
     if "X" not in mat or "y" not in mat:
-        raise ValueError(f"SVHN file {path} lacks the 'X' and 'y' variables")
+        raise DataError(f"SVHN file {path} lacks the 'X' and 'y' variables")
     x, y = mat["X"], np.asarray(mat["y"])
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
-        raise ValueError(f"SVHN file {path}: X is {x.dtype} {x.shape}, expected uint8 [32,32,3,N]")
+        raise DataError(f"SVHN file {path}: X is {x.dtype} {x.shape}, expected uint8 [32,32,3,N]")
     y = y.reshape(-1)
     if y.shape != (x.shape[3],):
-        raise ValueError(f"SVHN file {path}: {x.shape[3]} images but {y.size} labels")
+        raise DataError(f"SVHN file {path}: {x.shape[3]} images but {y.size} labels")
     if y.size and (not np.array_equal(y, np.round(y)) or y.min() < 0 or y.max() > 10):
-        raise ValueError(f"SVHN file {path}: labels must be integers 0..10")
+        raise DataError(f"SVHN file {path}: labels must be integers 0..10")
     labels = y.astype(np.int64)
     labels[labels == 10] = 0
     return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), labels
@@ -365,7 +366,7 @@ def load_svhn(data_dir: Path) -> RawData:
     paths = [folder / "train_32x32.mat", folder / "test_32x32.mat"]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise DataMissingError(
             f"SVHN files missing: {', '.join(missing)}. Download train_32x32.mat and "
             f"test_32x32.mat from http://ufldl.stanford.edu/housenumbers/ into {folder}. "
             + _data_dir_hint(Path(data_dir))

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from evomal.errors import DataError
+
 
 def _numpy_attr(*candidates: str) -> Any:
     """The first importable ``module:attribute`` among ``candidates`` (numpy moved some)."""
@@ -34,7 +36,7 @@ def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -
     Only the form pickle itself emits, ``encode(str, "latin1")``, is allowed.
     """
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
-        raise ValueError("refusing to load a pickle that calls _codecs.encode in an unusual way")
+        raise DataError("refusing to load a pickle that calls _codecs.encode in an unusual way")
     return text.encode("latin1")
 
 
@@ -68,7 +70,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         allowed = _allowed_globals()
         if (module, name) not in allowed:
-            raise ValueError(
+            raise DataError(
                 f"refusing to load {module}.{name} from a pickle: only numpy arrays are allowed"
             )
         return allowed[(module, name)]
@@ -85,7 +87,7 @@ def load_restricted_pickle(path: str | Path) -> Any:
         try:
             return RestrictedUnpickler(handle, encoding="bytes").load()
         except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise DataError(f"{path}: {exc}") from None
         except (
             pickle.UnpicklingError,
             EOFError,
@@ -95,6 +97,4 @@ def load_restricted_pickle(path: str | Path) -> Any:
             KeyError,
             OverflowError,
         ) as exc:
-            raise ValueError(
-                f"{path} is not a valid pickle ({type(exc).__name__}: {exc})"
-            ) from None
+            raise DataError(f"{path} is not a valid pickle ({type(exc).__name__}: {exc})") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from evomal.errors import ModelError
 from evomal.tasks.models.layers import (
     choice,
     conv_bn_relu,
@@ -50,7 +51,7 @@ def build_lenet5(
     channels, height, width = input_shape
     padding = max(0, (32 - min(height, width) + 1) // 2) if flag("pad_to_32", pad_to_32) else 0
     if min(height, width) + 2 * padding < 16:
-        raise ValueError(
+        raise ModelError(
             f"LeNet-5 needs images of at least 16x16 (after padding), got {height}x{width}"
         )
 

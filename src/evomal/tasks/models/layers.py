@@ -11,46 +11,48 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from evomal.errors import ModelError
+
 
 def positive_int(option: str, value: object, *, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``; bools and floats are refused."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"option {option}={value!r} is invalid: expected an integer >= {minimum}")
+        raise ModelError(f"option {option}={value!r} is invalid: expected an integer >= {minimum}")
     return value
 
 
 def positive_float(option: str, value: object) -> float:
     """``value`` as a float > 0 (ints are accepted)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"option {option}={value!r} is invalid: expected a number > 0")
+        raise ModelError(f"option {option}={value!r} is invalid: expected a number > 0")
     return float(value)
 
 
 def probability(option: str, value: object) -> float:
     """``value`` as a dropout probability in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"option {option}={value!r} is invalid: expected a number in [0, 1)")
+        raise ModelError(f"option {option}={value!r} is invalid: expected a number in [0, 1)")
     return float(value)
 
 
 def choice(option: str, value: object, choices: Sequence[str]) -> str:
     """``value`` as one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"option {option}={value!r} is invalid: expected one of {list(choices)}")
+        raise ModelError(f"option {option}={value!r} is invalid: expected one of {list(choices)}")
     return value
 
 
 def flag(option: str, value: object) -> bool:
     """``value`` as a bool (only ``True`` / ``False``)."""
     if not isinstance(value, bool):
-        raise ValueError(f"option {option}={value!r} is invalid: expected True or False")
+        raise ModelError(f"option {option}={value!r} is invalid: expected True or False")
     return value
 
 
 def int_sequence(option: str, value: object) -> tuple[int, ...]:
     """``value`` as a (possibly empty) tuple of positive ints, e.g. hidden layer sizes."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ValueError(
+        raise ModelError(
             f"option {option}={value!r} is invalid: expected a sequence of integers >= 1"
         )
     return tuple(positive_int(f"{option}[{i}]", item) for i, item in enumerate(value))

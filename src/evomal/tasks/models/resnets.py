@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from evomal.errors import ModelError
 from evomal.tasks.models.layers import (
     choice,
     init_conv_kaiming,
@@ -161,7 +162,7 @@ def build_preresnet(
         kind = "basic" if (depth - 2) % 6 == 0 and depth <= 110 else "bottleneck"
     per_block = 6 if kind == "basic" else 9
     if (depth - 2) % per_block != 0:
-        raise ValueError(
+        raise ModelError(
             f"option depth={depth} is invalid: expected 6n+2 for basic blocks (e.g. 20, 56, 110) "
             f"or 9n+2 for bottleneck blocks (e.g. 11, 101, 164); block={block!r}"
         )
@@ -201,7 +202,7 @@ def build_wideresnet(
     """
     depth = positive_int("depth", depth, minimum=10)
     if (depth - 4) % 6 != 0:
-        raise ValueError(f"option depth={depth} is invalid: expected 6n+4 (e.g. 10, 16, 28, 40)")
+        raise ModelError(f"option depth={depth} is invalid: expected 6n+4 (e.g. 10, 16, 28, 40)")
     widen = positive_int("widen", widen)
     p = probability("dropout", dropout)
     n = (depth - 4) // 6
@@ -255,7 +256,7 @@ def build_pyramidnet(
     """
     depth = positive_int("depth", depth, minimum=8)
     if (depth - 2) % 6 != 0:
-        raise ValueError(f"option depth={depth} is invalid: expected 6n+2 (e.g. 8, 20, 110)")
+        raise ModelError(f"option depth={depth} is invalid: expected 6n+2 (e.g. 8, 20, 110)")
     growth = positive_float("alpha", alpha)
     n = (depth - 2) // 6
     layers: list[nn.Module] = [_conv3x3(input_shape[0], 16), nn.BatchNorm2d(16)]

@@ -31,6 +31,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from evomal.errors import ModelError, UnknownNameError
 from evomal.tasks.models.zoo import MODELS, ModelSpec, build_model
 from evomal.tasks.user_code import import_object
 
@@ -88,7 +89,7 @@ class ModelRef:
         """A clear error when the ``executor``'s workers cannot rebuild this model."""
         if executor == "serial" or self.portable:
             return
-        raise ValueError(
+        raise ModelError(
             f"model {self.name} cannot be imported by path (a lambda, a function defined "
             f"inside another function, or one defined in the __main__ script), so the "
             f"{executor} executor's workers cannot rebuild it. Define the builder at module "
@@ -115,7 +116,7 @@ class ModelRef:
             torch.default_generator.manual_seed(0 if seed is None else seed)
             if self.template is not None:
                 if options:
-                    raise ValueError(
+                    raise ModelError(
                         f"model options {sorted(options)} cannot be applied to an nn.Module "
                         "instance; pass a builder that takes them as keyword arguments"
                     )
@@ -123,7 +124,7 @@ class ModelRef:
             assert self.builder is not None
             module = self.builder(shape, n_outputs, 0 if seed is None else seed, **options)
         if not isinstance(module, nn.Module):
-            raise ValueError(
+            raise ModelError(
                 f"model builder {self.name} returned {type(module).__name__}, not an nn.Module"
             )
         return module
@@ -152,7 +153,7 @@ def reinitialised(template: nn.Module) -> nn.Module:
             continue
         reset = getattr(module, "reset_parameters", None)
         if not callable(reset):
-            raise ValueError(
+            raise ModelError(
                 f"layer {name or '<root>'} ({type(module).__name__}) of the model has "
                 "parameters but no reset_parameters(), so evomal cannot re-initialise it "
                 "for each seed; give it a reset_parameters() method or pass a builder "
@@ -176,11 +177,11 @@ def register_model(name: str, builder: UserBuilder) -> None:
     executors and ``evomal resume`` rebuild it without the registration.
     """
     if not isinstance(name, str) or not name or ":" in name:
-        raise ValueError(f"a model name is a non-empty string without ':', got {name!r}")
+        raise ModelError(f"a model name is a non-empty string without ':', got {name!r}")
     if name in MODELS:
-        raise ValueError(f"{name!r} is a built-in model and cannot be replaced")
+        raise ModelError(f"{name!r} is a built-in model and cannot be replaced")
     if not callable(builder) or isinstance(builder, nn.Module):
-        raise ValueError(f"register_model({name!r}, ...) needs a builder function")
+        raise ModelError(f"register_model({name!r}, ...) needs a builder function")
     USER_MODELS[name] = builder
 
 
@@ -196,7 +197,7 @@ def resolve_model(model: ModelLike) -> ModelRef:
             return ModelRef(model, _import_path(builder), builder=builder)
         if ":" in model:
             return _import_builder(model)
-        raise ValueError(
+        raise UnknownNameError(
             f"unknown model {model!r}; valid names: {list(MODELS)}, or a builder's import "
             "path 'package.module:function'"
         )
@@ -207,15 +208,15 @@ def resolve_model(model: ModelLike) -> ModelRef:
     if callable(model):
         path = _import_path(model)
         return ModelRef(path or _describe(model), path, builder=model)
-    raise ValueError(f"model must be one of: {_BUILDER_HELP}; got {type(model).__name__}")
+    raise ModelError(f"model must be one of: {_BUILDER_HELP}; got {type(model).__name__}")
 
 
 def _import_builder(path: str) -> ModelRef:
-    obj = import_object(path, "model")
+    obj = import_object(path, "model", ModelError)
     if isinstance(obj, nn.Module):
-        raise ValueError(f"{path} is an nn.Module instance; pass a builder function by path")
+        raise ModelError(f"{path} is an nn.Module instance; pass a builder function by path")
     if not callable(obj):
-        raise ValueError(f"{path} is not callable; expected {_BUILDER_HELP}")
+        raise ModelError(f"{path} is not callable; expected {_BUILDER_HELP}")
     return ModelRef(path, path, builder=obj)
 
 

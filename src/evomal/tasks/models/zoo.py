@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from evomal.errors import ConfigError, ModelError, UnknownNameError
 from evomal.tasks.models.convnets import (
     build_alexnet,
     build_allcnnc,
@@ -91,7 +92,7 @@ def get_model_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown model {name!r}; valid names: {model_names()}") from None
+        raise UnknownNameError(f"unknown model {name!r}; valid names: {model_names()}") from None
 
 
 def build_model(
@@ -121,16 +122,16 @@ def build_model(
     spec = get_model_spec(name)
     shape = _check_shape(input_shape)
     if isinstance(n_outputs, bool) or not isinstance(n_outputs, int) or n_outputs < 1:
-        raise ValueError(f"n_outputs must be an integer >= 1, got {n_outputs!r}")
+        raise ModelError(f"n_outputs must be an integer >= 1, got {n_outputs!r}")
     valid = spec.options
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown option(s) {unknown} for model {name!r}; valid options (defaults): {valid}"
         )
     if spec.image:
         if len(shape) != 3:
-            raise ValueError(
+            raise ModelError(
                 f"model {name!r} takes {spec.accepts}; got input_shape {shape}. "
                 "Use 'linear' or 'mlp' for flat inputs."
             )
@@ -146,7 +147,7 @@ def build_model(
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(input_shape)
     if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-        raise ValueError(
+        raise ModelError(
             f"input_shape must be a non-empty tuple of positive ints without the batch "
             f"dimension, e.g. (64,) or (3, 32, 32); got {input_shape!r}"
         )
@@ -170,7 +171,7 @@ def _check_fits(
         with torch.no_grad():
             out = probe(torch.empty((2, *shape), device="meta"))
     except RuntimeError as err:
-        raise ValueError(
+        raise ModelError(
             f"model {spec.name!r} cannot process input_shape {shape} (the image is too small "
             f"for its layers: {err}); it takes {spec.accepts}"
         ) from err
