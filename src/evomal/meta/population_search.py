@@ -27,21 +27,34 @@ from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import CHECK_EVERY, LocalSearchResult, meta_step_seeds
 from evomal.meta.scale import ScaleNormaliser
 from evomal.meta.unrolled_sgd import UnrolledSGD
+from evomal.symbolic.population import PopulationProgram, population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.training.loop import TrainBatches
 from evomal.training.metrics import stacked_task_loss
 
 
 def _stacked_learned_loss(
-    losses: Sequence[ParametricLoss], kind: str, out: Tensor, y: Tensor, phis: Sequence[Tensor]
+    losses: Sequence[ParametricLoss],
+    kind: str,
+    out: Tensor,
+    y: Tensor,
+    phis: Sequence[Tensor],
+    program: PopulationProgram | None = None,
 ) -> Tensor:
-    """Inner losses ``[K]``: elementwise losses share transforms; others run per slice."""
+    """Inner losses ``[K]``: elementwise losses share transforms (and, for trees, one
+    :class:`PopulationProgram`); others run per slice."""
     if all(hasattr(loss, "pointwise") for loss in losses):
         fx, target = stacked_task_inputs(kind, out, y)
-        values = [loss.pointwise(fx[k], target, phis[k]) for k, loss in enumerate(losses)]  # type: ignore[attr-defined]
         activations = [getattr(loss, "output_activation", "identity") for loss in losses]
+        if program is not None:
+            values = program(fx, target, phis)
+            if all(a == activations[0] for a in activations):
+                return reduce_stacked(values, activations[0])
+            stacked = [values[k] for k in range(len(losses))]
+        else:
+            stacked = [loss.pointwise(fx[k], target, phis[k]) for k, loss in enumerate(losses)]  # type: ignore[attr-defined]
         return torch.cat(
-            [reduce_stacked(v.unsqueeze(0), a) for v, a in zip(values, activations, strict=True)]
+            [reduce_stacked(v.unsqueeze(0), a) for v, a in zip(stacked, activations, strict=True)]
         )
     return torch.stack([loss(out[k], y, phis[k]) for k, loss in enumerate(losses)])
 
@@ -87,6 +100,7 @@ def optimise_phi_population(
 
         forwards.append(vmap(forward, in_dims=(0, 0, None)))
 
+    program = population_program(losses)
     history = torch.empty(steps, k_count, device=device)
     failed: list[str | None] = [None] * k_count
     for step in range(steps):
@@ -108,7 +122,7 @@ def optimise_phi_population(
             momentum: dict[str, Tensor] | None = None
             for x, y in inner:
                 values = _stacked_learned_loss(
-                    losses, learner.task.kind, forwards[j](params, buffers, x), y, phis
+                    losses, learner.task.kind, forwards[j](params, buffers, x), y, phis, program
                 )
                 if factors is not None:
                     values = values * factors

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from evomal.optim import SGDConfig
+from evomal.symbolic.population import population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
 from evomal.training.loop import TrainBatches, TrainResult, set_learning_rate, val_steps
@@ -73,8 +74,9 @@ def stacked_losses(losses: Sequence[LossFn], kind: str) -> Callable[[Tensor, Ten
 
     For elementwise losses (trees and Taylor polynomials) the input
     transforms (softmax, one-hot) and the reduction run once on the whole
-    stack; only the K pointwise functions run separately. Any other loss is
-    called on its slice.
+    stack; K trees run together as one :class:`PopulationProgram` (one op
+    per primitive type per level), other pointwise functions one by one. Any
+    other loss is called on its slice.
     """
     if all(_pointwise(loss) for loss in losses):
         fns = [(loss.loss_fn, loss.weights, loss.output_activation) for loss in losses]  # type: ignore[attr-defined]
@@ -83,9 +85,17 @@ def stacked_losses(losses: Sequence[LossFn], kind: str) -> Callable[[Tensor, Ten
         scales = [float(getattr(loss, "scale", 1.0)) for loss in losses]
         scaled = any(s != 1.0 for s in scales)
 
+        program = population_program([fn for fn, _, _ in fns])
+        weights = [w for _, w, _ in fns]
+
         def shared(out: Tensor, y_true: Tensor) -> Tensor:
             fx, y = stacked_task_inputs(kind, out, y_true)
-            values = torch.stack([fn.pointwise(fx[k], y, w) for k, (fn, w, _) in enumerate(fns)])
+            if program is not None:
+                values = program(fx, y, weights)
+            else:
+                values = torch.stack(
+                    [fn.pointwise(fx[k], y, w) for k, (fn, w, _) in enumerate(fns)]
+                )
             if same_activation:
                 reduced = reduce_stacked(values, activation)
             else:
