@@ -156,13 +156,18 @@ class SelectionConfig:
     returned only when it beats the task loss by more than ``margin_se``
     standard errors of the paired difference (between seeds and between
     validation samples; :func:`evomal.methods.selection.paired_difference`);
-    otherwise the task loss is. ``k = 0`` turns the stage off.
+    otherwise the task loss is. ``k = 0`` turns the stage off. ``batched``
+    trains the finalists of a seed together where the run batches candidates
+    (``execution.batch_candidates``); ``false`` trains them one by one with
+    meta-testing's own loop, so their validation numbers equal a meta-test's
+    exactly rather than up to float rounding.
     """
 
     k: int = 5
     steps: int | None = None
     seeds: int = 1
     margin_se: float = 1.0
+    batched: bool = True
 
     def __post_init__(self) -> None:
         _non_negative(self, "k", "margin_se")

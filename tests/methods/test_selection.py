@@ -214,8 +214,9 @@ def test_downsample_averages_windows():
 
 def test_selection_metrics_are_exactly_the_meta_tests_validation(tmp_path):
     """Oracle: a finalist's validation metric from seed s is the meta-test's own validation
-    metric from seed s (same loop, same seed), so selection and meta-testing agree."""
-    config = build_config(None, [*TINY, "seed=3"])
+    metric from seed s (same loop, same seed), so selection and meta-testing agree.
+    Batching would change float rounding, so it is turned off here (next test)."""
+    config = build_config(None, [*TINY, "seed=3", "selection.batched=false"])
     task = _task()
     result = search(task, "linear", config, out=tmp_path / "run")
     assert result.selection is not None and len(result.selection) >= 2
@@ -230,6 +231,37 @@ def test_selection_metrics_are_exactly_the_meta_tests_validation(tmp_path):
         samples = run["val_samples"]
         assert samples["n"] == len(task.val) and set(samples["value"]) <= {1.0}
         assert len(samples["index"]) / samples["n"] == pytest.approx(tested.val_metric, abs=1e-6)
+
+
+def test_batched_selection_equals_one_by_one(tmp_path, monkeypatch):
+    """Oracle: finalists trained together give each finalist's one-by-one result (same
+    seeds, same batches) up to float rounding, and the same loss is chosen."""
+    import evomal.methods.selection as selection
+
+    calls = []
+    real = selection.train_population
+
+    def spy(*args, **kwargs):
+        calls.append(len(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "train_population", spy)
+    base = [*TINY, "seed=3", "selection.seeds=2", "execution.batch_candidates=8"]
+    task = _task()
+    alone = search(task, "linear", build_config(None, [*base, "selection.batched=false"]))
+    assert calls == []
+    together = search(task, "linear", build_config(None, base))
+    assert calls and max(calls) == len(together.selection)  # every finalist of a seed at once
+    assert [r["label"] for r in together.selection] == [r["label"] for r in alone.selection]
+    one_sample = 1 / len(task.val)
+    for a, b in zip(alone.selection, together.selection, strict=True):
+        for run_a, run_b in zip(a["seeds"], b["seeds"], strict=True):
+            assert run_a["seed"] == run_b["seed"]
+            assert run_b["val_metric"] == pytest.approx(run_a["val_metric"], abs=one_sample)
+            curve_a = [v for _, v in run_a["loss_curve"]]
+            curve_b = [v for _, v in run_b["loss_curve"]]
+            np.testing.assert_allclose(curve_b, curve_a, rtol=1e-4, atol=1e-6)
+    assert together.best.expression == alone.best.expression
 
 
 def load_loss_document(document):
@@ -276,8 +308,11 @@ def test_when_the_task_loss_wins_it_is_returned_and_said_so(tmp_path):
     assert "best learned add(mul(-1, mul(y, log(fx))), 1)" in result.message
 
 
-def test_a_run_killed_during_selection_resumes_to_the_same_result(tmp_path):
-    config = build_config(None, TINY)
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_run_killed_during_selection_resumes_to_the_same_result(tmp_path, batched):
+    """One by one, the checkpoint follows every finalist; batched, every group of finalists
+    trained together (here all of them), so a resume retrains only what no checkpoint holds."""
+    config = build_config(None, [*TINY, f"selection.batched={str(batched).lower()}"])
     full = search(_task(), "linear", config, out=tmp_path / "full")
     seen = []
 
@@ -291,14 +326,14 @@ def test_a_run_killed_during_selection_resumes_to_the_same_result(tmp_path):
         search(_task(), "linear", config, out=tmp_path / "part", listener=kill_after_two)
     assert not (tmp_path / "part" / "result.json").exists()
     partial = json.loads((tmp_path / "part" / "selection.json").read_text())
-    assert len(partial["finalists"]) == 2
+    assert len(partial["finalists"]) == (len(full.selection) if batched else 2)
     trained_again = []
     resumed = resume(
         tmp_path / "part",
         task=_task(),
         listener=lambda e: trained_again.append(e.index) if isinstance(e, FinalistEvent) else None,
     )
-    assert trained_again == list(range(2, len(full.selection)))
+    assert trained_again == ([] if batched else list(range(2, len(full.selection))))
     assert _untimed(resumed.selection) == _untimed(full.selection)
     assert resumed.best.to_dict() == full.best.to_dict()
     assert resumed.task_loss == full.task_loss

@@ -17,13 +17,17 @@ otherwise and on every tie, so a search never hands back a loss that did
 worse than the task loss on validation.
 
 Each finalist is a plain-data job, so finalists train on any executor, and
-the stage checkpoints after every group of finalists (one per worker):
-``evomal resume`` carries on where it stopped. Finalists train one by one
-with :func:`evomal.training.train`, never population-batched: batching
-changes float rounding, and over a full schedule rounding alone moves a
-validation error by several points, so only the same loop as meta-testing
-makes the validation numbers of selection and meta-testing agree (the
-selection of seed ``s`` *is* the meta-test's training run of seed ``s``).
+the stage checkpoints after every group of finalists: ``evomal resume``
+carries on where it stopped. Where the run batches candidates (a dense model
+on a CPU, any model on a GPU; ``execution.batch_candidates``) the finalists
+of one seed train together (:func:`train_finalists`, population batching,
+with ``selection.batched``); otherwise one by one with
+:func:`evomal.training.train`, the very loop meta-testing uses. The two agree
+up to float rounding, but over a full schedule rounding alone can move a
+validation error by a few samples, so with batching the selection's
+validation numbers match a meta-test's training run only approximately;
+``selection.batched=false`` makes them identical (the selection of seed
+``s`` is then the meta-test's training run of seed ``s``).
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evomal.events import FinalistEvent
+from evomal.execution.base import map_batched
 from evomal.execution.context import EvaluationContext
 from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import task_loss_tree
 from evomal.methods.stages import describe_error
 from evomal.training.loop import TrainResult, evaluate_per_sample, train
+from evomal.training.population import train_population
 
 #: Points kept of each finalist's training-loss curve.
 CURVE_POINTS = 100
@@ -200,6 +206,53 @@ def train_finalist(ctx: EvaluationContext, job: FinalistJob) -> FinalistRun:
     except Exception as exc:  # a fault stays inside its finalist
         return FinalistRun(job.seed, None, describe_error(exc), seconds=time.perf_counter() - start)
     return _run_of(job, results, time.perf_counter() - start, samples)
+
+
+def train_finalists(ctx: EvaluationContext, jobs: list[FinalistJob]) -> list[FinalistRun]:
+    """Stage: several finalists trained together, one population per (seed, steps).
+
+    Same data order, initial weights and optimiser as :func:`train_finalist`
+    (population batching shares the seed's batches), so each result equals
+    that finalist trained alone up to float rounding. Falls back to one by
+    one if the batched run raises.
+    """
+    start = time.perf_counter()
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, job in enumerate(jobs):
+        groups.setdefault((job.seed, job.steps), []).append(i)
+    runs: list[FinalistRun | None] = [None] * len(jobs)
+    config = ctx.config
+    try:
+        for (seed, steps), members in groups.items():
+            if len(members) == 1:
+                runs[members[0]] = train_finalist(ctx, jobs[members[0]])
+                continue
+            losses: list[Any] = [
+                "task" if jobs[i].document is None else loss_from_dict(jobs[i].document)
+                for i in members
+            ]
+            per_task = []
+            for j, learner in enumerate(ctx.learners):
+                per_task.append(
+                    train_population(
+                        [learner.build(seed + j) for _ in members],
+                        losses,
+                        learner.task,
+                        steps,
+                        config.meta_test.optimizer,
+                        batch_size=config.meta_test.batch_size,
+                        seed=seed + j,
+                        val_every=_val_every(steps),
+                        val_samples=len(ctx.learners) == 1,
+                    )
+                )
+            share = (time.perf_counter() - start) / len(jobs)
+            for n, i in enumerate(members):
+                results = [task_results[n] for task_results in per_task]
+                runs[i] = _run_of(jobs[i], results, share, results[0].val_samples)
+    except Exception:
+        return [train_finalist(ctx, job) for job in jobs]
+    return [run for run in runs if run is not None]
 
 
 @dataclass
@@ -420,14 +473,22 @@ def run_selection(run: Any, candidates: Sequence[Candidate]) -> SelectionOutcome
     steps = config.selection_steps
     seeds = [config.seed + s for s in range(config.selection.seeds)]
     run.start_executor()
-    group = max(1, run.executor.workers)
+    batch = run.batch_size if config.selection.batched else 1
+    group = max(1, run.executor.workers) * max(1, batch)
     todo = list(range(len(saved), len(finalists)))
     for start in range(0, len(todo), group):
         members = todo[start : start + group]
         jobs = [
             FinalistJob(finalists[i].job_document, seed, steps) for i in members for seed in seeds
         ]
-        results = run.executor.map(train_finalist, jobs)
+        if batch > 1:  # seed-major, so that a chunk holds finalists of one seed
+            order = sorted(range(len(jobs)), key=lambda n: (jobs[n].seed, n))
+            done = map_batched(
+                run.executor, train_finalist, train_finalists, [jobs[n] for n in order], batch
+            )
+            results = [done[order.index(n)] for n in range(len(jobs))]
+        else:
+            results = run.executor.map(train_finalist, jobs)
         for n, i in enumerate(members):
             finalists[i].runs = results[n * len(seeds) : (n + 1) * len(seeds)]
         records = records_of(finalists[: members[-1] + 1])

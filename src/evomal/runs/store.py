@@ -191,10 +191,15 @@ class RunStore:
             self.checkpoint(event.checkpoint)
 
     def _write_finalist(self, event: FinalistEvent) -> None:
-        """Rewrite ``selection.json`` and write the finalist's loss file."""
-        write_json_atomic(
-            self.selection_path, {"total": event.total, "finalists": _clean(event.records)}
-        )
+        """Rewrite ``selection.json`` and write the finalist's loss file.
+
+        ``selection.json`` holds what the checkpoint holds: finalists trained
+        together (one batch) are checkpointed together, so after the first
+        event of a batch it already lists them all, and a kill between two of
+        their events leaves the record and the checkpoint in agreement.
+        """
+        records = event.checkpoint.get("selection", {}).get("records", event.records)
+        write_json_atomic(self.selection_path, {"total": event.total, "finalists": _clean(records)})
         record = event.record
         metadata = {
             "finalist": record["rank"],

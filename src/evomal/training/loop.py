@@ -52,9 +52,12 @@ class TrainResult:
     seconds: float
     loss_history: list[float] = field(default_factory=list)
     val_history: list[tuple[int, float]] = field(default_factory=list)
+    #: each validation sample's metric at the end (error indicator or squared error), if asked
+    val_samples: list[float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("loss_history", "val_history")}
+        skip = ("loss_history", "val_history", "val_samples")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
 
 
 def val_steps(steps: int, val_every: int | None) -> set[int]:

@@ -31,7 +31,13 @@ from evomal.optim import SGDConfig
 from evomal.symbolic.population import population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
-from evomal.training.loop import TrainBatches, TrainResult, set_learning_rate, val_steps
+from evomal.training.loop import (
+    TrainBatches,
+    TrainResult,
+    resolve_loss,
+    set_learning_rate,
+    val_steps,
+)
 from evomal.training.metrics import metric_name, per_sample_metric
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -76,58 +82,90 @@ def stacked_losses(losses: Sequence[LossFn], kind: str) -> Callable[[Tensor, Ten
     transforms (softmax, one-hot) and the reduction run once on the whole
     stack; K trees run together as one :class:`PopulationProgram` (one op
     per primitive type per level), other pointwise functions one by one. Any
-    other loss is called on its slice.
+    other loss (cross-entropy as the task loss, a neural loss) is called on
+    its own slice, beside the pointwise ones.
     """
-    if all(_pointwise(loss) for loss in losses):
-        fns = [(loss.loss_fn, loss.weights, loss.output_activation) for loss in losses]  # type: ignore[attr-defined]
-        activation = fns[0][2]
-        same_activation = all(a == activation for _, _, a in fns)
-        scales = [float(getattr(loss, "scale", 1.0)) for loss in losses]
-        scaled = any(s != 1.0 for s in scales)
+    point = [k for k, loss in enumerate(losses) if _pointwise(loss)]
+    if len(point) == len(losses):
+        return _shared(losses, kind)
+    if len(point) < 2:
+        return _separate(losses)
+    shared = _shared([losses[k] for k in point], kind)
+    rest = [k for k in range(len(losses)) if k not in point]
+    rows = torch.tensor(point)
 
-        program = population_program([fn for fn, _, _ in fns])
-        weights = [w for _, w, _ in fns]
+    def mixed(out: Tensor, y_true: Tensor) -> Tensor:
+        values: list[Tensor | None] = [None] * len(losses)
+        for k, value in zip(point, shared(out.index_select(0, rows.to(out.device)), y_true),
+                            strict=True):  # fmt: skip
+            values[k] = value
+        for k in rest:
+            values[k] = losses[k](out[k], y_true)
+        return torch.stack(values)  # type: ignore[arg-type]
 
-        def shared(out: Tensor, y_true: Tensor) -> Tensor:
-            fx, y = stacked_task_inputs(kind, out, y_true)
-            if program is not None:
-                values = program(fx, y, weights)
-            else:
-                values = torch.stack(
-                    [fn.pointwise(fx[k], y, w) for k, (fn, w, _) in enumerate(fns)]
-                )
-            if same_activation:
-                reduced = reduce_stacked(values, activation)
-            else:
-                reduced = torch.stack(
-                    [reduce_stacked(values[k : k + 1], a)[0] for k, (_, _, a) in enumerate(fns)]
-                )
-            if scaled:
-                reduced = reduced * torch.tensor(scales, dtype=reduced.dtype, device=reduced.device)
-            return reduced
+    return mixed
 
-        return shared
 
+def _separate(losses: Sequence[LossFn]) -> Callable[[Tensor, Tensor], Tensor]:
     def separate(out: Tensor, y_true: Tensor) -> Tensor:
         return torch.stack([loss(out[k], y_true) for k, loss in enumerate(losses)])
 
     return separate
 
 
-def evaluate_population(
+def _shared(losses: Sequence[LossFn], kind: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """The K pointwise losses with shared input transforms and reduction."""
+    fns = [(loss.loss_fn, loss.weights, loss.output_activation) for loss in losses]  # type: ignore[attr-defined]
+    activation = fns[0][2]
+    same_activation = all(a == activation for _, _, a in fns)
+    scales = [float(getattr(loss, "scale", 1.0)) for loss in losses]
+    scaled = any(s != 1.0 for s in scales)
+    program = population_program([fn for fn, _, _ in fns])
+    weights = [w for _, w, _ in fns]
+
+    def shared(out: Tensor, y_true: Tensor) -> Tensor:
+        fx, y = stacked_task_inputs(kind, out, y_true)
+        if program is not None:
+            values = program(fx, y, weights)
+        else:
+            values = torch.stack([fn.pointwise(fx[k], y, w) for k, (fn, w, _) in enumerate(fns)])
+        if same_activation:
+            reduced = reduce_stacked(values, activation)
+        else:
+            reduced = torch.stack(
+                [reduce_stacked(values[k : k + 1], a)[0] for k, (_, _, a) in enumerate(fns)]
+            )
+        if scaled:
+            reduced = reduced * torch.tensor(scales, dtype=reduced.dtype, device=reduced.device)
+        return reduced
+
+    return shared
+
+
+def evaluate_population_per_sample(
     stacked: StackedModel, split: Split, task: Task, batch_size: int = 1024
 ) -> Tensor:
-    """Per-model task metric on ``split``, shape ``[K]`` (eval mode, no grad)."""
+    """Per-model, per-sample task metric on ``split``, shape ``[K, N]`` (eval mode, no grad).
+
+    Row k is :func:`~evomal.training.loop.evaluate_per_sample` of model k.
+    """
     stacked.train(False)
-    total = torch.zeros(stacked.size, device=split.x.device)
+    rows = []
     with torch.no_grad():
         for start in range(0, len(split), batch_size):
             x = task.augmentation.eval_batch(split.x[start : start + batch_size])
             out = stacked(x)
             y = split.y[start : start + batch_size]
-            total = total + torch.stack([per_sample_metric(task.kind, o, y).sum() for o in out])
+            rows.append(torch.stack([per_sample_metric(task.kind, o, y) for o in out]))
     stacked.train(True)
-    return total / len(split)
+    return torch.cat(rows, dim=1)
+
+
+def evaluate_population(
+    stacked: StackedModel, split: Split, task: Task, batch_size: int = 1024
+) -> Tensor:
+    """Per-model task metric on ``split``, shape ``[K]`` (eval mode, no grad)."""
+    return evaluate_population_per_sample(stacked, split, task, batch_size).mean(dim=1)
 
 
 def train_population(
@@ -142,16 +180,22 @@ def train_population(
     check_every: int = 100,
     evaluate_val: bool = True,
     val_every: int | None = None,
+    val_samples: bool = False,
 ) -> list[TrainResult]:
     """Train ``models[k]`` with ``losses[k]`` for every k at once; one result per candidate.
 
     Same sampler, augmentation and SGD as :func:`evomal.training.train`, so a
-    population of one reproduces ``train`` up to float rounding.
+    population of one reproduces ``train`` up to float rounding. A loss may
+    be anything :func:`~evomal.training.loop.resolve_loss` accepts (``"task"``
+    too). ``val_samples`` keeps each validation sample's metric in the result.
     """
     if len(models) != len(losses) or not models:
         raise ValueError("need one loss per model, and at least one model")
     device = task.device
-    losses = [loss.to(device) if isinstance(loss, nn.Module) else loss for loss in losses]
+    losses = [
+        resolve_loss(loss.to(device) if isinstance(loss, nn.Module) else loss, task)
+        for loss in losses
+    ]
     stacked = StackedModel([m.to(device) for m in models])
     opt = optimizer.build(stacked.params.values())
     batches = TrainBatches(task, batch_size, seed)
@@ -180,7 +224,8 @@ def train_population(
             if all(reason is not None for reason in diverged):
                 break
     seconds = time.perf_counter() - start
-    val = evaluate_population(stacked, task.val, task).tolist() if evaluate_val else None
+    samples = evaluate_population_per_sample(stacked, task.val, task) if evaluate_val else None
+    val = samples.mean(dim=1).tolist() if samples is not None else None
     results = []
     for k in range(len(models)):
         ok = diverged[k] is None
@@ -196,6 +241,9 @@ def train_population(
                 seconds=seconds / len(models),
                 loss_history=history[:done, k].tolist(),
                 val_history=curves[k],
+                val_samples=samples[k].tolist()
+                if (val_samples and ok and samples is not None)
+                else None,
             )
         )
     return results
