@@ -48,7 +48,7 @@ from evomal.execution.context import ContextSpec, EvaluationContext
 from evomal.gp.filters import rejection_traces
 from evomal.losses import LearnedLoss
 from evomal.meta.population_search import optimise_phi_population
-from evomal.methods.stages import _search_kwargs
+from evomal.methods.stages import search_kwargs
 from evomal.symbolic import compile_tree
 from evomal.training.population import train_population
 from screen_cost import random_generation
@@ -86,10 +86,10 @@ def time_stages(ctx: EvaluationContext, k: int, args: argparse.Namespace) -> dic
         args.screen_steps,
         filters.rejection_steps,
     )
-    search_kwargs = {**_search_kwargs(ctx), "steps": args.meta_steps}
+    kwargs = {**search_kwargs(ctx), "steps": args.meta_steps}
     timed(
         "local_search",
-        lambda: optimise_phi_population(losses, phis, [learner], **search_kwargs),
+        lambda: optimise_phi_population(losses, phis, [learner], **kwargs),
         args.meta_steps,
         config.local_search.steps,
     )

@@ -54,11 +54,20 @@ TREES = [
 ]
 
 
+def population_trees(k: int) -> list[str]:
+    """The first k of :data:`TREES`, then random generation-0 trees (seeded) beyond 16."""
+    if k <= len(TREES):
+        return TREES[:k]
+    from screen_cost import random_generation
+
+    return TREES + random_generation(k - len(TREES), 7)
+
+
 def time_stage(
     task: Task, model: str, k: int, meta_steps: int, fit_steps: int, batch: int, batched: bool
 ) -> dict[str, float]:
     learner = BaseLearner(task.without_test(), model)
-    trees = TREES[:k]
+    trees = population_trees(k)
     losses = [compile_tree(t) for t in trees]
     phis = [initial_phi(loss.n_weights, 1e-3, i) for i, loss in enumerate(losses)]
     kw = {

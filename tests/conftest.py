@@ -56,3 +56,15 @@ def experiment_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def run_dirs(experiment_dir):
     return sorted(experiment_dir.glob("*/seed-*/search"))
+
+
+@pytest.fixture(params=["trees one by one", "population program"])
+def tree_evaluation(request, monkeypatch):
+    """Run a batched-evaluation test both ways: the K trees one after another, and as one
+    :class:`~evomal.symbolic.population.PopulationProgram` (whatever size the default
+    threshold would pick)."""
+    import evomal.symbolic.population as population
+
+    size = 1 if request.param == "population program" else 10**9
+    monkeypatch.setattr(population, "MIN_PROGRAM_SIZE", size)
+    return request.param

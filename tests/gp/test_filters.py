@@ -38,7 +38,7 @@ def _ones(expression):
     return torch.ones(compile_tree(expression).n_weights)
 
 
-def test_stacked_screen_equals_screening_one_by_one():
+def test_stacked_screen_equals_screening_one_by_one(tree_evaluation):
     rng = np.random.default_rng(0)
     config = GPConfig()
     pset = PrimitiveSet(tuple(config.functions), tuple(config.terminals))

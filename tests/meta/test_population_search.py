@@ -47,7 +47,7 @@ KW = {
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])
-def test_batched_local_search_equals_one_by_one(model):
+def test_batched_local_search_equals_one_by_one(model, tree_evaluation):
     learner = BaseLearner(_task(), model, {"hidden": (16,)} if model == "mlp" else {})
     losses = [compile_tree(e) for e in EXPRESSIONS]
     phis = [initial_phi(loss.n_weights, 1e-3, i) for i, loss in enumerate(losses)]
@@ -61,7 +61,7 @@ def test_batched_local_search_equals_one_by_one(model):
         assert not b.diverged
 
 
-def test_two_tasks_and_two_inner_steps():
+def test_two_tasks_and_two_inner_steps(tree_evaluation):
     learners = [BaseLearner(_task(), "linear"), BaseLearner(_task(), "linear")]
     losses = [compile_tree(e) for e in EXPRESSIONS[:3]]
     phis = [initial_phi(loss.n_weights, 1e-3, i) for i, loss in enumerate(losses)]

@@ -73,7 +73,7 @@ def _batched(model_name, losses, task, steps, config, **kwargs):
         SGDConfig(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3, milestones=(20,)),
     ],
 )
-def test_batched_equals_one_by_one_for_tree_losses(config):
+def test_batched_equals_one_by_one_for_tree_losses(config, tree_evaluation):
     task = _task()
     losses = [
         LearnedLoss(
@@ -90,7 +90,7 @@ def test_batched_equals_one_by_one_for_tree_losses(config):
         assert b.val_metric == s.val_metric
 
 
-def test_batched_equals_one_by_one_for_mixed_loss_kinds_and_batch_norm():
+def test_batched_equals_one_by_one_for_mixed_loss_kinds_and_batch_norm(tree_evaluation):
     task = Task.from_tensors(
         "img",
         "classification",

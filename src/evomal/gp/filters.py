@@ -53,6 +53,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from evomal.symbolic.population import population_program
 from evomal.symbolic.transforms import reduce_output, stacked_task_inputs
 from evomal.training.metrics import per_sample_metric
 
@@ -186,19 +187,26 @@ def _stacked_sum(
     """``f(predictions [K, B, ...], phis)``: the sum over k of loss k on slice k ("sum" reduction).
 
     Elementwise losses (compiled trees) share the input transforms (one
-    softmax over the whole stack, one one-hot of the targets); any other loss
-    is called on its slice.
+    softmax over the whole stack, one one-hot of the targets) and run as one
+    :class:`~evomal.symbolic.population.PopulationProgram`; any other loss is
+    called on its slice.
     """
     if all(hasattr(loss, "pointwise") for loss in losses):
         activations = [getattr(loss, "output_activation", "identity") for loss in losses]
 
         same = all(a == activations[0] for a in activations)
+        program = population_program(losses)
 
         def shared(predictions: Tensor, phis: Sequence[Tensor]) -> Tensor:
             fx, y = stacked_task_inputs(kind, predictions, targets)
-            values = [loss.pointwise(fx[k], y, phis[k]) for k, loss in enumerate(losses)]  # type: ignore[attr-defined]
+            if program is not None:
+                stacked = program(fx, y, phis)
+                values = list(stacked)
+            else:
+                values = [loss.pointwise(fx[k], y, phis[k]) for k, loss in enumerate(losses)]  # type: ignore[attr-defined]
+                stacked = torch.stack(values)
             if same:
-                return reduce_output(torch.stack(values), activations[0], "sum")
+                return reduce_output(stacked, activations[0], "sum")
             return torch.stack(
                 [reduce_output(v, a, "sum") for v, a in zip(values, activations, strict=True)]
             ).sum()

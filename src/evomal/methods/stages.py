@@ -203,7 +203,8 @@ def screen(ctx: EvaluationContext, job: ScreenJob) -> list[ScreenOutcome]:
     return outcomes
 
 
-def _search_kwargs(ctx: EvaluationContext) -> dict[str, Any]:
+def search_kwargs(ctx: EvaluationContext) -> dict[str, Any]:
+    """The local search's settings for this context, as keyword arguments."""
     ls = ctx.config.local_search
     return {
         "steps": ls.steps,
@@ -236,7 +237,7 @@ def optimise(ctx: EvaluationContext, job: SearchJob) -> SearchOutcome:
     try:
         loss = _compiled(ctx, job.expression)
         phi0 = torch.tensor(job.phi, dtype=torch.get_default_dtype())
-        result = optimise_phi(loss, phi0, ctx.learners, **_search_kwargs(ctx))
+        result = optimise_phi(loss, phi0, ctx.learners, **search_kwargs(ctx))
     except Exception as exc:  # a fault stays inside its candidate
         return SearchOutcome(list(job.phi), failed=describe_error(exc))
     return _search_outcome(result, time.perf_counter() - start)
@@ -254,7 +255,7 @@ def optimise_batch(ctx: EvaluationContext, jobs: list[SearchJob]) -> list[Search
     try:
         losses = [_compiled(ctx, job.expression) for job in jobs]
         phis = [torch.tensor(job.phi, dtype=torch.get_default_dtype()) for job in jobs]
-        batch = optimise_phi_population(losses, phis, ctx.learners, **_search_kwargs(ctx))
+        batch = optimise_phi_population(losses, phis, ctx.learners, **search_kwargs(ctx))
     except Exception:
         return [optimise(ctx, job) for job in jobs]
     share = (time.perf_counter() - start) / max(1, len(jobs))

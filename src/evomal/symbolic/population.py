@@ -7,13 +7,17 @@ local search's double backward). On a CPU each costs a fixed 5-10 us, as a
 kernel launch does on a GPU, which is why population batching stalled at 2x.
 
 :class:`PopulationProgram` compiles the K trees once into a level-by-level
-schedule. A node's level is its height (leaves are level 0). For every level
-and every primitive type present there, it gathers the arguments of all
-nodes of that type from the values computed so far (``index_select``),
-applies the primitive once to the whole group, and appends the results; the
-level's values are then multiplied by their edge weights in one op. The
-number of ops therefore grows with the trees' height and the number of
-primitive types (12), not with K times the number of nodes.
+schedule (see the class for the layout): per level, one gather, one
+``split``, one call per primitive type present, one ``cat`` and one multiply
+by the edge weights, so the number of ops grows with the trees' height and
+the primitive types present, not with K times the number of nodes.
+
+Measured on 2 CPU cores (issue 14, docs/performance.md): for the 8 benchmark
+trees, a loss forward and backward costs about the same as the trees one by
+one (387 against 414 aten calls, but each call moves K times more data and
+the level bookkeeping adds its own), and whole fitness steps were no faster
+at K = 8; at K = 16 the program was ahead. It is the building block, not yet
+the 3x the issue asks for.
 
 Edge weights follow :mod:`evomal.symbolic.compile`: ``phi_k[i - 1]`` weights
 the edge from node ``i`` of tree ``k`` (prefix order) to its parent, a
@@ -61,9 +65,9 @@ class PopulationProgram:
     rows are permuted once so that the first arguments of each primitive
     type, then its second arguments, form contiguous blocks; one ``split``
     hands every group its arguments, one call per type computes them, and one
-    ``cat`` and one multiply by the edge weights make the level. Both the
-    permutation (``index_select``) and ``split``/``cat`` differentiate into
-    single ops, so backward stays as short as forward.
+    ``cat`` and one multiply by the edge weights make the level. The fx
+    leaves are a one-hot matrix product of the K predictions (its backward is
+    one more product, where a gather's is a scatter into zeros).
     """
 
     def __init__(self, trees: Sequence[Tree]) -> None:
@@ -98,18 +102,21 @@ class PopulationProgram:
                 for c in tree.children(i):
                     parent_height[(k, c)] = heights[k][i]
         top = max(max(h) for h in heights)
-        # Level 0: variable leaves gathered from [fx_0 .. fx_K-1, y], then constants.
-        variables, constants = [], []
+        # Level 0: the fx leaves (a one-hot selection of the K predictions, as a matrix
+        # product, whose backward is one more product rather than a scatter), the y
+        # leaves (the shared target, broadcast), then the constants.
+        fx_leaves, y_leaves, constants = [], [], []
         for k, tree in enumerate(self.trees):
             for i, name in enumerate(tree.nodes):
-                if name in VARIABLES:
-                    variables.append((k, i))
+                if name == "fx":
+                    fx_leaves.append((k, i))
+                elif name in VARIABLES:
+                    y_leaves.append((k, i))
                 elif name in CONSTANTS:
                     constants.append((k, i))
-        rows = variables + constants  # the nodes held by the current level, in row order
-        self._variable_rows = tuple(k if self.trees[k].nodes[i] == "fx" else self.k
-                                    for k, i in variables)  # fmt: skip
-        self._n_variables = len(variables)
+        rows = fx_leaves + y_leaves + constants  # the nodes held by the current level, in order
+        self._fx_sources = tuple(k for k, _ in fx_leaves)
+        self._n_y = len(y_leaves)
         self._constant_signs = tuple(CONSTANTS[self.trees[k].nodes[i]] for k, i in constants)
         self._leaf_weights = tuple(weight(n) for n in rows)
         levels: list[_Level] = []
@@ -148,10 +155,14 @@ class PopulationProgram:
             def t(values: Sequence[int]) -> Tensor:
                 return torch.tensor(values, dtype=torch.long, device=device)
 
-            parts = [t(self._variable_rows), t(self._leaf_weights), t(self._roots),
-                     torch.tensor(self._constant_signs, dtype=dtype, device=device)]  # fmt: skip
+            select = torch.zeros(len(self._fx_sources), self.k, dtype=dtype, device=device)
+            select[range(len(self._fx_sources)), list(self._fx_sources)] = 1.0
+            signs = torch.tensor(self._constant_signs, dtype=dtype, device=device)
+            parts = [select, t(self._leaf_weights), t(self._roots), signs]
             for level in self._levels:
-                parts.extend((t(level.order), t(level.weights)))
+                produced = len(level.weights) - level.blocks[-1]
+                _check_permutation(level.order)
+                parts.extend((t(level.order), t(level.weights[:produced])))
             cached = tuple(parts)
             self._index_cache[(device, dtype)] = cached
         return cached
@@ -163,15 +174,17 @@ class PopulationProgram:
         ones = (1,) * len(shape)
         flat = phis if isinstance(phis, Tensor) else _cat([p.reshape(-1) for p in phis], fx)
         flat = torch.cat([flat.to(fx.dtype), fx.new_ones(1)])
-        variable_rows, leaf_weights, roots, signs, *per_level = self._indices(fx.device, fx.dtype)
-        w = flat.index_select(0, leaf_weights)
+        select, leaf_weights, roots, signs, *per_level = self._indices(fx.device, fx.dtype)
+        w = flat.index_select(0, leaf_weights).view(-1, *ones)
+        n_fx, n_y = len(self._fx_sources), self._n_y
         parts = []
-        if self._n_variables:
-            inputs = torch.cat([fx, y.expand(shape).unsqueeze(0)])
-            w_var = w[: self._n_variables].view(-1, *ones)
-            parts.append(inputs.index_select(0, variable_rows) * w_var)
+        if n_fx:
+            leaves = (select @ fx.reshape(self.k, -1)).view(n_fx, *shape)
+            parts.append(leaves * w[:n_fx])
+        if n_y:
+            parts.append(y.expand(shape).unsqueeze(0) * w[n_fx : n_fx + n_y])
         if self._constant_signs:
-            constants = (w[self._n_variables :] * signs).view(-1, *ones)
+            constants = w[n_fx + n_y :] * signs.view(-1, *ones)
             parts.append(constants.expand(-1, *shape))
         values = _cat(parts, fx)
         for level, order, weights in zip(
@@ -183,11 +196,15 @@ class PopulationProgram:
                 arity = PRIMITIVES[name].arity
                 outputs.append(PRIMITIVES[name].torch_fn(*blocks[b : b + arity]))
                 b += arity
-            produced = _cat(outputs, fx) * flat.index_select(
-                0, weights[: len(weights) - level.blocks[-1]]
-            ).view(-1, *ones)
+            produced = _cat(outputs, fx) * flat.index_select(0, weights).view(-1, *ones)
             values = torch.cat([produced, blocks[-1]]) if level.blocks[-1] else produced
         return values.index_select(0, roots)
+
+
+def _check_permutation(order: Sequence[int]) -> None:
+    """Every row of a level feeds exactly one row of the next (one parent, or passed on)."""
+    if sorted(order) != list(range(len(order))):
+        raise AssertionError("a level's row order must be a permutation")
 
 
 def _cat(parts: list[Tensor], like: Tensor) -> Tensor:
@@ -198,15 +215,24 @@ def _cat(parts: list[Tensor], like: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
-def population_program(losses: Sequence[object]) -> PopulationProgram | None:
-    """One program for K compiled tree losses, or ``None`` if any of them is not a tree.
+#: The smallest population evaluated as one program by :func:`population_program`;
+#: below it, trees one by one were as fast or faster (docs/performance.md).
+MIN_PROGRAM_SIZE = 16
+
+
+def population_program(
+    losses: Sequence[object], min_size: int | None = None
+) -> PopulationProgram | None:
+    """One program for K compiled tree losses, or ``None`` if any of them is not a tree
+    or there are fewer than ``min_size`` of them.
 
     Trees whose constant value must be broadcast are fine (the program gives
     every tree the prediction's shape); Taylor polynomials and neural losses
     have no tree and are evaluated one by one by the caller.
     """
     trees = [getattr(loss, "tree", None) for loss in losses]
-    if not trees or not all(isinstance(t, Tree) for t in trees):
+    smallest = MIN_PROGRAM_SIZE if min_size is None else min_size
+    if len(trees) < max(1, smallest) or not all(isinstance(t, Tree) for t in trees):
         return None
     return PopulationProgram(trees)  # type: ignore[arg-type]
 
