@@ -215,8 +215,8 @@ def test_downsample_averages_windows():
 def test_selection_metrics_are_exactly_the_meta_tests_validation(tmp_path):
     """Oracle: a finalist's validation metric from seed s is the meta-test's own validation
     metric from seed s (same loop, same seed), so selection and meta-testing agree.
-    Batching would change float rounding, so it is turned off here (next test)."""
-    config = build_config(None, [*TINY, "seed=3", "selection.batched=false"])
+    (Batching, an option, would change float rounding: next test.)"""
+    config = build_config(None, [*TINY, "seed=3"])
     task = _task()
     result = search(task, "linear", config, out=tmp_path / "run")
     assert result.selection is not None and len(result.selection) >= 2
@@ -247,10 +247,11 @@ def test_batched_selection_equals_one_by_one(tmp_path, monkeypatch):
 
     monkeypatch.setattr(selection, "train_population", spy)
     base = [*TINY, "seed=3", "selection.seeds=2", "execution.batch_candidates=8"]
+    assert not build_config(None, base).selection.batched  # off by default
     task = _task()
     alone = search(task, "linear", build_config(None, [*base, "selection.batched=false"]))
     assert calls == []
-    together = search(task, "linear", build_config(None, base))
+    together = search(task, "linear", build_config(None, [*base, "selection.batched=true"]))
     assert calls and max(calls) == len(together.selection)  # every finalist of a seed at once
     assert [r["label"] for r in together.selection] == [r["label"] for r in alone.selection]
     one_sample = 1 / len(task.val)

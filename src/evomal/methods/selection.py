@@ -18,16 +18,14 @@ worse than the task loss on validation.
 
 Each finalist is a plain-data job, so finalists train on any executor, and
 the stage checkpoints after every group of finalists: ``evomal resume``
-carries on where it stopped. Where the run batches candidates (a dense model
-on a CPU, any model on a GPU; ``execution.batch_candidates``) the finalists
-of one seed train together (:func:`train_finalists`, population batching,
-with ``selection.batched``); otherwise one by one with
-:func:`evomal.training.train`, the very loop meta-testing uses. The two agree
-up to float rounding, but over a full schedule rounding alone can move a
-validation error by a few samples, so with batching the selection's
-validation numbers match a meta-test's training run only approximately;
-``selection.batched=false`` makes them identical (the selection of seed
-``s`` is then the meta-test's training run of seed ``s``).
+carries on where it stopped. Finalists train one by one with
+:func:`evomal.training.train`, the very loop meta-testing uses, so the
+selection of seed ``s`` *is* the meta-test's training run of seed ``s``.
+``selection.batched=true`` trains the finalists of a seed together where the
+run batches candidates (:func:`train_finalists`, population batching): the
+same up to float rounding, but over a full schedule rounding alone can move a
+validation error by several points and reorder the finalists, so it is an
+option, off by default (see :class:`~evomal.config.SelectionConfig`).
 """
 
 from __future__ import annotations
