@@ -13,11 +13,9 @@ by the edge weights, so the number of ops grows with the trees' height and
 the primitive types present, not with K times the number of nodes.
 
 Measured on 2 CPU cores (issue 14, docs/performance.md): for the 8 benchmark
-trees, a loss forward and backward costs about the same as the trees one by
-one (387 against 414 aten calls, but each call moves K times more data and
-the level bookkeeping adds its own), and whole fitness steps were no faster
-at K = 8; at K = 16 the program was ahead. It is the building block, not yet
-the 3x the issue asks for.
+trees, a loss forward and backward issues 387 aten calls against 414 one by
+one, each moving K times more data, so the gain is modest: 1.15x-1.24x on
+whole batched fitness and local-search steps, 1.2x-1.4x in the screen.
 
 Edge weights follow :mod:`evomal.symbolic.compile`: ``phi_k[i - 1]`` weights
 the edge from node ``i`` of tree ``k`` (prefix order) to its parent, a
@@ -215,9 +213,13 @@ def _cat(parts: list[Tensor], like: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
-#: The smallest population evaluated as one program by :func:`population_program`;
-#: below it, trees one by one were as fast or faster (docs/performance.md).
-MIN_PROGRAM_SIZE = 16
+#: The smallest population evaluated as one program by :func:`population_program`
+#: (one tree alone is its own compiled graph). Measured on 2 CPU cores, same
+#: process, alternating (docs/performance.md): the program is 1.24x (K = 8),
+#: 1.15x (16) and 1.18x (32) faster than the trees one by one inside batched
+#: fitness and local search on the MLP, and 1.22x / 1.40x in the 25-tree screen
+#: (MLP / LeNet-5 probe).
+MIN_PROGRAM_SIZE = 2
 
 
 def population_program(
