@@ -121,3 +121,20 @@ def test_wrong_stack_size_is_refused():
     fx, y = _inputs(0, 3)
     with pytest.raises(ValueError, match="3 predictions for 2 trees"):
         program(fx, y, [torch.ones(2), torch.ones(0)])
+
+
+def test_a_non_finite_prediction_stays_in_its_own_tree():
+    """A diverged candidate (NaN or inf predictions) must not touch the others' values or
+    gradients: the slices never mix (population training relies on it)."""
+    trees = [parse(t) for t in ("mul(fx, y)", "add(fx, log(fx))", "sub(square(fx), y)")]
+    fx, y = _inputs(1, 3)
+    phis = _phis(trees, 1)
+    for bad in (float("nan"), float("inf")):
+        poisoned = fx.clone()
+        poisoned[1] = bad
+        poisoned.requires_grad_(True)
+        out = compile_population(trees)(poisoned, y, phis)
+        assert torch.isfinite(out[[0, 2]]).all()
+        torch.testing.assert_close(out[[0, 2]], _one_by_one(trees, fx, y, phis)[[0, 2]])
+        (grad,) = torch.autograd.grad(out[[0, 2]].sum(), poisoned)
+        assert torch.isfinite(grad[[0, 2]]).all()  # row 1 may be NaN: 0 * NaN, its own slice

@@ -14,8 +14,9 @@ the primitive types present, not with K times the number of nodes.
 
 Measured on 2 CPU cores (issue 14, docs/performance.md): for the 8 benchmark
 trees, a loss forward and backward issues 387 aten calls against 414 one by
-one, each moving K times more data, so the gain is modest: 1.15x-1.24x on
-whole batched fitness and local-search steps, 1.2x-1.4x in the screen.
+one, each moving K times more data, so the gain is modest and grows with K:
+1.01x at K = 8, 1.25x at 16 and 1.32x at 32 on whole batched fitness and
+local-search steps.
 
 Edge weights follow :mod:`evomal.symbolic.compile`: ``phi_k[i - 1]`` weights
 the edge from node ``i`` of tree ``k`` (prefix order) to its parent, a
@@ -64,8 +65,8 @@ class PopulationProgram:
     type, then its second arguments, form contiguous blocks; one ``split``
     hands every group its arguments, one call per type computes them, and one
     ``cat`` and one multiply by the edge weights make the level. The fx
-    leaves are a one-hot matrix product of the K predictions (its backward is
-    one more product, where a gather's is a scatter into zeros).
+    leaves are gathered from the K predictions; no op mixes two trees' rows,
+    so a diverged candidate's NaN or inf never reaches another tree.
     """
 
     def __init__(self, trees: Sequence[Tree]) -> None:
@@ -100,9 +101,8 @@ class PopulationProgram:
                 for c in tree.children(i):
                     parent_height[(k, c)] = heights[k][i]
         top = max(max(h) for h in heights)
-        # Level 0: the fx leaves (a one-hot selection of the K predictions, as a matrix
-        # product, whose backward is one more product rather than a scatter), the y
-        # leaves (the shared target, broadcast), then the constants.
+        # Level 0: the fx leaves (gathered from the K predictions), the y leaves (the
+        # shared target, broadcast), then the constants.
         fx_leaves, y_leaves, constants = [], [], []
         for k, tree in enumerate(self.trees):
             for i, name in enumerate(tree.nodes):
@@ -153,10 +153,8 @@ class PopulationProgram:
             def t(values: Sequence[int]) -> Tensor:
                 return torch.tensor(values, dtype=torch.long, device=device)
 
-            select = torch.zeros(len(self._fx_sources), self.k, dtype=dtype, device=device)
-            select[range(len(self._fx_sources)), list(self._fx_sources)] = 1.0
             signs = torch.tensor(self._constant_signs, dtype=dtype, device=device)
-            parts = [select, t(self._leaf_weights), t(self._roots), signs]
+            parts = [t(self._fx_sources), t(self._leaf_weights), t(self._roots), signs]
             for level in self._levels:
                 produced = len(level.weights) - level.blocks[-1]
                 _check_permutation(level.order)
@@ -172,13 +170,14 @@ class PopulationProgram:
         ones = (1,) * len(shape)
         flat = phis if isinstance(phis, Tensor) else _cat([p.reshape(-1) for p in phis], fx)
         flat = torch.cat([flat.to(fx.dtype), fx.new_ones(1)])
-        select, leaf_weights, roots, signs, *per_level = self._indices(fx.device, fx.dtype)
+        fx_sources, leaf_weights, roots, signs, *per_level = self._indices(fx.device, fx.dtype)
         w = flat.index_select(0, leaf_weights).view(-1, *ones)
         n_fx, n_y = len(self._fx_sources), self._n_y
         parts = []
         if n_fx:
-            leaves = (select @ fx.reshape(self.k, -1)).view(n_fx, *shape)
-            parts.append(leaves * w[:n_fx])
+            # A gather, never a one-hot product: 0 * NaN would carry a diverged
+            # candidate's NaN into every other tree.
+            parts.append(fx.index_select(0, fx_sources) * w[:n_fx])
         if n_y:
             parts.append(y.expand(shape).unsqueeze(0) * w[n_fx : n_fx + n_y])
         if self._constant_signs:
@@ -213,13 +212,11 @@ def _cat(parts: list[Tensor], like: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
-#: The smallest population evaluated as one program by :func:`population_program`
-#: (one tree alone is its own compiled graph). Measured on 2 CPU cores, same
-#: process, alternating (docs/performance.md): the program is 1.24x (K = 8),
-#: 1.15x (16) and 1.18x (32) faster than the trees one by one inside batched
-#: fitness and local search on the MLP, and 1.22x / 1.40x in the 25-tree screen
-#: (MLP / LeNet-5 probe).
-MIN_PROGRAM_SIZE = 2
+#: The smallest population evaluated as one program by :func:`population_program`.
+#: Measured on 2 CPU cores, same process, alternating (docs/performance.md): inside
+#: batched fitness and local search on the MLP the program is 1.01x (K = 8), 1.25x
+#: (16) and 1.32x (32) as fast as the trees one by one, so it starts at 16.
+MIN_PROGRAM_SIZE = 16
 
 
 def population_program(
