@@ -484,7 +484,9 @@ def run_selection(run: Any, candidates: Sequence[Candidate]) -> SelectionOutcome
             done = map_batched(
                 run.executor, train_finalist, train_finalists, [jobs[n] for n in order], batch
             )
-            results = [done[order.index(n)] for n in range(len(jobs))]
+            results = list(done)
+            for position, n in enumerate(order):  # back to the jobs' own order
+                results[n] = done[position]
         else:
             results = run.executor.map(train_finalist, jobs)
         for n, i in enumerate(members):
