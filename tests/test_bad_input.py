@@ -129,6 +129,8 @@ CASES = [
     ("zero lr", lambda t, r: ["search", *W, "--set", "training.lr=0"], "learning rate"),
     ("momentum 1.5", lambda t, r: ["search", *W, "--set", "training.momentum=1.5"], "momentum"),
     ("negative k", lambda t, r: ["search", *W, "--set", "selection.k=-1"], "selection"),
+    ("prune at 1", lambda t, r: ["search", *W, "--set", "fitness.prune_at=1"], "prune_at"),
+    ("prune factor", lambda t, r: ["search", *W, "--set", "fitness.prune_factor=0.5"], ">= 1"),
     ("not a mapping", lambda t, r: ["search", *W, "--set", "gp=3"], "gp"),
     ("empty csv", lambda t, r: ["search", "--task", f"csv:{_csv(t / 'e.csv', '')}",
                                "--target", "y"], "is empty"),

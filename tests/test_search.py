@@ -70,8 +70,12 @@ def test_search_never_reads_the_test_split(monkeypatch):
     assert seen == []
 
 
-def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path):
-    config = build_config(None, [*TINY, "gp.generations=4", "seed=3"])
+PRUNING = ["fitness.prune_at=0.5", "fitness.prune_factor=1"]
+
+
+@pytest.mark.parametrize("extra", [[], PRUNING], ids=["paper", "pruning"])
+def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path, extra):
+    config = build_config(None, [*TINY, "gp.generations=4", "seed=3", *extra])
     full = search(_task(), "linear", config, out=tmp_path / "full")
     part = search(_task(), "linear", config, out=tmp_path / "part", max_generations=2)
     assert len(part.history) == 2
@@ -90,6 +94,9 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path):
     assert strip(RunStore(tmp_path / "part").read_events()) == strip(
         RunStore(tmp_path / "full").read_events()
     )
+    pruned = [e for e in RunStore(tmp_path / "full").read_events() if e.get("pruned")]
+    assert bool(pruned) == bool(extra)  # the pruning run did prune, after generation 0
+    assert all(e["generation"] > 0 for e in pruned)
 
 
 def test_existing_run_directory_is_not_overwritten(tmp_path):

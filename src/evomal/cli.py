@@ -402,7 +402,7 @@ class SearchProgress:
         self.best = "-"
 
     def __call__(self, event: Any) -> None:
-        from evomal.events import CandidateEvent, FinalistEvent
+        from evomal.events import EVALUATED, CandidateEvent, FinalistEvent
 
         if self.handle is None:
             self.progress.start()
@@ -418,6 +418,8 @@ class SearchProgress:
             return
         if isinstance(event, CandidateEvent):
             self.verdicts[event.outcome.verdict] += 1
+            if event.outcome.pruned and event.outcome.verdict == EVALUATED:
+                self.verdicts["pruned"] += 1
         else:
             self.generation = event.generation + 1
             best = event.best

@@ -116,9 +116,28 @@ class FitnessConfig:
     steps: int = 500  # S_testing
     batch_size: int = 128
     optimizer: SGDConfig = field(default_factory=SGDConfig)
+    # Successive halving (beyond the paper; off by default): a candidate whose
+    # validation metric after prune_at * steps is above prune_factor times the
+    # best seen there by earlier fully trained candidates stops, with that
+    # metric as its fitness.
+    prune_at: float = 0.0
+    prune_factor: float = 2.0
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_size")
+        if not 0.0 <= self.prune_at < 1.0:
+            raise ConfigError(
+                f"fitness.prune_at must be in [0, 1) (0 turns pruning off), got {self.prune_at}"
+            )
+        if self.prune_factor < 1.0:
+            raise ConfigError(f"fitness.prune_factor must be >= 1, got {self.prune_factor}")
+
+    @property
+    def prune_step(self) -> int | None:
+        """The step at which clearly-behind candidates stop, or None when pruning is off."""
+        if self.prune_at <= 0.0:
+            return None
+        return min(self.steps - 1, max(1, round(self.prune_at * self.steps))) or None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ class Outcome:
     seconds: dict[str, float] = field(default_factory=dict)
     late_rise: float | None = None
     scale: float = 1.0
+    #: fitness training stopped at the prune step (``fitness.prune_at``)
+    pruned: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -184,3 +184,73 @@ def test_batched_evaluation_equals_one_by_one(float64):
         assert one.verdict == many.verdict
         assert one.fitness == many.fitness
         np.testing.assert_allclose(one.phi, many.phi, atol=1e-9)
+
+
+def _pruning_evaluator(batch=1, *overrides):
+    config = _config(
+        "fitness.prune_at=0.5",
+        "fitness.prune_factor=1.5",
+        "filters.rejection=false",
+        "local_search.enabled=false",
+        *overrides,
+    )
+    executor = SerialExecutor()
+    executor.start(ContextSpec((_task().without_test(),), "linear", config))
+    evaluator = CandidateEvaluator(
+        config.filters,
+        "classification",
+        executor,
+        batch_size=batch,
+        prune_factor=config.fitness.prune_factor,
+    )
+    return evaluator, executor
+
+
+def _plain_fitness(expression, steps):
+    """The validation metric of the same partial training, without pruning, after ``steps``."""
+    evaluator, _ = _evaluator(
+        "filters.rejection=false", "local_search.enabled=false", f"fitness.steps={steps}"
+    )
+    (out,) = evaluator.evaluate([parse(expression)])
+    return out.fitness
+
+
+def test_pruning_stops_a_candidate_clearly_behind_the_best_so_far(float64):
+    evaluator, _ = _pruning_evaluator()
+    assert evaluator.prune_threshold() == float("inf")  # nothing to compare with yet
+    (first,) = evaluator.evaluate([parse(CE)])
+    assert not first.pruned and first.fitness == _plain_fitness(CE, 20)
+    assert evaluator.best_rung == _plain_fitness(CE, 10)  # the metric at step 10 of 20
+    assert evaluator.prune_threshold() == 1.5 * evaluator.best_rung
+    behind = "mul(-1, mul(y, sqrt(fx)))"
+    rung = _plain_fitness(behind, 10)
+    assert rung > evaluator.prune_threshold(), "the test needs a loss clearly behind at step 10"
+    (out,) = evaluator.evaluate([parse(behind)])
+    assert out.verdict == EVALUATED and out.pruned and out.fitness == rung
+    assert evaluator.best_rung == _plain_fitness(CE, 10)  # a pruned run is no reference
+    clone = CandidateEvaluator(evaluator.filters, "classification", SerialExecutor())
+    clone.load_state_dict(evaluator.state_dict())
+    assert clone.best_rung == evaluator.best_rung
+
+
+def test_pruning_is_the_same_batched_and_one_by_one(float64):
+    trees = [
+        parse("abs(sub(fx, y))"),
+        parse("mul(-1, mul(y, sqrt(fx)))"),
+        parse("square(sub(fx, y))"),
+    ]
+    results = {}
+    for batch in (1, 3):
+        evaluator, _ = _pruning_evaluator(batch)
+        evaluator.evaluate([parse(CE)])  # sets the reference
+        results[batch] = evaluator.evaluate(trees)
+    assert any(o.pruned for o in results[1]) and not all(o.pruned for o in results[1])
+    for one, many in zip(results[1], results[3], strict=True):
+        assert (one.verdict, one.pruned) == (many.verdict, many.pruned)
+        assert one.fitness == pytest.approx(many.fitness, rel=1e-9)
+
+
+def test_pruning_is_off_by_default():
+    evaluator, _ = _evaluator("filters.rejection=false")
+    evaluator.evaluate([parse(CE)])
+    assert evaluator.best_rung is None and evaluator.prune_threshold() == float("inf")

@@ -4,7 +4,9 @@ The evaluator is the only stateful part of candidate scoring, and its state
 is plain data (checkpointed with the run):
 
 * the equivalence cache: equivalence key -> outcome (including rejections);
-* the gradient-equivalence cache: gradient signature -> fitness.
+* the gradient-equivalence cache: gradient signature -> fitness;
+* with ``fitness.prune_at`` on, the best validation metric seen at the prune
+  step by a fully trained candidate (the successive-halving reference).
 
 A batch is scored in stages so that results never depend on which worker
 finished first:
@@ -20,6 +22,9 @@ S. (parallel, one chunk per worker) the rejection protocol with the tuned
 B. (in candidate order, here) gradient-equivalence look-ups against all
    earlier candidates, this batch's included;
 C. (parallel) partial-training fitness of the candidates still unresolved.
+   With ``prune_factor`` set, a candidate above ``prune_factor`` times the
+   reference at the prune step stops there. The threshold is fixed for the
+   whole batch from earlier batches, so it never depends on worker order.
 
 Duplicates within a batch and reuses of earlier results are resolved after
 C, in candidate order.
@@ -28,6 +33,7 @@ C, in candidate order.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,6 +78,7 @@ class CandidateEvaluator:
         output_activation: OutputActivation = "identity",
         batch_size: int = 1,
         search_weights: bool = True,
+        prune_factor: float | None = None,
     ) -> None:
         self.filters = filters
         self.search_weights = search_weights
@@ -81,6 +88,8 @@ class CandidateEvaluator:
         self.executor = executor
         self.equivalence_cache: dict[str, Outcome] = {}
         self.gradient_cache: dict[str, float | None] = {}
+        self.prune_factor = prune_factor
+        self.best_rung: float | None = None
 
     # -- state ---------------------------------------------------------------
 
@@ -88,6 +97,7 @@ class CandidateEvaluator:
         return {
             "equivalence_cache": {k: o.as_dict() for k, o in self.equivalence_cache.items()},
             "gradient_cache": dict(self.gradient_cache),
+            "best_rung": self.best_rung,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -95,6 +105,7 @@ class CandidateEvaluator:
             k: Outcome.from_dict(v) for k, v in state["equivalence_cache"].items()
         }
         self.gradient_cache = dict(state["gradient_cache"])
+        self.best_rung = state.get("best_rung")  # absent in runs from before pruning
 
     # -- scoring -------------------------------------------------------------
 
@@ -202,11 +213,12 @@ class CandidateEvaluator:
                     pending_signature[signature] = i
 
         # Stage C: partial training, in parallel.
+        above = self.prune_threshold()
         scored: list[FitnessOutcome] = map_batched(
             self.executor,
             fitness,
             fitness_batch,
-            [FitnessJob(self._document(outcomes[i])) for i in needs_fitness],
+            [FitnessJob(self._document(outcomes[i]), above) for i in needs_fitness],
             self.batch_size,
         )
         for i, scored_one in zip(needs_fitness, scored, strict=True):
@@ -216,6 +228,10 @@ class CandidateEvaluator:
                 out.verdict, out.reason = FAILED, scored_one.failed
             else:
                 out.fitness = scored_one.fitness
+                out.pruned = scored_one.pruned
+            if scored_one.rung is not None:
+                best = self.best_rung
+                self.best_rung = scored_one.rung if best is None else min(best, scored_one.rung)
         # Resolve gradient-equivalent candidates of this batch, then caches, then duplicates.
         for i, source_index in waiting_on.items():
             out, src = self._out(outcomes, i), self._out(outcomes, source_index)
@@ -232,6 +248,12 @@ class CandidateEvaluator:
                 assert source is not None
                 outcomes[i] = self._reuse(source, expressions[i], key, CACHED)
         return [o for o in outcomes if o is not None]
+
+    def prune_threshold(self) -> float:
+        """The validation metric at the prune step above which a candidate stops."""
+        if self.prune_factor is None or self.best_rung is None:
+            return math.inf
+        return self.prune_factor * self.best_rung
 
     def _screen(
         self,

@@ -40,6 +40,7 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
         activation,
         batch_size=run.batch_size,
         search_weights=config.local_search.enabled and config.local_search.steps > 0,
+        prune_factor=config.fitness.prune_factor if config.fitness.prune_step else None,
     )
 
     def best_loss(best: dict[str, Any]) -> nn.Module:

@@ -12,6 +12,7 @@ import hashlib
 import math
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from evomal.losses.io import loss_from_dict
 from evomal.meta.local_search import LocalSearchResult, initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
 from evomal.symbolic.compile import CompiledLoss, compile_tree, nonfinite_reason
-from evomal.training.loop import train
+from evomal.training.loop import Prune, TrainResult, train
 from evomal.training.population import train_population
 
 
@@ -76,16 +77,63 @@ class SearchOutcome:
 
 @dataclass(frozen=True)
 class FitnessJob:
-    """Score one loss, given as its JSON document (any kind: symbolic, Taylor, neural)."""
+    """Score one loss, given as its JSON document (any kind: symbolic, Taylor, neural).
+
+    With ``fitness.prune_at`` on, training stops at the prune step if the
+    validation metric there is above ``prune_above`` (successive halving).
+    """
 
     document: dict[str, Any]
+    prune_above: float = math.inf
 
 
 @dataclass
 class FitnessOutcome:
+    """A fitness, or why there is none.
+
+    ``rung`` is the validation metric at the prune step (mean over the
+    learners), for a candidate that was trained to the end; ``pruned`` marks
+    one that stopped there, whose ``fitness`` is that step's metric.
+    """
+
     fitness: float | None
     failed: str | None = None
     seconds: float = 0.0
+    rung: float | None = None
+    pruned: bool = False
+
+
+def _prune(ctx: EvaluationContext, job: FitnessJob) -> Prune | None:
+    step = ctx.config.fitness.prune_step
+    return None if step is None else Prune(step, job.prune_above)
+
+
+def _fitness_outcome(
+    results: list[TrainResult], prune: Prune | None, seconds: float
+) -> FitnessOutcome:
+    """Fold one candidate's runs (one per learner, in order) into its outcome.
+
+    The one-by-one loop stops at the first pruned run, so only the runs up to
+    it count, whichever loop produced them.
+    """
+    first = next((j for j, r in enumerate(results) if r.pruned), None)
+    counted = results if first is None else results[: first + 1]
+    for r in counted:
+        if r.diverged or r.val_metric is None or not math.isfinite(r.val_metric):
+            return FitnessOutcome(None, f"fitness training diverged: {r.reason}", seconds)
+    if first is not None:
+        assert prune is not None
+        rungs = [prune.metric_at(r.val_history) for r in counted]
+        return FitnessOutcome(_mean(rungs), None, seconds, pruned=True)
+    value = _mean([r.val_metric for r in counted])
+    rungs = [prune.metric_at(r.val_history) for r in counted] if prune is not None else []
+    rung = _mean(rungs) if rungs and all(v is not None for v in rungs) else None
+    return FitnessOutcome(value, None, seconds, rung=rung)
+
+
+def _mean(values: Sequence[float | None]) -> float:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present)
 
 
 def stable_seed(*parts: object) -> int:
@@ -265,25 +313,24 @@ def optimise_batch(ctx: EvaluationContext, jobs: list[SearchJob]) -> list[Search
 def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
     """Stage C: partial training from the run's seeded initial weights; validation metric."""
     start = time.perf_counter()
+    prune = _prune(ctx, job)
     try:
-        values = []
+        results = []
         for j, learner in enumerate(ctx.learners):
-            criterion = loss_from_dict(job.document)
             result = train(
                 learner.build(ctx.spec.seed + j),
-                criterion,
+                loss_from_dict(job.document),
                 learner.task,
                 ctx.config.fitness.steps,
                 ctx.sgd,
                 batch_size=ctx.config.fitness.batch_size,
                 seed=ctx.spec.seed + j,
+                prune=prune,
             )
-            if result.diverged or result.val_metric is None or not math.isfinite(result.val_metric):
-                return FitnessOutcome(
-                    None, f"fitness training diverged: {result.reason}", time.perf_counter() - start
-                )
-            values.append(result.val_metric)
-        return FitnessOutcome(sum(values) / len(values), None, time.perf_counter() - start)
+            results.append(result)
+            if result.diverged or result.pruned:
+                break
+        return _fitness_outcome(results, prune, time.perf_counter() - start)
     except Exception as exc:  # a fault stays inside its candidate
         return FitnessOutcome(None, describe_error(exc), time.perf_counter() - start)
 
@@ -291,9 +338,15 @@ def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
 def fitness_batch(ctx: EvaluationContext, jobs: list[FitnessJob]) -> list[FitnessOutcome]:
     """Stage C for several candidates: one population-batched partial training per task.
 
-    Falls back to one-by-one training if the batched run raises.
+    Falls back to one-by-one training if the batched run raises. The members
+    of a batch share one prune threshold (the evaluator gives them one);
+    where they differ, they are trained one by one.
     """
     start = time.perf_counter()
+    prunes = {_prune(ctx, job) for job in jobs}
+    if len(prunes) > 1:
+        return [fitness(ctx, job) for job in jobs]
+    (prune,) = prunes
     try:
         losses = [loss_from_dict(job.document) for job in jobs]
         per_task = []
@@ -308,28 +361,16 @@ def fitness_batch(ctx: EvaluationContext, jobs: list[FitnessJob]) -> list[Fitnes
                     ctx.sgd,
                     batch_size=ctx.config.fitness.batch_size,
                     seed=ctx.spec.seed + j,
+                    prune=prune,
                 )
             )
     except Exception:
         return [fitness(ctx, job) for job in jobs]
     share = (time.perf_counter() - start) / len(jobs)
-    outcomes = []
-    for k in range(len(jobs)):
-        results = [task_results[k] for task_results in per_task]
-        bad = next(
-            (
-                r
-                for r in results
-                if r.diverged or r.val_metric is None or not math.isfinite(r.val_metric)
-            ),
-            None,
-        )
-        if bad is not None:
-            outcomes.append(FitnessOutcome(None, f"fitness training diverged: {bad.reason}", share))
-        else:
-            value = sum(r.val_metric for r in results if r.val_metric is not None) / len(results)
-            outcomes.append(FitnessOutcome(value, None, share))
-    return outcomes
+    return [
+        _fitness_outcome([task_results[k] for task_results in per_task], prune, share)
+        for k in range(len(jobs))
+    ]
 
 
 def describe_error(exc: BaseException) -> str:

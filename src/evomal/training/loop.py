@@ -54,10 +54,34 @@ class TrainResult:
     val_history: list[tuple[int, float]] = field(default_factory=list)
     #: each validation sample's metric at the end (error indicator or squared error), if asked
     val_samples: list[float] | None = None
+    #: stopped at :attr:`Prune.step` because it was clearly behind; ``val_metric`` is that step's
+    pruned: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         skip = ("loss_history", "val_history", "val_samples")
         return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+
+@dataclass(frozen=True)
+class Prune:
+    """Stop a run after ``step`` steps if its validation metric there is above ``above``.
+
+    A rung of successive halving: a run that is clearly behind by ``step``
+    stops there, and reports that step's metric (``TrainResult.pruned``).
+    The metric at ``step`` is always recorded in ``val_history``, so runs that
+    go on give the reference that later thresholds are drawn from.
+    """
+
+    step: int
+    above: float = float("inf")
+
+    def __post_init__(self) -> None:
+        if self.step < 1:
+            raise ConfigError(f"a prune step must be >= 1, got {self.step}")
+
+    def metric_at(self, curve: list[tuple[int, float]]) -> float | None:
+        """The validation metric recorded at this rung's step, if it was."""
+        return next((value for done, value in curve if done == self.step), None)
 
 
 def val_steps(steps: int, val_every: int | None) -> set[int]:
@@ -219,6 +243,7 @@ def train(
     progress: ProgressFn | None = None,
     model_options: dict[str, Any] | None = None,
     val_every: int | None = None,
+    prune: Prune | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task`` with ``loss`` for ``steps`` SGD steps.
 
@@ -231,7 +256,8 @@ def train(
     the validation (and optionally test) metric; a run whose loss or
     parameters become non-finite stops and is reported as diverged.
     ``val_every`` also records the validation metric every so many steps
-    (``val_history``, a learning curve; one host sync each).
+    (``val_history``, a learning curve; one host sync each). ``prune`` stops
+    a run that is clearly behind at its step (see :class:`Prune`).
     """
     if steps < 0:
         raise ConfigError(f"steps must be >= 0, got {steps}")
@@ -255,9 +281,11 @@ def train(
     batches = TrainBatches(task, batch_size, seed)
     losses = torch.empty(steps, device=dev)
     curve_at = val_steps(steps, val_every)
+    if prune is not None and prune.step < steps:
+        curve_at.add(prune.step)
     curve: list[tuple[int, float]] = []
 
-    diverged, reason, done = False, None, 0
+    diverged, pruned, reason, done = False, False, None, 0
     start = time.perf_counter()
     for step in range(steps):
         set_learning_rate(opt, config, step)
@@ -270,7 +298,8 @@ def train(
         done = step + 1
         if done in curve_at:
             curve.append((done, float(evaluate(model, task.val, task))))
-        if done % check_every == 0 or done == steps:
+            pruned = prune is not None and done == prune.step and curve[-1][1] > prune.above
+        if pruned or done % check_every == 0 or done == steps:
             window = losses[max(0, done - check_every) : done]
             if not bool(torch.isfinite(window).all()):
                 bad = int(torch.nonzero(~torch.isfinite(window))[0]) + max(0, done - check_every)
@@ -279,12 +308,15 @@ def train(
                 diverged, reason = True, f"non-finite parameters by step {done}"
             if progress is not None:
                 progress(done, steps)
-            if diverged:
+            if diverged or pruned:
                 break
 
+    pruned = pruned and not diverged
     val_metric = test_metric = None
     if not diverged:
-        if evaluate_val:
+        if pruned:
+            val_metric = curve[-1][1]
+        elif evaluate_val:
             val_metric = float(evaluate(model, task.val, task))
         if evaluate_test:
             test_metric = float(evaluate(model, task.test, task))
@@ -300,4 +332,5 @@ def train(
         seconds=time.perf_counter() - start,
         loss_history=history,
         val_history=curve,
+        pruned=pruned,
     )

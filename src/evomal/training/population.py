@@ -32,6 +32,7 @@ from evomal.symbolic.population import population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
 from evomal.training.loop import (
+    Prune,
     TrainBatches,
     TrainResult,
     resolve_loss,
@@ -181,6 +182,7 @@ def train_population(
     evaluate_val: bool = True,
     val_every: int | None = None,
     val_samples: bool = False,
+    prune: Prune | None = None,
 ) -> list[TrainResult]:
     """Train ``models[k]`` with ``losses[k]`` for every k at once; one result per candidate.
 
@@ -188,6 +190,10 @@ def train_population(
     population of one reproduces ``train`` up to float rounding. A loss may
     be anything :func:`~evomal.training.loop.resolve_loss` accepts (``"task"``
     too). ``val_samples`` keeps each validation sample's metric in the result.
+    ``prune`` gives the results :func:`~evomal.training.train` would: a member
+    above the threshold at the prune step reports that step's metric and is
+    marked pruned. The members train in lockstep, so it trains on all the
+    same; only the one-by-one loop saves the steps.
     """
     if len(models) != len(losses) or not models:
         raise ValueError("need one loss per model, and at least one model")
@@ -202,8 +208,11 @@ def train_population(
     history = torch.empty(steps, len(models), device=device)
     loss_all = stacked_losses(losses, task.kind)
     curve_at = val_steps(steps, val_every)
+    if prune is not None and prune.step < steps:
+        curve_at.add(prune.step)
     curves: list[list[tuple[int, float]]] = [[] for _ in models]
     diverged: list[str | None] = [None] * len(models)
+    by_rung: list[str | None] = []  # what had diverged by the prune step
     done = 0
     start = time.perf_counter()
     for step in range(steps):
@@ -219,8 +228,11 @@ def train_population(
         if done in curve_at:
             for k, value in enumerate(evaluate_population(stacked, task.val, task).tolist()):
                 curves[k].append((done, value))
-        if done % check_every == 0 or done == steps:
+        at_rung = prune is not None and done == prune.step
+        if at_rung or done % check_every == 0 or done == steps:
             _mark_diverged(diverged, history, done, check_every, stacked)
+            if at_rung:
+                by_rung = list(diverged)
             if all(reason is not None for reason in diverged):
                 break
     seconds = time.perf_counter() - start
@@ -228,22 +240,33 @@ def train_population(
     val = samples.mean(dim=1).tolist() if samples is not None else None
     results = []
     for k in range(len(models)):
-        ok = diverged[k] is None
+        rung_metric = prune.metric_at(curves[k]) if prune is not None else None
+        pruned = (
+            prune is not None
+            and rung_metric is not None
+            and rung_metric > prune.above
+            and by_rung[k] is None
+        )
+        # A pruned member stops at the prune step in the one-by-one loop, so
+        # a divergence after that step is not its outcome.
+        ok = pruned or diverged[k] is None
+        final = val[k] if (ok and val is not None) else None
         results.append(
             TrainResult(
                 steps=steps,
                 steps_done=done,
                 diverged=not ok,
-                reason=diverged[k],
-                val_metric=val[k] if (ok and val is not None) else None,
+                reason=None if ok else diverged[k],
+                val_metric=rung_metric if pruned else final,
                 test_metric=None,
                 metric=metric_name(task.kind),
                 seconds=seconds / len(models),
                 loss_history=history[:done, k].tolist(),
                 val_history=curves[k],
                 val_samples=samples[k].tolist()
-                if (val_samples and ok and samples is not None)
+                if (val_samples and ok and not pruned and samples is not None)
                 else None,
+                pruned=pruned,
             )
         )
     return results
