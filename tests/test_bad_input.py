@@ -229,6 +229,8 @@ API_CASES = [
     ("zero lr", lambda t, r, w: _cfg("training.lr=0")(), E.ConfigError),
     ("momentum 1.5", lambda t, r, w: _cfg("training.momentum=1.5")(), E.ConfigError),
     ("negative k", lambda t, r, w: _cfg("selection.k=-1")(), E.ConfigError),
+    ("prune at 1", lambda t, r, w: _cfg("fitness.prune_at=1")(), E.ConfigError),
+    ("prune factor", lambda t, r, w: _cfg("fitness.prune_factor=0.5")(), E.ConfigError),
     ("not a mapping", lambda t, r, w: _cfg("gp=3")(), E.ConfigError),
     ("empty csv", lambda t, r, w: evomal.get_task(f"csv:{_csv(t / 'e.csv', '')}", target="y"),
      E.DataError),

@@ -73,7 +73,11 @@ def test_search_never_reads_the_test_split(monkeypatch):
 PRUNING = ["fitness.prune_at=0.5", "fitness.prune_factor=1"]
 
 
-@pytest.mark.parametrize("extra", [[], PRUNING], ids=["paper", "pruning"])
+@pytest.mark.parametrize(
+    "extra",
+    [[], PRUNING, [*PRUNING, "fitness.prune_before_search=true"]],
+    ids=["paper", "pruning", "pruning-before-search"],
+)
 def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path, extra):
     config = build_config(None, [*TINY, "gp.generations=4", "seed=3", *extra])
     full = search(_task(), "linear", config, out=tmp_path / "full")

@@ -122,6 +122,9 @@ class FitnessConfig:
     # metric as its fitness.
     prune_at: float = 0.0
     prune_factor: float = 2.0
+    # With pruning on: run that rung first with the untuned weights too, and
+    # skip the local search of a candidate already clearly behind there.
+    prune_before_search: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_size")

@@ -196,13 +196,7 @@ def _pruning_evaluator(batch=1, *overrides):
     )
     executor = SerialExecutor()
     executor.start(ContextSpec((_task().without_test(),), "linear", config))
-    evaluator = CandidateEvaluator(
-        config.filters,
-        "classification",
-        executor,
-        batch_size=batch,
-        prune_factor=config.fitness.prune_factor,
-    )
+    evaluator = CandidateEvaluator.from_config(config, "classification", executor, batch)
     return evaluator, executor
 
 
@@ -254,3 +248,35 @@ def test_pruning_is_off_by_default():
     evaluator, _ = _evaluator("filters.rejection=false")
     evaluator.evaluate([parse(CE)])
     assert evaluator.best_rung is None and evaluator.prune_threshold() == float("inf")
+
+
+def test_pruning_before_the_search_skips_the_local_search_of_a_candidate_behind(float64):
+    evaluator, _ = _pruning_evaluator(
+        1, "local_search.enabled=true", "fitness.prune_before_search=true"
+    )
+    assert evaluator.prune_before_search
+    (first,) = evaluator.evaluate([parse(CE)])  # no reference yet: searched and trained in full
+    assert not first.pruned and first.seconds["local_search"] > 0
+    behind = "mul(-1, mul(y, sqrt(fx)))"
+    # the oracle: the same candidate with its initial (untuned) weights, trained to step 10
+    untuned, _ = _evaluator("filters.rejection=false", "local_search.steps=0", "fitness.steps=10")
+    (rung,) = untuned.evaluate([parse(behind)])
+    assert rung.fitness > evaluator.prune_threshold()
+    (out,) = evaluator.evaluate([parse(behind), parse("square(sub(fx, y))")])[:1]
+    assert out.pruned and out.fitness == rung.fitness and out.phi == rung.phi
+    assert out.seconds["local_search"] == 0.0
+
+
+def test_pruning_before_the_search_is_the_same_batched_and_one_by_one(float64):
+    trees = [parse(e) for e in ("abs(sub(fx, y))", "mul(-1, mul(y, sqrt(fx)))", "square(fx)")]
+    results = {}
+    for batch in (1, 3):
+        evaluator, _ = _pruning_evaluator(
+            batch, "local_search.enabled=true", "fitness.prune_before_search=true"
+        )
+        evaluator.evaluate([parse(CE)])
+        results[batch] = evaluator.evaluate(trees)
+    assert any(o.pruned for o in results[1])
+    for one, many in zip(results[1], results[3], strict=True):
+        assert (one.verdict, one.pruned) == (many.verdict, many.pruned)
+        assert one.fitness == pytest.approx(many.fitness, rel=1e-9)

@@ -117,3 +117,14 @@ def test_population_prunes_exactly_as_one_by_one(tree_evaluation, quantile, step
 def test_prune_step_must_be_positive():
     with pytest.raises(ConfigError, match="prune step"):
         Prune(0)
+
+
+def test_a_run_that_ends_at_the_prune_step_is_judged_there():
+    task = _task()
+    loss = LearnedLoss.cross_entropy()
+    plain = _train(task, loss, 20)
+    kept = _train(task, loss, 20, Prune(20, above=1.0))
+    stopped = _train(task, loss, 20, Prune(20, above=-1.0))
+    assert not kept.pruned and stopped.pruned
+    assert kept.val_metric == stopped.val_metric == plain.val_metric
+    assert kept.loss_history == plain.loss_history

@@ -25,6 +25,9 @@ C. (parallel) partial-training fitness of the candidates still unresolved.
    With ``prune_factor`` set, a candidate above ``prune_factor`` times the
    reference at the prune step stops there. The threshold is fixed for the
    whole batch from earlier batches, so it never depends on worker order.
+   With ``prune_before_search``, stage R (between A and L) first trains every
+   survivor to the prune step with its untuned weights, and one already above
+   the threshold there skips its local search and the rest.
 
 Duplicates within a batch and reuses of earlier results are resolved after
 C, in candidate order.
@@ -37,7 +40,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from evomal.config import FilterConfig
+from evomal.config import FilterConfig, SearchConfig
 from evomal.events import (
     CACHED,
     EVALUATED,
@@ -79,6 +82,8 @@ class CandidateEvaluator:
         batch_size: int = 1,
         search_weights: bool = True,
         prune_factor: float | None = None,
+        prune_step: int | None = None,
+        prune_before_search: bool = False,
     ) -> None:
         self.filters = filters
         self.search_weights = search_weights
@@ -89,7 +94,31 @@ class CandidateEvaluator:
         self.equivalence_cache: dict[str, Outcome] = {}
         self.gradient_cache: dict[str, float | None] = {}
         self.prune_factor = prune_factor
+        self.prune_step = prune_step
+        self.prune_before_search = prune_before_search
         self.best_rung: float | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: SearchConfig,
+        kind: TaskKind,
+        executor: Executor,
+        batch_size: int = 1,
+    ) -> CandidateEvaluator:
+        """The evaluator a search with ``config`` uses (filters, local search, pruning)."""
+        fit = config.fitness
+        return cls(
+            config.filters,
+            kind,
+            executor,
+            config.gp.output_activation,
+            batch_size=batch_size,
+            search_weights=config.local_search.enabled and config.local_search.steps > 0,
+            prune_factor=fit.prune_factor if fit.prune_step else None,
+            prune_step=fit.prune_step,
+            prune_before_search=fit.prune_before_search,
+        )
 
     # -- state ---------------------------------------------------------------
 
@@ -149,6 +178,9 @@ class CandidateEvaluator:
                 continue
             else:
                 alive.append(i)
+        # Stage R: the prune rung with the untuned weights, before the local search.
+        if self.search_weights and alive and self.prune_before_search:
+            alive = self._prune_untuned(outcomes, alive)
         # Stage L: the local search of the survivors.
         if self.search_weights and alive:
             searched: list[SearchOutcome] = map_batched(
@@ -223,7 +255,7 @@ class CandidateEvaluator:
         )
         for i, scored_one in zip(needs_fitness, scored, strict=True):
             out = self._out(outcomes, i)
-            out.seconds["fitness"] = scored_one.seconds
+            out.seconds["fitness"] = out.seconds.get("fitness", 0.0) + scored_one.seconds
             if scored_one.failed is not None:
                 out.verdict, out.reason = FAILED, scored_one.failed
             else:
@@ -248,6 +280,34 @@ class CandidateEvaluator:
                 assert source is not None
                 outcomes[i] = self._reuse(source, expressions[i], key, CACHED)
         return [o for o in outcomes if o is not None]
+
+    def _prune_untuned(self, outcomes: list[Outcome | None], alive: list[int]) -> list[int]:
+        """Train ``alive`` to the prune step with their initial weights; drop those behind.
+
+        A dropped candidate keeps its initial phi, skips the local search and
+        takes the rung's metric as its fitness (``pruned``).
+        """
+        above = self.prune_threshold()
+        if math.isinf(above) or self.prune_step is None:
+            return alive
+        scored: list[FitnessOutcome] = map_batched(
+            self.executor,
+            fitness,
+            fitness_batch,
+            [FitnessJob(self._document(outcomes[i]), above, self.prune_step) for i in alive],
+            self.batch_size,
+        )
+        still = []
+        for i, rung in zip(alive, scored, strict=True):
+            out = self._out(outcomes, i)
+            out.seconds["fitness"] = rung.seconds
+            if rung.failed is not None:
+                out.verdict, out.reason = FAILED, rung.failed
+            elif rung.pruned:
+                out.fitness, out.pruned = rung.fitness, True
+            else:
+                still.append(i)
+        return still
 
     def prune_threshold(self) -> float:
         """The validation metric at the prune step above which a candidate stops."""

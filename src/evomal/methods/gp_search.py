@@ -33,15 +33,7 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
     config = run.config
     activation = config.gp.output_activation
     run.start_executor()
-    evaluator = CandidateEvaluator(
-        config.filters,
-        run.kind,
-        run.executor,
-        activation,
-        batch_size=run.batch_size,
-        search_weights=config.local_search.enabled and config.local_search.steps > 0,
-        prune_factor=config.fitness.prune_factor if config.fitness.prune_step else None,
-    )
+    evaluator = CandidateEvaluator.from_config(config, run.kind, run.executor, run.batch_size)
 
     def best_loss(best: dict[str, Any]) -> nn.Module:
         return loss_from_outcome(best, run.kind, activation)

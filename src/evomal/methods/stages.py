@@ -81,10 +81,13 @@ class FitnessJob:
 
     With ``fitness.prune_at`` on, training stops at the prune step if the
     validation metric there is above ``prune_above`` (successive halving).
+    ``steps`` overrides ``fitness.steps``: the evaluator's rung before the
+    local search trains only to the prune step.
     """
 
     document: dict[str, Any]
     prune_above: float = math.inf
+    steps: int | None = None
 
 
 @dataclass
@@ -321,7 +324,7 @@ def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
                 learner.build(ctx.spec.seed + j),
                 loss_from_dict(job.document),
                 learner.task,
-                ctx.config.fitness.steps,
+                job.steps or ctx.config.fitness.steps,
                 ctx.sgd,
                 batch_size=ctx.config.fitness.batch_size,
                 seed=ctx.spec.seed + j,
@@ -339,14 +342,13 @@ def fitness_batch(ctx: EvaluationContext, jobs: list[FitnessJob]) -> list[Fitnes
     """Stage C for several candidates: one population-batched partial training per task.
 
     Falls back to one-by-one training if the batched run raises. The members
-    of a batch share one prune threshold (the evaluator gives them one);
-    where they differ, they are trained one by one.
+    of a batch share one prune threshold and step count (the evaluator gives
+    them one); where they differ, they are trained one by one.
     """
     start = time.perf_counter()
-    prunes = {_prune(ctx, job) for job in jobs}
-    if len(prunes) > 1:
+    if len({(_prune(ctx, job), job.steps) for job in jobs}) > 1:
         return [fitness(ctx, job) for job in jobs]
-    (prune,) = prunes
+    prune, steps = _prune(ctx, jobs[0]), jobs[0].steps or ctx.config.fitness.steps
     try:
         losses = [loss_from_dict(job.document) for job in jobs]
         per_task = []
@@ -357,7 +359,7 @@ def fitness_batch(ctx: EvaluationContext, jobs: list[FitnessJob]) -> list[Fitnes
                     models,
                     losses,
                     learner.task,
-                    ctx.config.fitness.steps,
+                    steps,
                     ctx.sgd,
                     batch_size=ctx.config.fitness.batch_size,
                     seed=ctx.spec.seed + j,

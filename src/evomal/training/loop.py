@@ -281,7 +281,7 @@ def train(
     batches = TrainBatches(task, batch_size, seed)
     losses = torch.empty(steps, device=dev)
     curve_at = val_steps(steps, val_every)
-    if prune is not None and prune.step < steps:
+    if prune is not None and prune.step <= steps:
         curve_at.add(prune.step)
     curve: list[tuple[int, float]] = []
 
@@ -316,6 +316,8 @@ def train(
     if not diverged:
         if pruned:
             val_metric = curve[-1][1]
+        elif curve and curve[-1][0] == done:
+            val_metric = curve[-1][1]  # just measured (the model is unchanged since)
         elif evaluate_val:
             val_metric = float(evaluate(model, task.val, task))
         if evaluate_test:

@@ -208,7 +208,7 @@ def train_population(
     history = torch.empty(steps, len(models), device=device)
     loss_all = stacked_losses(losses, task.kind)
     curve_at = val_steps(steps, val_every)
-    if prune is not None and prune.step < steps:
+    if prune is not None and prune.step <= steps:
         curve_at.add(prune.step)
     curves: list[list[tuple[int, float]]] = [[] for _ in models]
     diverged: list[str | None] = [None] * len(models)
