@@ -22,7 +22,7 @@ S. (parallel, one chunk per worker) the rejection protocol with the tuned
 B. (in candidate order, here) gradient-equivalence look-ups against all
    earlier candidates, this batch's included;
 C. (parallel) partial-training fitness of the candidates still unresolved.
-   With ``prune_factor`` set, a candidate above ``prune_factor`` times the
+   With ``prune_step`` set, a candidate above ``prune_factor`` times the
    reference at the prune step stops there. The threshold is fixed for the
    whole batch from earlier batches, so it never depends on worker order.
    With ``prune_before_search``, stage R (between A and L) first trains every
@@ -81,7 +81,7 @@ class CandidateEvaluator:
         output_activation: OutputActivation = "identity",
         batch_size: int = 1,
         search_weights: bool = True,
-        prune_factor: float | None = None,
+        prune_factor: float = 2.0,
         prune_step: int | None = None,
         prune_before_search: bool = False,
     ) -> None:
@@ -115,7 +115,7 @@ class CandidateEvaluator:
             config.gp.output_activation,
             batch_size=batch_size,
             search_weights=config.local_search.enabled and config.local_search.steps > 0,
-            prune_factor=fit.prune_factor if fit.prune_step else None,
+            prune_factor=fit.prune_factor,
             prune_step=fit.prune_step,
             prune_before_search=fit.prune_before_search,
         )
@@ -245,14 +245,7 @@ class CandidateEvaluator:
                     pending_signature[signature] = i
 
         # Stage C: partial training, in parallel.
-        above = self.prune_threshold()
-        scored: list[FitnessOutcome] = map_batched(
-            self.executor,
-            fitness,
-            fitness_batch,
-            [FitnessJob(self._document(outcomes[i]), above) for i in needs_fitness],
-            self.batch_size,
-        )
+        scored = self._fitness(outcomes, needs_fitness)
         for i, scored_one in zip(needs_fitness, scored, strict=True):
             out = self._out(outcomes, i)
             out.seconds["fitness"] = out.seconds.get("fitness", 0.0) + scored_one.seconds
@@ -287,18 +280,10 @@ class CandidateEvaluator:
         A dropped candidate keeps its initial phi, skips the local search and
         takes the rung's metric as its fitness (``pruned``).
         """
-        above = self.prune_threshold()
-        if math.isinf(above) or self.prune_step is None:
+        if self.prune_step is None or math.isinf(self.prune_threshold()):
             return alive
-        scored: list[FitnessOutcome] = map_batched(
-            self.executor,
-            fitness,
-            fitness_batch,
-            [FitnessJob(self._document(outcomes[i]), above, self.prune_step) for i in alive],
-            self.batch_size,
-        )
         still = []
-        for i, rung in zip(alive, scored, strict=True):
+        for i, rung in zip(alive, self._fitness(outcomes, alive, self.prune_step), strict=True):
             out = self._out(outcomes, i)
             out.seconds["fitness"] = rung.seconds
             if rung.failed is not None:
@@ -309,9 +294,17 @@ class CandidateEvaluator:
                 still.append(i)
         return still
 
+    def _fitness(
+        self, outcomes: list[Outcome | None], indices: list[int], steps: int | None = None
+    ) -> list[FitnessOutcome]:
+        """Partial training of ``indices`` to ``steps`` (default ``fitness.steps``), in parallel."""
+        above = self.prune_threshold()
+        jobs = [FitnessJob(self._document(outcomes[i]), above, steps) for i in indices]
+        return map_batched(self.executor, fitness, fitness_batch, jobs, self.batch_size)
+
     def prune_threshold(self) -> float:
         """The validation metric at the prune step above which a candidate stops."""
-        if self.prune_factor is None or self.best_rung is None:
+        if self.prune_step is None or self.best_rung is None:
             return math.inf
         return self.prune_factor * self.best_rung
 

@@ -124,18 +124,15 @@ def _fitness_outcome(
     for r in counted:
         if r.diverged or r.val_metric is None or not math.isfinite(r.val_metric):
             return FitnessOutcome(None, f"fitness training diverged: {r.reason}", seconds)
-    if first is not None:
-        assert prune is not None
-        rungs = [prune.metric_at(r.val_history) for r in counted]
-        return FitnessOutcome(_mean(rungs), None, seconds, pruned=True)
-    value = _mean([r.val_metric for r in counted])
     rungs = [prune.metric_at(r.val_history) for r in counted] if prune is not None else []
-    rung = _mean(rungs) if rungs and all(v is not None for v in rungs) else None
-    return FitnessOutcome(value, None, seconds, rung=rung)
+    rung = _mean(rungs) if rungs and None not in rungs else None
+    if first is not None:
+        return FitnessOutcome(rung, None, seconds, pruned=True)
+    return FitnessOutcome(_mean([r.val_metric for r in counted]), None, seconds, rung=rung)
 
 
 def _mean(values: Sequence[float | None]) -> float:
-    present = [v for v in values if v is not None]
+    present = [v for v in values if v is not None]  # the callers have checked there are none
     return sum(present) / len(present)
 
 
