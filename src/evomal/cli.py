@@ -11,7 +11,7 @@ import functools
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -40,6 +40,26 @@ MODEL_HELP = (
     "Base model: a name (see `evomal models`) or a builder's import path "
     "package.module:function, called as builder(input_shape, n_outputs, seed)."
 )
+
+# Options that several commands share, declared once (typer reads the Annotated metadata).
+TaskOption = Annotated[str, typer.Option(help=TASK_HELP)]
+TargetOption = Annotated[str | None, typer.Option(help=TARGET_HELP)]
+KindOption = Annotated[str | None, typer.Option(help=KIND_HELP)]
+ModelOption = Annotated[str, typer.Option(help=MODEL_HELP)]
+FileDataDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Data directory for file-based datasets."),
+]
+CacheDataDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Data directory (default: $EVOMAL_DATA_DIR or ~/.cache/evomal/data)."),
+]
+TensorboardOption = Annotated[
+    Path | None,
+    typer.Option(help="Write TensorBoard scalars and text to this directory."),
+]
+SeedsOption = Annotated[str, typer.Option(help="Seeds, e.g. 0-4 or 0,2,5.")]
+SchedulePresetOption = Annotated[str, typer.Option(help="Training schedule preset (meta_test.*).")]
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -244,10 +264,10 @@ def _load_any_loss(spec: str) -> Any:
 @app.command()
 @user_errors
 def train(
-    task: str = typer.Option("digits", help=TASK_HELP),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
-    model: str = typer.Option("mlp", help=MODEL_HELP),
+    task: TaskOption = "digits",
+    target: TargetOption = None,
+    kind: KindOption = None,
+    model: ModelOption = "mlp",
     loss: str = typer.Option(
         "task", help="ce, mse, task (the task's own loss) or a loss FILE.json."
     ),
@@ -259,12 +279,8 @@ def train(
     nesterov: bool = typer.Option(False, help="Use Nesterov momentum."),
     weight_decay: float = typer.Option(0.0, help="Weight decay."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
-    data_dir: Path | None = typer.Option(
-        None, help="Data directory (default: $EVOMAL_DATA_DIR or ~/.cache/evomal/data)."
-    ),
-    tensorboard: Path | None = typer.Option(
-        None, help="Write TensorBoard scalars and text to this directory."
-    ),
+    data_dir: CacheDataDirOption = None,
+    tensorboard: TensorboardOption = None,
 ) -> None:
     """Train a base model with a loss and print its test metric."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -322,9 +338,7 @@ app.add_typer(data_app, name="data")
 @user_errors
 def data_get(
     name: str = typer.Argument(..., help="Dataset to fetch: mnist."),
-    data_dir: Path | None = typer.Option(
-        None, help="Data directory (default: $EVOMAL_DATA_DIR or ~/.cache/evomal/data)."
-    ),
+    data_dir: CacheDataDirOption = None,
 ) -> None:
     """Download a dataset into the data directory and verify its checksums.
 
@@ -512,10 +526,10 @@ def _report_search(
 @app.command()
 @user_errors
 def search(
-    task: str = typer.Option("mnist1d", help=TASK_HELP),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
-    model: str = typer.Option("mlp", help=MODEL_HELP),
+    task: TaskOption = "mnist1d",
+    target: TargetOption = None,
+    kind: KindOption = None,
+    model: ModelOption = "mlp",
     preset: str = typer.Option(
         "quick", help="Config preset: quick, embedded, reference_mnist, mnist_lenet5, ..."
     ),
@@ -538,10 +552,8 @@ def search(
     meta_test: bool = typer.Option(
         True, help="Meta-test the best loss against the baseline at the end."
     ),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
-    tensorboard: Path | None = typer.Option(
-        None, help="Write TensorBoard scalars and text to this directory."
-    ),
+    data_dir: FileDataDirOption = None,
+    tensorboard: TensorboardOption = None,
 ) -> None:
     """Search for a loss function (EvoMAL, or --method gplfl, glo, taylorglo, ml3, baseline)."""
     from evomal.config import build_config
@@ -586,7 +598,7 @@ def search(
 def resume(
     run_dir: Path = typer.Argument(..., help="A run directory written by `evomal search --out`."),
     meta_test: bool = typer.Option(True, help="Meta-test the best loss at the end."),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    data_dir: FileDataDirOption = None,
 ) -> None:
     """Continue a stopped or killed search from its last checkpoint."""
     from evomal.runs.lock import ensure_free
@@ -613,22 +625,20 @@ def meta_test_command(
     task: str = typer.Option(
         ..., help="Task to train on (may differ from the one the loss was learned on). " + TASK_HELP
     ),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
+    target: TargetOption = None,
+    kind: KindOption = None,
     model: str = typer.Option(..., help=MODEL_HELP),
     preset: str = typer.Option(
         "quick", help="Training schedule preset (e.g. mnist_lenet5, cifar)."
     ),
-    seeds: str = typer.Option("0-4", help="Seeds, e.g. 0-4 or 0,2,5."),
+    seeds: SeedsOption = "0-4",
     set_: list[str] = typer.Option(
         [], "--set", help="Override a config key, e.g. meta_test.steps=500."
     ),
     device: str | None = typer.Option(None, help="cpu, cuda, ..."),
     out: Path | None = typer.Option(None, help="Write the per-seed results as JSON here."),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
-    tensorboard: Path | None = typer.Option(
-        None, help="Write TensorBoard scalars and text to this directory."
-    ),
+    data_dir: FileDataDirOption = None,
+    tensorboard: TensorboardOption = None,
 ) -> None:
     """Meta-test a loss: train from scratch per seed, report test metric, mean and std.
 
@@ -755,15 +765,15 @@ LOSSES_HELP = (
 def data_utilisation_command(
     loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
+    target: TargetOption = None,
+    kind: KindOption = None,
     model: str = typer.Option(..., help=MODEL_HELP),
-    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    preset: SchedulePresetOption = "quick",
     fractions: str = typer.Option("0.1,0.25,0.5,1", help="Shares of the training split."),
-    seeds: str = typer.Option("0-2", help="Seeds, e.g. 0-4 or 0,2,5."),
+    seeds: SeedsOption = "0-2",
     set_: list[str] = typer.Option([], "--set", help="Override a config key."),
     out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    data_dir: FileDataDirOption = None,
 ) -> None:
     """Test metric when training on 10-100% of the data, task loss against learned losses (GLO)."""
     from evomal.analysis.claims import data_utilisation, parse_fractions
@@ -781,18 +791,18 @@ def data_utilisation_command(
 def training_speed_command(
     loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
+    target: TargetOption = None,
+    kind: KindOption = None,
     model: str = typer.Option(..., help=MODEL_HELP),
-    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    preset: SchedulePresetOption = "quick",
     reach: float = typer.Option(
         ..., help="Target validation metric: an error rate (0.1 = 90% accuracy) or an MSE."
     ),
     every: int = typer.Option(100, min=1, help="Check the validation metric every N steps."),
-    seeds: str = typer.Option("0-2", help="Seeds, e.g. 0-4 or 0,2,5."),
+    seeds: SeedsOption = "0-2",
     set_: list[str] = typer.Option([], "--set", help="Override a config key."),
     out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    data_dir: FileDataDirOption = None,
 ) -> None:
     """Steps to reach a validation target, and learning curves (TaylorGLO's speed claim)."""
     from evomal.analysis.claims import training_speed
@@ -810,15 +820,15 @@ def training_speed_command(
 def robustness(
     loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
+    target: TargetOption = None,
+    kind: KindOption = None,
     model: str = typer.Option(..., help=MODEL_HELP),
-    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    preset: SchedulePresetOption = "quick",
     epsilons: str = typer.Option("0,0.01,0.02,0.05,0.1,0.2", help="FGSM epsilons."),
-    seeds: str = typer.Option("0-2", help="Seeds, e.g. 0-4 or 0,2,5."),
+    seeds: SeedsOption = "0-2",
     set_: list[str] = typer.Option([], "--set", help="Override a config key."),
     out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    data_dir: FileDataDirOption = None,
 ) -> None:
     """Test accuracy under FGSM attacks over epsilons (GLO/TaylorGLO's robustness claim)."""
     from evomal.analysis.claims import parse_epsilons
@@ -837,17 +847,17 @@ def robustness(
 def landscape(
     loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
+    target: TargetOption = None,
+    kind: KindOption = None,
     model: str = typer.Option(..., help=MODEL_HELP),
-    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    preset: SchedulePresetOption = "quick",
     seed: int = typer.Option(0, help="Seed for the initial weights, batches and directions."),
     points: int = typer.Option(21, help="Grid points per direction."),
     span: float = typer.Option(1.0, help="The grid covers -span..span along each direction."),
     samples: int = typer.Option(1000, min=1, help="Training samples the loss is evaluated on."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key."),
     out: Path = typer.Option(..., help="Output directory (landscape.json, landscape.png)."),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    data_dir: FileDataDirOption = None,
 ) -> None:
     """Filter-normalised 2-D loss landscapes of models trained with each loss (Figs. 9-10)."""
     from evomal.analysis.cells import losses_to_compare
@@ -873,17 +883,17 @@ def landscape(
 def lr_sweep_command(
     loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
+    target: TargetOption = None,
+    kind: KindOption = None,
     model: str = typer.Option(..., help=MODEL_HELP),
-    preset: str = typer.Option("quick", help="Training schedule preset (meta_test.*)."),
+    preset: SchedulePresetOption = "quick",
     lrs: str = typer.Option(
         "0.003,0.01,0.03,0.1,0.3", help="Base learning rates, comma-separated."
     ),
-    seeds: str = typer.Option("0-2", help="Seeds, e.g. 0-4 or 0,2,5."),
+    seeds: SeedsOption = "0-2",
     set_: list[str] = typer.Option([], "--set", help="Override a config key."),
     out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    data_dir: FileDataDirOption = None,
 ) -> None:
     """Train the task loss and learned losses at every base learning rate (paper Fig. 11).
 
@@ -906,15 +916,15 @@ def experiment(
     methods: str = typer.Option(
         "baseline,evomal", help="Comma-separated: baseline,ml3,taylorglo,glo,gplfl,evomal."
     ),
-    task: str = typer.Option("mnist1d", help=TASK_HELP),
-    target: str | None = typer.Option(None, help=TARGET_HELP),
-    kind: str | None = typer.Option(None, help=KIND_HELP),
-    model: str = typer.Option("mlp", help=MODEL_HELP),
+    task: TaskOption = "mnist1d",
+    target: TargetOption = None,
+    kind: KindOption = None,
+    model: ModelOption = "mlp",
     seeds: str = typer.Option("0-4", help="Seeds, e.g. 0-4."),
     preset: str = typer.Option("embedded", help="Config preset for every method."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key for every method."),
     out: Path = typer.Option(..., help="Experiment directory (re-running skips finished pairs)."),
-    data_dir: Path | None = typer.Option(None, help="Data directory for file-based datasets."),
+    data_dir: FileDataDirOption = None,
 ) -> None:
     """Search and meta-test each method and seed; write a Table 2-style Markdown table and CSV."""
     from evomal.config import build_config
