@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import statistics
 
 import pytest
 from scipy import stats
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from evomal.cli import app
 from evomal.experiment import ExperimentSpec, run_experiment
 from evomal.report.sources import load_cells
-from evomal.report.tables import markdown_table, method_rows
+from evomal.report.tables import csv_table, markdown_table, method_rows
 
 TINY = (
     "gp.population_size=4",
@@ -90,6 +91,24 @@ def test_table_uses_welch_t_test_against_the_baseline():
     table = markdown_table(list(rows.values()))
     assert "| EvoMAL | 5 | 0.2640 ± 0.0230 |" in table
     assert table.splitlines()[2].startswith("| Baseline | 5 | 0.3100 ± 0.0158 | - | - |")
+
+
+def test_csv_rows_time_the_whole_search_like_the_summary():
+    # A resumed search's wall time covers only the part after the resume
+    # (search_seconds 0.02); each CSV row must give the same work as the summary.
+    records = [
+        {"method": "evomal", "seed": 0, "test_metric": 0.1, "search_seconds": 0.02,
+         "work_seconds": 3000.0},
+        {"method": "evomal", "seed": 1, "test_metric": 0.2, "search_seconds": 1000.0,
+         "work_seconds": 1000.0},
+    ]  # fmt: skip
+    rows = list(csv.reader(io.StringIO(csv_table(records, method_rows(records)))))
+    column = rows[0].index("work_seconds")
+    per_seed = [float(rows[i][column]) for i in (1, 2)]
+    assert per_seed == [3000.0, 1000.0]
+    assert rows[3] == []
+    summary = rows[5]
+    assert float(summary[rows[4].index("mean_work_seconds")]) == statistics.mean(per_seed)
 
 
 def test_experiment_cli_writes_table_csv_and_plot(tmp_path):

@@ -119,6 +119,8 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         "seed": seed,
         "task": spec.task,
         "model": spec.model,
+        # Wall time of this call only (a resumed search counts the part after the resume);
+        # tables time a search by its recorded work instead (report.sources.load_cells).
         "search_seconds": round(search_seconds, 2),
         "best_fitness": result.best_fitness,
         "expression": getattr(result.best, "expression", None),

@@ -39,7 +39,7 @@ class MethodRow:
     std: float | None
     t_statistic: float | None
     p_value: float | None
-    mean_search_seconds: float | None
+    mean_work_seconds: float | None
     worse_than_baseline: int | None = None
     task_loss_returned: int = 0
 
@@ -55,6 +55,13 @@ def _welch(values: Sequence[float], baseline: Sequence[float]) -> tuple[float | 
         result = stats.ttest_ind(values, baseline, equal_var=False)
     t, p = float(result.statistic), float(result.pvalue)
     return (t if math.isfinite(t) else None), (p if math.isfinite(p) else None)
+
+
+def _work_seconds(record: dict[str, Any]) -> float | None:
+    """The search's candidate work plus its selection (``work_seconds``, which survives
+    resumes); the wall time of the search call for records from before it existed."""
+    value = record.get("work_seconds", record.get("search_seconds"))
+    return None if value is None else float(value)
 
 
 def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
@@ -77,7 +84,7 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
         values = [r["test_metric"] for r in cells if r.get("test_metric") is not None]
         finite = [v for v in values if math.isfinite(v)]
         t, p = _welch(finite, baseline) if method != "baseline" else (None, None)
-        timed = [r.get("work_seconds", r.get("search_seconds")) for r in cells]
+        timed = [_work_seconds(r) for r in cells]
         searches = [float(seconds) for seconds in timed if seconds is not None]
         paired = [
             (r.get("test_metric"), baseline_by_seed[r["seed"]])
@@ -138,7 +145,7 @@ def table_cells(
                 "-" if baseline else _fmt(row.p_value, 3),
                 "-" if row.worse_than_baseline is None else str(row.worse_than_baseline),
                 "-" if baseline else str(row.task_loss_returned),
-                _fmt(row.mean_search_seconds, 0),
+                _fmt(row.mean_work_seconds, 0),
             ]
         )
     return header, cells
@@ -162,7 +169,7 @@ def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> s
             "seed",
             "test_metric",
             "best_fitness",
-            "search_seconds",
+            "work_seconds",
             "task_loss",
             "expression",
         ]
@@ -174,13 +181,13 @@ def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> s
                 r["seed"],
                 r.get("test_metric"),
                 r.get("best_fitness"),
-                r.get("search_seconds"),
+                _work_seconds(r),
                 r.get("task_loss"),
                 r.get("expression"),
             ]
         )
     writer.writerow([])
-    writer.writerow(["method", "n", "mean", "std", "welch_t", "welch_p", "mean_search_seconds"])
+    writer.writerow(["method", "n", "mean", "std", "welch_t", "welch_p", "mean_work_seconds"])
     for row in rows:
         writer.writerow(
             [
@@ -190,7 +197,7 @@ def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> s
                 row.std,
                 row.t_statistic,
                 row.p_value,
-                row.mean_search_seconds,
+                row.mean_work_seconds,
             ]
         )
     return out.getvalue()
