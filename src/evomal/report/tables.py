@@ -84,8 +84,7 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
         values = [r["test_metric"] for r in cells if r.get("test_metric") is not None]
         finite = [v for v in values if math.isfinite(v)]
         t, p = _welch(finite, baseline) if method != "baseline" else (None, None)
-        timed = [_work_seconds(r) for r in cells]
-        searches = [float(seconds) for seconds in timed if seconds is not None]
+        searches = [s for s in map(_work_seconds, cells) if s is not None]
         paired = [
             (r.get("test_metric"), baseline_by_seed[r["seed"]])
             for r in cells
