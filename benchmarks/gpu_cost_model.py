@@ -16,12 +16,14 @@ for the K trees), briefly, and is scaled to its full length:
 * **finalist**: the ``meta_test.steps`` schedule of one selection finalist.
 
 The prediction multiplies these by the work of a paper-budget search: how
-many candidates are screened and evaluated in full per generation, and the
-``selection.k + 1`` finalists. The defaults are the counts of the measured
-seed-0 run on the CPU (docs/performance.md: 50 generations, 235 candidates
-evaluated in full, 417 screened); pass ``--evaluated``/``--screened`` for
-another run. Each generation's candidates are batched K at a time with K
-the largest measured size not above the generation's count.
+many candidates are screened, local-searched and trained for fitness per
+generation, and the ``selection.k + 1`` finalists. The defaults are the
+counts of the measured seed-0 run of today's ``mnist_lenet5`` preset on the
+CPU (``runs/paper_cost_both`` in docs/performance.md: 50 generations, 623
+screens before and after the local search, 189 local searches, 182 fitness
+runs); pass ``--screened``/``--searched``/``--fitted`` for another run.
+Each generation's candidates are batched K at a time with K the largest
+measured size not above the generation's count.
 
 ``--search`` then runs ``evomal search --task mnist --model lenet5 --preset
 mnist_lenet5`` on the device (MNIST must be in the data directory; see the
@@ -125,10 +127,9 @@ def predict(
 
     generations = config.gp.generations
     screened = args.screened / generations
-    evaluated = args.evaluated / generations
     screen = generations * batch_seconds("screen", screened)
-    local = generations * batch_seconds("local_search", evaluated)
-    fit = generations * batch_seconds("fitness", evaluated)
+    local = generations * batch_seconds("local_search", args.searched / generations)
+    fit = generations * batch_seconds("fitness", args.fitted / generations)
     finalists = config.selection.k + 1
     selection = (
         batch_seconds("finalist", finalists)
@@ -148,8 +149,9 @@ def main() -> None:
     parser.add_argument("--screen-steps", type=int, default=100)
     parser.add_argument("--meta-steps", type=int, default=10)
     parser.add_argument("--fitness-steps", type=int, default=50)
-    parser.add_argument("--evaluated", type=float, default=235, help="candidates evaluated in full")
-    parser.add_argument("--screened", type=float, default=417, help="candidates screened")
+    parser.add_argument("--screened", type=float, default=623, help="screens run")
+    parser.add_argument("--searched", type=float, default=189, help="local searches run")
+    parser.add_argument("--fitted", type=float, default=182, help="fitness runs")
     parser.add_argument("--batch-finalists", action="store_true",
                         help="predict the selection finalists trained together")  # fmt: skip
     parser.add_argument("--search", action="store_true", help="also run and time the real search")
@@ -171,7 +173,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "stages_seconds": stages,
-        "workload": {"evaluated": args.evaluated, "screened": args.screened},
+        "workload": {"screened": args.screened, "searched": args.searched, "fitted": args.fitted},
         "predicted_minutes": predicted,
     }
     if args.search:
