@@ -212,16 +212,26 @@ AUTO_BATCH_SIZE = 8
 def auto_batch_size(
     model: ModelRef, config: SearchConfig, input_shape: tuple[int, ...] = ()
 ) -> int:
-    """Batch where it is faster: on a GPU, and on a CPU for dense (non-image) models only.
+    """Batch where it is faster: dense models on a CPU; small models on a GPU.
 
     A user's model counts as an image model when its inputs have 2 or more
-    dimensions (it most likely convolves them).
+    dimensions (it most likely convolves them), and as small when it is not one.
 
-    Measured on 2 CPU cores (``benchmarks/population.py``, docs/performance.md):
-    8 MLPs at once are about 2x faster than one by one, while 8 LeNet-5s are
-    about 10% slower (vmapped convolutions cost more on a CPU than they save).
+    * CPU, measured on 2 cores (``benchmarks/population.py``, docs/performance.md):
+      8 MLPs at once are about 2x faster than one by one, while 8 LeNet-5s
+      are about 17% slower (0.83x: vmapped convolutions cost more on a CPU than
+      they save). So dense models are batched and image models are not.
+    * GPU, predicted, not measured (there is no GPU where evomal is developed;
+      docs/performance.md, "GPU cost model"): a step of a small model (the
+      dense ones and LeNet-5) is bound by kernel launches, which one batched
+      kernel serves for all K models, while a deep convolutional net's step is
+      bound by arithmetic from K = 1, so batching it would bring little and
+      multiply its activation memory by K. ``benchmarks/gpu_cost_model.py``
+      measures the small-model case on a real GPU.
     """
+    spec = model.registered
+    image = spec.image if spec is not None else len(input_shape) >= 2
     if config.execution.device.startswith("cuda"):
-        return AUTO_BATCH_SIZE
-    image = model.image if model.image is not None else len(input_shape) >= 2
+        small = spec.small if spec is not None else not image
+        return AUTO_BATCH_SIZE if small else 1
     return 1 if image else AUTO_BATCH_SIZE

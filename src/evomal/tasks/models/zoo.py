@@ -42,13 +42,17 @@ class ModelSpec:
     """One named architecture: its builder, a one-line summary and what inputs it takes.
 
     ``image`` models need ``input_shape = (channels, height, width)``; the
-    others flatten whatever shape they are given.
+    others flatten whatever shape they are given. ``small`` marks the models
+    whose training step on a GPU is bound by kernel launches rather than
+    arithmetic (docs/performance.md, "GPU cost model"), where training several
+    candidates at once pays; the deep convolutional nets fill a GPU alone.
     """
 
     name: str
     builder: Builder
     summary: str
     image: bool
+    small: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
@@ -67,9 +71,11 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     s.name: s
     for s in (
-        ModelSpec("linear", build_linear, "flatten + one linear layer", image=False),
-        ModelSpec("mlp", build_mlp, "flatten + ReLU multilayer perceptron", image=False),
-        ModelSpec("lenet5", build_lenet5, "LeNet-5 (MNIST)", image=True),
+        ModelSpec("linear", build_linear, "flatten + one linear layer", image=False, small=True),
+        ModelSpec(
+            "mlp", build_mlp, "flatten + ReLU multilayer perceptron", image=False, small=True
+        ),
+        ModelSpec("lenet5", build_lenet5, "LeNet-5 (MNIST)", image=True, small=True),
         ModelSpec("alexnet", build_alexnet, "AlexNet, 32x32 variant", image=True),
         ModelSpec("vgg16", build_vgg16, "VGG-16 with BatchNorm, CIFAR variant", image=True),
         ModelSpec("allcnnc", build_allcnnc, "All-CNN-C", image=True),
