@@ -80,3 +80,44 @@ def test_summary_statistics():
     assert s.mean == pytest.approx(0.2)
     assert s.std == pytest.approx(np.std([0.1, 0.3], ddof=1))
     assert s.diverged == 1
+
+
+@pytest.mark.parametrize(
+    ("execution", "workers"),
+    [
+        (["execution.executor=process", "execution.workers=2"], 2),
+        (["execution.executor=process"], 0),
+    ],
+)
+def test_with_the_process_executor_meta_testing_trains_with_the_workers_threads(
+    monkeypatch, execution, workers
+):
+    """The final selection trains its finalists in the process executor's workers, which
+    split the cores between them; the meta-test of the same seed must repeat that run
+    exactly, so it trains with the workers' thread count (float reductions, and so a long
+    run's result, depend on it), and the caller's count is restored afterwards."""
+    import torch
+
+    from evomal.methods import meta_test as module
+
+    seen = []
+    real_train = module.train
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(module, "train", spy)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # the caller's own setting, unlike any worker's
+    try:
+        config = build_config(None, ["meta_test.steps=5", *execution])
+        meta_test("task", _task(), "linear", config, seed=0)
+        assert seen == [4 // (workers or 4)]  # 4 cores split between the workers
+        assert torch.get_num_threads() == 3
+        serial = build_config(None, ["meta_test.steps=5"])
+        meta_test("task", _task(), "linear", serial, seed=0)
+        assert seen[-1] == 3
+    finally:
+        torch.set_num_threads(before)

@@ -212,11 +212,17 @@ def test_downsample_averages_windows():
     assert len(downsample([0.0] * 1000, points=100)) == 100
 
 
-def test_selection_metrics_are_exactly_the_meta_tests_validation(tmp_path):
+@pytest.mark.parametrize(
+    "execution",
+    [[], ["execution.executor=process", "execution.workers=2"]],
+    ids=["serial", "process"],
+)
+def test_selection_metrics_are_exactly_the_meta_tests_validation(tmp_path, execution):
     """Oracle: a finalist's validation metric from seed s is the meta-test's own validation
-    metric from seed s (same loop, same seed), so selection and meta-testing agree.
-    (Batching, an option, would change float rounding: next test.)"""
-    config = build_config(None, [*TINY, "seed=3"])
+    metric from seed s (same loop, same seed), so selection and meta-testing agree, also
+    when the finalists trained in the process executor's workers (the meta-test then uses
+    their thread count). (Batching, an option, would change float rounding: next test.)"""
+    config = build_config(None, [*TINY, "seed=3", *execution])
     task = _task()
     result = search(task, "linear", config, out=tmp_path / "run")
     assert result.selection is not None and len(result.selection) >= 2

@@ -49,6 +49,18 @@ def _run(fn: StageFn, job: Any) -> Any:
     return fn(_CONTEXT, job)
 
 
+def cpu_worker_threads(workers: int) -> int:
+    """Torch threads per CPU worker: the cores split between ``workers`` (0: one per core).
+
+    The meta-test (:func:`evomal.methods.meta_test.meta_test`) trains with the
+    same count when the run uses this executor, so that it repeats the final
+    selection's training runs exactly: float reductions, and so a long
+    training run's result, depend on the thread count.
+    """
+    cores = os.cpu_count() or 1
+    return max(1, cores // (workers or cores))
+
+
 def _gpu_count() -> int:
     try:
         import torch
@@ -83,7 +95,7 @@ class ProcessExecutor:
             devices = method.Manager().Queue()
             for i in range(n):
                 devices.put(i % gpus)
-        threads = 1 if gpus else max(1, cores // n)
+        threads = 1 if gpus else cpu_worker_threads(n)
         self._workers = n
         self._pool = ProcessPoolExecutor(
             max_workers=n, mp_context=method, initializer=_initialise,

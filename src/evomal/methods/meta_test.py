@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from evomal.config import SearchConfig
 from evomal.errors import ConfigError, LossFileError
+from evomal.execution.process import cpu_worker_threads
 from evomal.tasks.models.source import ModelLike
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult, train
@@ -55,22 +59,53 @@ def meta_test(
 
     Uses the meta-testing schedule: ``meta_test.steps``, ``meta_test.optimizer``
     and ``meta_test.batch_size``. ``val_every`` records a validation curve.
+    With the process executor on a CPU, it trains with the workers' thread
+    count (:func:`selection_threads`), so that it repeats the final
+    selection's run of the same seed exactly.
     """
     check_transfer(loss, task)
-    return train(
-        model,
-        loss,
-        task,
-        steps if steps is not None else config.meta_test.steps,
-        config.meta_test.optimizer,
-        batch_size=config.meta_test.batch_size,
-        seed=seed,
-        device=config.execution.device,
-        evaluate_test=True,
-        progress=progress,
-        model_options=dict(config.model_options),
-        val_every=val_every,
-    )
+    with _torch_threads(selection_threads(config)):
+        return train(
+            model,
+            loss,
+            task,
+            steps if steps is not None else config.meta_test.steps,
+            config.meta_test.optimizer,
+            batch_size=config.meta_test.batch_size,
+            seed=seed,
+            device=config.execution.device,
+            evaluate_test=True,
+            progress=progress,
+            model_options=dict(config.model_options),
+            val_every=val_every,
+        )
+
+
+def selection_threads(config: SearchConfig) -> int | None:
+    """The torch thread count the final selection trained with, if not this process's.
+
+    The process executor trains the finalists in workers that split the CPU
+    cores between them; serial runs (and GPUs, and Ray, whose workers may sit
+    on other machines) train in the calling process's setting (``None``).
+    """
+    execution = config.execution
+    if execution.executor != "process" or execution.device.startswith("cuda"):
+        return None
+    return cpu_worker_threads(execution.workers)
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` for the block (nothing when ``None``)."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
