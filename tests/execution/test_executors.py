@@ -176,3 +176,67 @@ def test_ray_worker_death_is_retried_and_the_result_is_unchanged(tmp_path):
         ray_executor.close()
     finally:
         ray.shutdown()
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+import numpy as np
+from evomal.config import build_config
+from evomal.execution.context import ContextSpec
+from evomal.execution.process import ProcessExecutor
+from evomal.tasks import Task
+from evomal.tasks.models.source import resolve_model
+
+def pid(context, job):
+    import os
+    time.sleep(0.2)  # so that each worker takes a job
+    return os.getpid()
+
+if __name__ == "__main__":
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (x @ rng.normal(size=(3, 2))).argmax(1)
+    task = Task.from_tensors("toy", "classification", x, y, x[:10], y[:10])
+    executor = ProcessExecutor(2)
+    executor.start(ContextSpec((task,), resolve_model("linear"), build_config(None)))
+    print(" ".join(str(p) for p in sorted(set(executor.map(pid, list(range(8)))))), flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by init) counts as gone
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+    return True
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_workers_exit_when_the_search_process_is_killed(tmp_path):
+    """A search killed outright (SIGKILL: no cleanup runs) must not leave its workers behind:
+    before the fix they lived on as orphans, each holding a copy of torch and the task."""
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "start_pool.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    main = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert main.stdout is not None
+        workers = [int(p) for p in main.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+    finally:
+        main.send_signal(signal.SIGKILL)
+        main.wait()
+    deadline = time.monotonic() + 60  # a liveness bound, far above the 1 s check
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in workers if _alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, "workers outlived the killed search process"

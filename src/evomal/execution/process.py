@@ -6,13 +6,18 @@ the jobs it is given. With CUDA, worker i sees only GPU i
 (``CUDA_VISIBLE_DEVICES``); on CPUs, the cores are split between the workers
 (``torch.set_num_threads``). If a worker process dies, the pool is rebuilt
 once and the unfinished jobs run again: stage functions are pure, so the
-results are the same.
+results are the same. If the search process itself dies (a crash, a kill,
+the end of a session), its workers notice within a second and exit, rather
+than living on as orphans that hold their memory (each a full copy of the
+task and torch); the run is then resumed from its run directory.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,9 +38,26 @@ _BROKEN_TWICE = (
 )
 
 
-def _initialise(spec: ContextSpec, threads: int, devices: Any) -> None:
+#: How often (seconds) a worker checks that the search process that started it is alive.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker thread: end this worker once the process that started it is gone.
+
+    An orphaned process is re-parented (to init or a subreaper), so its parent
+    id changes; ``os._exit`` then ends it at once, without waiting for a job
+    in progress (whose result nobody can receive any more).
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
+
+
+def _initialise(spec: ContextSpec, threads: int, devices: Any, parent: int) -> None:
     """Runs once in every worker process, before any job."""
     global _CONTEXT
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
     import torch
@@ -99,7 +121,7 @@ class ProcessExecutor:
         self._workers = n
         self._pool = ProcessPoolExecutor(
             max_workers=n, mp_context=method, initializer=_initialise,
-            initargs=(self._spec, threads, devices),
+            initargs=(self._spec, threads, devices, os.getpid()),
         )  # fmt: skip
 
     @property
