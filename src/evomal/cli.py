@@ -543,7 +543,9 @@ def search(
     method: str = typer.Option("evomal", help="evomal, gplfl, glo, taylorglo, ml3 or baseline."),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (overrides execution.device)."),
     executor: str | None = typer.Option(
-        None, help="serial, process (one worker per GPU or core group) or ray."
+        None,
+        help="serial, process (one worker per GPU or core group), ray, or auto (process "
+        "with more than one CPU core; the quick preset's choice).",
     ),
     ray_address: str | None = typer.Option(
         None, help="Ray cluster address, e.g. auto (after `ray start --head`)."
@@ -558,6 +560,7 @@ def search(
     """Search for a loss function (EvoMAL, or --method gplfl, glo, taylorglo, ml3, baseline)."""
     from evomal.config import build_config
     from evomal.runs.tasks import task_from_record, task_record
+    from evomal.search import command_line_executor
     from evomal.search import search as run_search
 
     extra: dict[str, Any] = {"seed": seed, "method": method}
@@ -570,7 +573,7 @@ def search(
     execution = {k: v for k, v in execution.items() if v is not None}
     if execution:
         extra["execution"] = execution
-    config = build_config(preset, set_, extra)
+    config = command_line_executor(build_config(preset, set_, extra))
     record = task_record(task, data_dir=data_dir, target=target, kind=_kind(kind))
     the_task = task_from_record(record, config)
     run_dir = out or Path("runs") / _safe(f"{task}-{model}-{seed}")

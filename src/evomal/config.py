@@ -261,11 +261,19 @@ class CMAESConfig:
         _positive(self, "population_size", "generations", "sigma0", "glo_sigma0", "taylor_order")
 
 
+#: The values of ``execution.executor``.
+EXECUTORS = ("serial", "process", "ray", "auto")
+
+
 @dataclass(frozen=True)
 class ExecutionConfig:
     """Where and how candidates are evaluated."""
 
-    executor: str = "serial"  # serial | process | ray
+    # serial | process | ray | auto. ``auto`` is for the command line: `evomal search`
+    # runs it as ``process`` on a machine with more than one CPU core (its entry point
+    # is safe to re-import in spawned workers); from Python it means ``serial``, since
+    # an unguarded script or a model defined in ``__main__`` cannot be re-imported.
+    executor: str = "serial"
     workers: int = 0  # 0: one per CPU core (process) or per cluster slot (ray)
     device: str = "cpu"
     ray_address: str | None = None
@@ -273,8 +281,10 @@ class ExecutionConfig:
     batch_candidates: int = 0
 
     def __post_init__(self) -> None:
-        if self.executor not in ("serial", "process", "ray"):
-            raise ConfigError("execution.executor must be 'serial', 'process' or 'ray'")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"execution.executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}"
+            )
         _non_negative(self, "workers", "batch_candidates")
 
 

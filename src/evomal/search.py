@@ -14,7 +14,7 @@ import os
 import warnings
 from typing import Any
 
-from evomal.config import SearchConfig, build_config
+from evomal.config import SearchConfig, build_config, replace_config
 from evomal.errors import ConfigError, ModelError, RunDirectoryError
 from evomal.events import Listener
 from evomal.execution.base import Executor, SerialExecutor
@@ -28,13 +28,30 @@ from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
 from evomal.training.model_check import check_model
 
-__all__ = ["METHODS", "SearchResult", "make_executor", "resume", "search"]
+__all__ = ["METHODS", "SearchResult", "command_line_executor", "make_executor", "resume", "search"]
+
+
+def command_line_executor(config: SearchConfig, cores: int | None = None) -> SearchConfig:
+    """``config`` with ``execution.executor: auto`` settled the way the command line runs it.
+
+    ``auto`` (the ``quick`` preset's) means the process executor on a machine
+    with more than one CPU core (on GPUs: one worker per GPU), else serial: the command
+    line's entry point is safe for the workers to re-import, and its models
+    are named, so the workers can rebuild them. Settling it here, before the
+    run directory is written, makes ``config.json`` record what ran, so that
+    a resume repeats it. From Python :func:`make_executor` runs ``auto`` serially.
+    """
+    execution = config.execution
+    if execution.executor != "auto":
+        return config
+    cores = cores if cores is not None else os.cpu_count() or 1
+    return replace_config(config, execution={"executor": "process" if cores > 1 else "serial"})
 
 
 def make_executor(config: SearchConfig) -> Executor:
-    """The executor named by ``config.execution.executor``."""
+    """The executor named by ``config.execution.executor`` (``auto`` runs serially from Python)."""
     name = config.execution.executor
-    if name == "serial":
+    if name in ("serial", "auto"):
         return SerialExecutor()
     if name == "process":
         from evomal.execution.process import ProcessExecutor

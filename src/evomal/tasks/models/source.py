@@ -87,7 +87,7 @@ class ModelRef:
 
     def require_portable(self, executor: str) -> None:
         """A clear error when the ``executor``'s workers cannot rebuild this model."""
-        if executor == "serial" or self.portable:
+        if executor in ("serial", "auto") or self.portable:
             return
         raise ModelError(
             f"model {self.name} cannot be imported by path (a lambda, a function defined "
