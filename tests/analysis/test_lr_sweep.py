@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evomal import LearnedLoss
-from evomal.analysis.cells import losses_to_compare
+from evomal.analysis.cells import format_spread, losses_to_compare, mean_std
 from evomal.analysis.lr_sweep import best_per_loss, lr_sweep, parse_lrs
 from evomal.cli import app
 from evomal.config import build_config
@@ -88,3 +88,26 @@ def test_the_cli_sweeps_and_refuses_a_loss_of_the_wrong_kind(tmp_path):
     LearnedLoss.mse().save(mse)
     wrong = runner.invoke(app, ["lr-sweep", "--loss", str(mse), *args[3:]])
     assert wrong.exit_code == 2 and "learned for regression" in wrong.output
+
+
+def test_one_seed_has_no_spread_rather_than_a_zero_one():
+    """A single run prints its value alone: "± 0.0000" would claim a measured absence of noise."""
+    assert mean_std([0.25]) == (0.25, None, 0)
+    assert mean_std([0.25, None, float("nan")]) == (0.25, None, 2)
+    mean, std, missing = mean_std([0.2, 0.4, None])
+    assert (mean, missing) == (pytest.approx(0.3), 1) and std == pytest.approx(0.1414213562)
+    assert format_spread(0.25, None) == "0.2500 (1 run)"
+    assert format_spread(0.3, 0.1414213562) == "0.3000 ± 0.1414"
+    assert format_spread(None, None) == "diverged"
+
+
+def test_a_one_seed_sweep_table_shows_no_zero_spread(tmp_path):
+    config = build_config("quick", SCHEDULE)
+    losses = losses_to_compare([], "classification")
+    lr_sweep(losses, lambda seed: task_for("wine", config, seed=seed), "linear", config,
+             [0.1], [0], tmp_path)  # fmt: skip
+    table = (tmp_path / "lr_sweep.md").read_text()
+    assert "± 0.0000" not in table and "(1 run)" in table
+    assert (
+        json.loads((tmp_path / "lr_sweep.json").read_text())["best"]["cross-entropy"]["std"] is None
+    )

@@ -90,10 +90,21 @@ class CellStore:
 
 
 def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None, int]:
-    """Mean and sample std of the finite values, and how many were not (diverged)."""
+    """Mean and sample std of the finite values, and how many were not (diverged).
+
+    The std is None, not 0, when fewer than two values are finite: one run has no spread to
+    report, and a printed "± 0.0000" would read as a measured absence of noise.
+    """
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     missing = len(values) - len(finite)
     if not finite:
         return None, None, missing
-    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    std = statistics.stdev(finite) if len(finite) > 1 else None
     return statistics.fmean(finite), std, missing
+
+
+def format_spread(mean: float | None, std: float | None) -> str:
+    """A table cell: "mean ± std", the mean and "(1 run)" without a std, or "diverged"."""
+    if mean is None:
+        return "diverged"
+    return f"{mean:.4f} (1 run)" if std is None else f"{mean:.4f} ± {std:.4f}"

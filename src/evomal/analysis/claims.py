@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evomal.analysis.cells import CellStore, LossSpec, Progress, mean_std
+from evomal.analysis.cells import CellStore, LossSpec, Progress, format_spread, mean_std
 from evomal.config import SearchConfig
 from evomal.errors import ConfigError
 from evomal.files import write_json_atomic, write_text_atomic
@@ -274,7 +274,7 @@ def _write_grid(
         cells = []
         for x in columns:
             mean, std = row.get(x, (None, None))
-            cells.append("diverged" if mean is None else f"{mean:.4f} ± {std or 0.0:.4f}")
+            cells.append(format_spread(mean, std))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     write_text_atomic(root / f"{name}.md", "\n".join(lines) + "\n")
     write_json_atomic(

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from evomal.analysis.cells import CellStore, LossSpec, Progress, mean_std
+from evomal.analysis.cells import CellStore, LossSpec, Progress, format_spread, mean_std
 from evomal.config import SearchConfig, replace_config
 from evomal.errors import ConfigError
 from evomal.files import write_json_atomic, write_text_atomic
@@ -114,7 +114,7 @@ def _write(
         cells = []
         for lr in lrs:
             point = next(p for p in points if p.loss == loss and p.lr == lr)
-            text = "diverged" if point.mean is None else f"{point.mean:.4f} ± {point.std:.4f}"
+            text = format_spread(point.mean, point.std)
             if point.diverged and point.mean is not None:
                 text += f" ({point.diverged} diverged)"
             cells.append(text)
@@ -130,7 +130,7 @@ def _write(
         "",
         "Each loss at its own best learning rate:",
         "",
-        *(f"* {loss}: lr {p.lr:g}, {p.mean:.4f} ± {p.std:.4f}" for loss, p in best.items()),
+        *(f"* {loss}: lr {p.lr:g}, {format_spread(p.mean, p.std)}" for loss, p in best.items()),
         "",
     ]
     write_text_atomic(out / "lr_sweep.md", "\n".join(lines))
