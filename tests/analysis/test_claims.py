@@ -139,6 +139,8 @@ def test_a_run_directory_of_every_method_is_a_loss_to_analyse(experiment_dir, me
     run = experiment_dir / method / "seed-0" / "search"
     losses = losses_to_compare([run], "classification")
     assert losses[1].label == f"{method} seed 0" and losses[1].loss is not None
+    by_file = losses_to_compare([run / "best_loss.json"], "classification")  # labelled the same
+    assert by_file[1].label == losses[1].label
     args = ["lr-sweep", "--loss", str(run), "--task", "wine", "--model", "linear", "--lrs", "0.1",
             "--seeds", "0", "--set", "meta_test.steps=20", "--out", str(tmp_path)]  # fmt: skip
     result = CliRunner().invoke(app, args)

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from evomal import LearnedLoss
 from evomal.analysis.cells import format_spread, losses_to_compare, mean_std
-from evomal.analysis.lr_sweep import best_per_loss, lr_sweep, parse_lrs
+from evomal.analysis.lr_sweep import SweepPoint, best_per_loss, lr_sweep, parse_lrs, sweep_figure
 from evomal.cli import app
 from evomal.config import build_config
 from evomal.runs.tasks import task_for
@@ -111,3 +111,14 @@ def test_a_one_seed_sweep_table_shows_no_zero_spread(tmp_path):
     assert (
         json.loads((tmp_path / "lr_sweep.json").read_text())["best"]["cross-entropy"]["std"] is None
     )
+
+
+def test_the_plot_uses_a_log_metric_axis_unless_a_mean_is_zero():
+    """A diverged rate (0.8) beside converged ones (0.008) must not flatten them: log axis."""
+    spread = [SweepPoint("cross-entropy", 0.01, (0.02,), 0.02, None, 0),
+              SweepPoint("learned", 0.01, (0.008,), 0.008, None, 0),
+              SweepPoint("learned", 0.1, (0.8,), 0.8, None, 0),
+              SweepPoint("learned", 0.3, (None,), None, None, 1)]  # fmt: skip
+    assert sweep_figure(spread).axes[0].get_yscale() == "log"
+    perfect = [*spread, SweepPoint("cross-entropy", 0.1, (0.0,), 0.0, None, 0)]
+    assert sweep_figure(perfect).axes[0].get_yscale() == "linear"

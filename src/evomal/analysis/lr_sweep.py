@@ -147,6 +147,17 @@ def _write(
 
 
 def _plot(path: Path, points: Sequence[SweepPoint]) -> None:
+    sweep_figure(points).savefig(path, dpi=110, bbox_inches="tight")
+
+
+def sweep_figure(points: Sequence[SweepPoint]) -> Any:
+    """The sweep as a matplotlib ``Figure``: test metric against learning rate, one line per loss.
+
+    The metric axis is logarithmic when every plotted mean is positive: a
+    diverged learning rate (error rate 0.8) next to converged ones
+    (0.008-0.04) would otherwise flatten the differences the sweep exists to
+    show.
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.5, 4))
@@ -165,8 +176,11 @@ def _plot(path: Path, points: Sequence[SweepPoint]) -> None:
             color="blue" if reference else None,
         )
     axis.set_xscale("log")
+    means = [p.mean for p in points if p.mean is not None]
+    if means and min(means) > 0:
+        axis.set_yscale("log")
     axis.set_xlabel("base learning rate")
     axis.set_ylabel("test metric (mean ± std over seeds)")
     axis.set_title("Learning-rate sweep (paper Fig. 11)")
     axis.legend(fontsize=8)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
