@@ -72,6 +72,30 @@ def test_interrupted_search_is_resumed_by_a_rerun(tmp_path):
     assert load_cells(tmp_path)[0]["test_metric"] is not None
 
 
+def test_a_resumed_search_is_meta_tested_with_its_own_config(tmp_path, monkeypatch):
+    """A preset edited between start and resume must not change how that search is meta-tested."""
+    import evomal.experiment
+    from evomal.config import build_config
+    from evomal.search import search
+    from evomal.tasks import get_task
+
+    spec = ExperimentSpec(("evomal",), "wine", "linear", (0,), "quick", TINY)
+    config = build_config("quick", TINY, {"seed": 0, "method": "evomal"})
+    run_dir = tmp_path / "evomal" / "seed-0" / "search"
+    search(get_task("wine", seed=0), "linear", config, out=run_dir, max_generations=1,
+           spec={"task": "wine", "model": "linear"})  # fmt: skip
+
+    def edited_preset(preset, overrides, extra):  # the preset file now says 7 meta-testing steps
+        return build_config(preset, [*overrides, "meta_test.steps=7"], extra)
+
+    monkeypatch.setattr(evomal.experiment, "build_config", edited_preset)
+    messages = []
+    run_experiment(spec, tmp_path, progress=messages.append)
+    assert any("resuming" in m for m in messages)
+    assert any("meta-testing for 40 steps" in m for m in messages), messages
+    assert load_cells(tmp_path)[0]["config"]["meta_test"]["steps"] == 40
+
+
 def test_table_uses_welch_t_test_against_the_baseline():
     records = [
         {"method": "baseline", "seed": s, "test_metric": v, "search_seconds": 0}

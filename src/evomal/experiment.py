@@ -25,6 +25,7 @@ from evomal.errors import RunDirectoryError, UnknownNameError
 from evomal.files import read_json, write_json_atomic
 from evomal.losses.io import load_loss
 from evomal.methods.meta_test import meta_test
+from evomal.runs.store import RunStore
 from evomal.runs.tasks import task_from_record, task_record
 from evomal.search import METHODS, resume, search
 
@@ -97,10 +98,18 @@ def run_experiment(
 
 
 def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Progress) -> None:
-    """One (method, seed): search (or resume it), then meta-test its best loss."""
-    config = build_config(spec.preset, spec.overrides, {"seed": seed, "method": method})
-    task = task_from_record(spec.task_record, config)
+    """One (method, seed): search (or resume it), then meta-test its best loss.
+
+    A search already started is resumed, and meta-tested, with the config it
+    recorded when it started, not the preset as it reads now: a preset edited
+    (or an evomal upgraded) between start and resume must not change half a run.
+    """
     run_dir = cell / "search"
+    if (run_dir / "config.json").exists():
+        config = RunStore(run_dir).load_config()
+    else:
+        config = build_config(spec.preset, spec.overrides, {"seed": seed, "method": method})
+    task = task_from_record(spec.task_record, config)
     start = time.perf_counter()
     if (run_dir / "config.json").exists():
         say(f"{method} seed {seed}: resuming the search")
