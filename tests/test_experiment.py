@@ -50,22 +50,20 @@ def test_experiment_runs_each_pair_once_and_resumes(tmp_path):
         )
 
 
-def test_interrupted_search_is_resumed_by_a_rerun(tmp_path):
+def _interrupted_evomal_search(root):
+    """An experiment of one EvoMAL seed on wine whose search stopped after one generation."""
     from evomal.config import build_config
     from evomal.search import search
     from evomal.tasks import get_task
 
-    spec = ExperimentSpec(("evomal",), "wine", "linear", (0,), "quick", TINY)
     config = build_config("quick", TINY, {"seed": 0, "method": "evomal"})
-    run_dir = tmp_path / "evomal" / "seed-0" / "search"
-    search(
-        get_task("wine", seed=0),
-        "linear",
-        config,
-        out=run_dir,
-        max_generations=1,
-        spec={"task": "wine", "model": "linear"},
-    )
+    search(get_task("wine", seed=0), "linear", config, out=root / "evomal" / "seed-0" / "search",
+           max_generations=1, spec={"task": "wine", "model": "linear"})  # fmt: skip
+    return ExperimentSpec(("evomal",), "wine", "linear", (0,), "quick", TINY)
+
+
+def test_interrupted_search_is_resumed_by_a_rerun(tmp_path):
+    spec = _interrupted_evomal_search(tmp_path)
     messages = []
     run_experiment(spec, tmp_path, progress=messages.append)
     assert any("resuming" in m for m in messages)
@@ -76,14 +74,8 @@ def test_a_resumed_search_is_meta_tested_with_its_own_config(tmp_path, monkeypat
     """A preset edited between start and resume must not change how that search is meta-tested."""
     import evomal.experiment
     from evomal.config import build_config
-    from evomal.search import search
-    from evomal.tasks import get_task
 
-    spec = ExperimentSpec(("evomal",), "wine", "linear", (0,), "quick", TINY)
-    config = build_config("quick", TINY, {"seed": 0, "method": "evomal"})
-    run_dir = tmp_path / "evomal" / "seed-0" / "search"
-    search(get_task("wine", seed=0), "linear", config, out=run_dir, max_generations=1,
-           spec={"task": "wine", "model": "linear"})  # fmt: skip
+    spec = _interrupted_evomal_search(tmp_path)
 
     def edited_preset(preset, overrides, extra):  # the preset file now says 7 meta-testing steps
         return build_config(preset, [*overrides, "meta_test.steps=7"], extra)

@@ -105,13 +105,14 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
     (or an evomal upgraded) between start and resume must not change half a run.
     """
     run_dir = cell / "search"
-    if (run_dir / "config.json").exists():
+    started = (run_dir / "config.json").exists()
+    if started:
         config = RunStore(run_dir).load_config()
     else:
         config = build_config(spec.preset, spec.overrides, {"seed": seed, "method": method})
     task = task_from_record(spec.task_record, config)
     start = time.perf_counter()
-    if (run_dir / "config.json").exists():
+    if started:
         say(f"{method} seed {seed}: resuming the search")
         result = resume(run_dir, task=task)
     else:

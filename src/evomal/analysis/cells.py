@@ -50,10 +50,8 @@ def losses_to_compare(files: Sequence[str | os.PathLike[str]], kind: str) -> lis
         learned_for = getattr(loss, "task", kind)
         if learned_for != kind:
             raise LossFileError(f"{path} was learned for {learned_for}, but the task is {kind}")
-        if label is None and path.stem == "best_loss":  # a run's loss file: label it as its run
-            label = _run_label(path.parent)
-        if label is None:
-            label = path.stem
+        if label is None:  # a run's loss file is labelled as its run, any other by its name
+            label = _run_label(path.parent) if path.stem == "best_loss" else path.stem
         specs.append(LossSpec(label, loss))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evomal.analysis.cells import CellStore, LossSpec, Progress, format_spread, mean_std
 from evomal.config import SearchConfig, replace_config
@@ -23,6 +23,9 @@ from evomal.files import write_json_atomic, write_text_atomic
 from evomal.methods.meta_test import meta_test
 from evomal.tasks.models.source import ModelLike
 from evomal.tasks.task import Task
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def _plot(path: Path, points: Sequence[SweepPoint]) -> None:
     sweep_figure(points).savefig(path, dpi=110, bbox_inches="tight")
 
 
-def sweep_figure(points: Sequence[SweepPoint]) -> Any:
+def sweep_figure(points: Sequence[SweepPoint]) -> Figure:
     """The sweep as a matplotlib ``Figure``: test metric against learning rate, one line per loss.
 
     The metric axis is logarithmic when every plotted mean is positive: a
@@ -158,7 +161,7 @@ def sweep_figure(points: Sequence[SweepPoint]) -> Any:
     (0.008-0.04) would otherwise flatten the differences the sweep exists to
     show.
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # imported here: the sweep itself needs no matplotlib
 
     fig = Figure(figsize=(6.5, 4))
     axis = fig.subplots()
