@@ -959,9 +959,7 @@ def _write_report(root: Path) -> None:
     if not records:
         raise RunDirectoryError(f"{root} holds no finished (method, seed) results yet")
     rows = method_rows(records)
-    metric = (
-        "test error rate" if records[0].get("metric", "error rate") == "error rate" else "test MSE"
-    )
+    metric = f"test {records[0].get('metric') or 'error rate'}"
     table = markdown_table(rows, metric)
     (root / "table.md").write_text(table)
     (root / "results.csv").write_text(csv_table(records, rows))

@@ -194,12 +194,71 @@ class SelectionConfig:
     seeds: int = 1
     margin_se: float = 1.0
     batched: bool = False
+    # What a learned loss must beat: the task loss (``task``) or, with ``zoo``, the task
+    # loss and each zoo family's tuned winner (:class:`ZooConfig`).
+    baselines: str = "task"
+    # Multiples of meta_test.optimizer.lr at which every finalist trains; each is scored at
+    # its best. None: 1 alone with baselines=task, zoo.lr_factors with baselines=zoo.
+    lr_factors: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         _non_negative(self, "k", "margin_se")
         _positive(self, "seeds")
         if self.steps is not None and self.steps <= 0:
             raise ConfigError("selection.steps must be positive (or null for meta_test.steps)")
+        if self.baselines not in BASELINES:
+            raise ConfigError(
+                f"selection.baselines must be one of {', '.join(BASELINES)}, got {self.baselines!r}"
+            )
+        if self.lr_factors is not None:
+            _factors(self.lr_factors, "selection.lr_factors")
+
+
+#: The values of ``selection.baselines``.
+BASELINES = ("task", "zoo")
+
+
+def _factors(values: tuple[float, ...], key: str) -> None:
+    if not values or any(not (v > 0 and v < float("inf")) for v in values):
+        raise ConfigError(f"{key} must list positive learning-rate factors, got {list(values)}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{key} lists a factor twice: {list(values)}")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """Score validation every ``every`` steps and keep the weights of the best score."""
+
+    enabled: bool = False
+    every: int = 100
+
+    def __post_init__(self) -> None:
+        _positive(self, "every")
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """The tuned baselines: known losses, each tuned over its parameter and the lr.
+
+    ``families`` names the members (``auto``: every classification family, plus
+    the imbalance ones under the balanced error, plus cross-entropy with early
+    stopping, ``ce_es``; for regression the regression families and ``mse_es``).
+    Each family's parameter grid (``grids`` overrides one, e.g.
+    ``{"gce": [[0.5], [0.7]]}``) is trained at every ``lr_factors`` multiple of
+    ``meta_test.optimizer.lr``. ``batched`` trains a family's grid as one
+    population where the model batches (a search signal: the families'
+    winners are then retrained one by one).
+    """
+
+    families: tuple[str, ...] = ("auto",)
+    lr_factors: tuple[float, ...] = (1 / 3, 1.0, 3.0)
+    grids: dict[str, Any] = field(default_factory=dict)
+    batched: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.families:
+            raise ConfigError("zoo.families must name at least one family (or auto)")
+        _factors(self.lr_factors, "zoo.lr_factors")
 
 
 @dataclass(frozen=True)
@@ -209,9 +268,78 @@ class MetaTestConfig:
     steps: int = 2000
     batch_size: int = 128
     optimizer: SGDConfig = field(default_factory=SGDConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_size")
+
+    @property
+    def stop_every(self) -> int | None:
+        """Steps between early stopping's validation scores, or None when it is off."""
+        return self.early_stopping.every if self.early_stopping.enabled else None
+
+
+#: The values of ``data.noise_kind``: flip to any other class, or from c to c + 1 mod K.
+NOISE_KINDS = ("symmetric", "pair")
+
+#: The values of ``data.metric``; ``auto`` is balanced error under imbalance, else error.
+METRICS = ("auto", "error", "balanced_error")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A setting where the loss matters: label noise and class imbalance, and the metric.
+
+    Applied to a classification task's original training pool before
+    validation is carved out (:mod:`evomal.tasks.scenarios`): imbalance
+    first, by true class, then noise. The test split is never touched.
+
+    * ``label_noise``: the rate r in [0, 1) at which each training sample's
+      label flips, independently; ``noise_kind`` ``symmetric`` (to one of the
+      other K - 1 classes, uniformly) or ``pair`` (c -> c + 1 mod K);
+      ``noise_seed`` draws the flips, independently of any run seed.
+    * ``imbalance``: the ratio n_max / n_min >= 1 of a long-tailed training
+      pool (Cao et al., 2019): class c keeps floor(n_max * ratio^(-c/(K-1))).
+    * ``metric``: ``error``, ``balanced_error`` (the mean of per-class error
+      rates) or ``auto`` (balanced error under imbalance, else error).
+    """
+
+    label_noise: float = 0.0
+    noise_kind: str = "symmetric"
+    noise_seed: int = 0
+    imbalance: float = 1.0
+    metric: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_noise < 1.0:
+            raise ConfigError(
+                f"data.label_noise is a flip rate in [0, 1), got {self.label_noise:g}"
+                + (" (every label flipped leaves nothing to learn)" if self.label_noise == 1 else "")
+            )
+        if self.noise_kind not in NOISE_KINDS:
+            raise ConfigError(
+                f"data.noise_kind must be one of {', '.join(NOISE_KINDS)}, got {self.noise_kind!r}"
+            )
+        if not self.imbalance >= 1.0:
+            hint = f"; did you mean {1 / self.imbalance:g}?" if self.imbalance > 0 else ""
+            raise ConfigError(
+                f"data.imbalance is the ratio n_max/n_min and must be >= 1, got "
+                f"{self.imbalance:g}{hint}"
+            )
+        if self.metric not in METRICS:
+            raise ConfigError(f"data.metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+
+    @property
+    def corrupts(self) -> bool:
+        """Whether the training pool changes (noise or imbalance), not just the metric."""
+        return self.label_noise > 0.0 or self.imbalance > 1.0
+
+    @property
+    def resolved_metric(self) -> str:
+        """``error`` or ``balanced_error``: ``auto`` is balanced error under imbalance."""
+        if self.metric != "auto":
+            return self.metric
+        return "balanced_error" if self.imbalance > 1.0 else "error"
 
 
 @dataclass(frozen=True)
@@ -220,17 +348,31 @@ class DataConfig:
 
     ``augmentation`` replaces the dataset's own preset (``none``, ``mnist``,
     ``cifar``, ``svhn``, ``svhn_flip``); ``val_fraction`` is the share of the
-    training split held out for validation. A task you build yourself
-    (``Task.from_tensors``) carries its own settings, and a search refuses a
-    config that contradicts them.
+    training split held out for validation. ``label_noise``, ``noise_kind``,
+    ``noise_seed``, ``imbalance`` and ``metric`` are the :class:`Scenario`.
+    A task you build yourself (``Task.from_tensors``) carries its own
+    settings, and a search refuses a config that contradicts them.
     """
 
     augmentation: str | None = None
     val_fraction: float = 0.1
+    label_noise: float = 0.0
+    noise_kind: str = "symmetric"
+    noise_seed: int = 0
+    imbalance: float = 1.0
+    metric: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        self.scenario  # noqa: B018 (validates the scenario's fields)
+
+    @property
+    def scenario(self) -> Scenario:
+        """The label-noise, imbalance and metric settings as one value."""
+        return Scenario(
+            self.label_noise, self.noise_kind, self.noise_seed, self.imbalance, self.metric
+        )
 
 
 @dataclass(frozen=True)
@@ -304,12 +446,20 @@ class SearchConfig:
     data: DataConfig = field(default_factory=DataConfig)
     ml3: ML3Config = field(default_factory=ML3Config)
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
+    zoo: ZooConfig = field(default_factory=ZooConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     @property
     def selection_steps(self) -> int:
         """Training steps per finalist in the selection stage."""
         return self.selection.steps if self.selection.steps is not None else self.meta_test.steps
+
+    @property
+    def selection_lr_factors(self) -> tuple[float, ...]:
+        """The lr multiples every finalist trains at (see ``selection.lr_factors``)."""
+        if self.selection.lr_factors is not None:
+            return self.selection.lr_factors
+        return self.zoo.lr_factors if self.selection.baselines == "zoo" else (1.0,)
 
 
 def _positive(obj: Any, *names: str) -> None:
@@ -341,6 +491,8 @@ _GROUPS = {
     ExecutionConfig: "execution.",
     ML3Config: "ml3.",
     CMAESConfig: "cmaes.",
+    ZooConfig: "zoo.",
+    EarlyStoppingConfig: "meta_test.early_stopping.",
 }
 
 
@@ -448,6 +600,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if is_dataclass(hint):
+        if isinstance(value, (bool, str)) and "enabled" in {f.name for f in fields(hint)}:
+            value = {"enabled": _coerce(bool, value, key)}  # meta_test.early_stopping=true
         return from_dict(hint, value, key + ".")  # type: ignore[arg-type]
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -151,5 +151,19 @@ class FinalistEvent:
         return self.records[-1]
 
 
-Event = CandidateEvent | GenerationEvent | FinalistEvent
+@dataclass
+class GridEvent:
+    """A chunk of the zoo's parameter grid was trained (``done`` of ``total`` runs).
+
+    ``cells`` holds every grid cell scored so far and ``checkpoint`` the state
+    to store, so that a resumed run trains only the rest of the grid.
+    """
+
+    done: int
+    total: int
+    cells: list[dict[str, Any]]
+    checkpoint: dict[str, Any]
+
+
+Event = CandidateEvent | GenerationEvent | FinalistEvent | GridEvent
 Listener = Callable[[Event], None]

@@ -4,7 +4,11 @@ Layout of an experiment directory::
 
     DIR/experiment.json                 what was asked (methods, task, model, seeds, preset)
     DIR/<method>/seed-<k>/search/       the method's run directory (resumable)
-    DIR/<method>/seed-<k>/meta_test.json  the meta-test of its best loss (seed k)
+    DIR/<method>/seed-<k>/meta_test.json  the meta-test of its best loss (seed k), and of
+                                        its extra rows (the zoo's tuned members; a
+                                        learned method's best learned finalist)
+    DIR/cache/                          training runs shared by the methods (the tuned
+                                        baselines of selection.baselines=zoo)
 
 A (method, seed) pair whose ``meta_test.json`` exists is skipped on a re-run;
 a search that was interrupted is resumed from its checkpoint. The tables are
@@ -24,10 +28,14 @@ from evomal.config import build_config, to_dict
 from evomal.errors import RunDirectoryError, UnknownNameError
 from evomal.files import read_json, write_json_atomic
 from evomal.losses.io import load_loss
+from evomal.losses.document import advice_of
+from evomal.methods.finalists import Finalist
 from evomal.methods.meta_test import meta_test
+from evomal.methods.selection import finalist_loss
 from evomal.runs.store import RunStore
 from evomal.runs.tasks import task_from_record, task_record
 from evomal.search import METHODS, resume, search
+from evomal.training.loop import TrainResult
 
 Progress = Callable[[str], None]
 
@@ -117,7 +125,8 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         result = resume(run_dir, task=task)
     else:
         say(f"{method} seed {seed}: searching")
-        result = search(task, spec.model, config, out=run_dir, spec=spec.task_record)
+        result = search(task, spec.model, config, out=run_dir, spec=spec.task_record,
+                        cache=cell.parent.parent / CACHE)  # fmt: skip
     search_seconds = time.perf_counter() - start
     loss: Any = result.best
     if method == "baseline" or result.task_loss:
@@ -135,25 +144,86 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         "best_fitness": result.best_fitness,
         "expression": getattr(result.best, "expression", None),
         "task_loss": result.task_loss,
+        "baseline": result.baseline,
         "message": result.message,
         "finalists": [
-            {"label": f["label"], "task_loss": f["task_loss"], "val_metric": f["val_metric"]}
+            {"label": f["label"], "task_loss": f["task_loss"], "val_metric": f["val_metric"],
+             "role": f.get("role"), "lr_factor": f.get("lr_factor", 1.0)}
             for f in result.selection or []
-        ],
+        ],  # fmt: skip
         "config": to_dict(config),
     }
     if loss is None:
         record.update(test_metric=None, diverged=True, reason="the search produced no loss")
     else:
         say(f"{method} seed {seed}: meta-testing for {config.meta_test.steps} steps")
-        tested = meta_test(loss, task, spec.model, config, seed=seed)
-        record.update(
-            test_metric=tested.test_metric,
-            val_metric=tested.val_metric,
-            diverged=tested.diverged,
-            reason=tested.reason,
-            metric=tested.metric,
-            meta_test_seconds=round(tested.seconds, 2),
-        )
+        record.update(_tested(meta_test(loss, task, spec.model, config, seed=seed)))
+        record["lr_factor"] = getattr(advice_of(loss), "lr_factor", 1.0)
+        record["rows"] = _extra_rows(method, result, record, task, spec.model, config, seed, say)
     write_json_atomic(cell / "meta_test.json", record)
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
+
+
+#: The experiment's cache of training runs (shared tuned baselines), beside the method folders.
+CACHE = "cache"
+
+
+def _tested(tested: TrainResult) -> dict[str, Any]:
+    """A meta-test as a record: test and validation metrics and the diagnostics."""
+    return {
+        "test_metric": tested.test_metric,
+        "val_metric": tested.val_metric,
+        "diverged": tested.diverged,
+        "reason": tested.reason,
+        "metric": tested.metric,
+        "meta_test_seconds": round(tested.seconds, 2),
+        "details": tested.details,
+    }
+
+
+def _extra_rows(
+    method: str, result: Any, main: dict[str, Any], task: Any, model: str, config: Any, seed: int,
+    say: Progress,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The rows a cell adds beside its method's: the zoo's tuned members, or a learned
+    method's best learned finalist when the selection returned a baseline instead.
+
+    Each finalist is meta-tested as selection scored it (its chosen lr factor,
+    its early stopping); the finalist that was returned reuses the main meta-test.
+    """
+    records = result.selection or []
+    lr = config.meta_test.optimizer.lr
+    returned = next((r for r in records if r.get("returned")), None)
+    rows = []
+
+    def row(key: str, finalist_record: dict[str, Any], label: str) -> dict[str, Any]:
+        finalist = Finalist.from_record(finalist_record)
+        entry = {"row": key, "label": label, "lr_factor": finalist.lr_factor,
+                 "val_metric": finalist.val_metric, "family": finalist.family}  # fmt: skip
+        if finalist_record is returned:
+            entry.update({k: main.get(k) for k in ("test_metric", "diverged", "reason", "details")})
+        else:
+            say(f"{method} seed {seed}: meta-testing {label}")
+            tested = meta_test(finalist_loss(finalist, lr), task, model, config, seed=seed)
+            entry.update(_tested(tested))
+        return entry
+
+    if method == "zoo":
+        for finalist_record in records:
+            finalist = Finalist.from_record(finalist_record)
+            key = "ce" if finalist.is_task_loss else str(finalist.family)
+            rows.append(row(key, finalist_record, finalist_record["label"]))
+        if records and rows:
+            if Finalist.from_record(records[0]).lr_factor == 1.0:
+                rows.append({**rows[0], "row": "ce_preset"})
+            else:
+                plain = {**records[0], "seeds": [s for s in records[0]["seeds"]
+                                                 if s.get("lr_factor", 1.0) == 1.0]}  # fmt: skip
+                rows.append(row("ce_preset", plain, "task loss at the preset's lr"))
+        return rows
+    learned = [r for r in records if r.get("role", "learned") == "learned"
+               and r.get("val_metric") is not None]  # fmt: skip
+    if learned:
+        best = min(learned, key=lambda r: r["val_metric"])
+        rows.append(row("best_learned", best, f"best learned: {best['label']}"))
+    return rows

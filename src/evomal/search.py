@@ -14,7 +14,9 @@ import os
 import warnings
 from typing import Any
 
-from evomal.config import SearchConfig, build_config, replace_config
+from pathlib import Path
+
+from evomal.config import Scenario, SearchConfig, build_config, replace_config, to_dict
 from evomal.errors import ConfigError, ModelError, RunDirectoryError
 from evomal.events import Listener
 from evomal.execution.base import Executor, SerialExecutor
@@ -23,6 +25,7 @@ from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.registry import METHODS, method_spec
 from evomal.runs.lock import ensure_free, run_lock
 from evomal.runs.store import RunStore
+from evomal.runs.train_cache import TrainingCache
 from evomal.tasks.models.source import ModelLike, ModelRef, resolve_model
 from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
@@ -72,6 +75,7 @@ def search(
     executor: Executor | None = None,
     spec: dict[str, Any] | None = None,
     max_generations: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
 ) -> SearchResult:
     """Search for a loss for ``model`` on ``task`` with the method ``config.method``.
 
@@ -88,19 +92,36 @@ def search(
     :class:`~evomal.events.GenerationEvent` (progress bars, loggers). ``spec``
     records how to rebuild the task for ``evomal resume`` (the CLI fills it
     in). ``max_generations`` stops early (as a kill would; used by tests).
+    ``cache`` is a directory of training runs shared with other searches on
+    the same task (an experiment's methods share the tuned baselines'
+    runs); a run directory records it for ``resume``.
+
+    A task's scenario (label noise, imbalance, metric: ``task.with_label_noise``,
+    ...) is recorded in the config's ``data`` section, so that ``config.json``
+    says what ran and ``resume`` rebuilds the same task.
     """
     config = config or build_config("quick")
     config = method_spec(config.method).configure(config)  # before config.json is written
-    check_data_settings(task, config)
+    config = check_data_settings(task, config)
     _check_device(config)
     ref = resolve_model(model)
     vmappable = _check_model(ref, task, config, executor)
+    caches = _cache(cache)
     if out is None:
-        return _run(task, ref, config, None, None, listener, executor, max_generations, vmappable)
+        return _run(task, ref, config, None, None, listener, executor, max_generations, vmappable,
+                    caches)  # fmt: skip
     store = RunStore(out)
     with run_lock(store.root):  # one process per run directory
-        store.create(config, _run_spec(task, ref, spec))
-        return _run(task, ref, config, store, None, listener, executor, max_generations, vmappable)
+        run_spec = _run_spec(task, ref, spec)
+        if cache is not None:
+            run_spec["cache_dir"] = os.fspath(Path(cache).expanduser().resolve())
+        store.create(config, run_spec, task.summary(), task.scenario_record)
+        return _run(task, ref, config, store, None, listener, executor, max_generations, vmappable,
+                    caches)  # fmt: skip
+
+
+def _cache(path: str | os.PathLike[str] | None) -> TrainingCache | None:
+    return None if path is None else TrainingCache(Path(path).expanduser())
 
 
 def resume(
@@ -137,8 +158,9 @@ def resume(
     with run_lock(store.root):  # one process per run directory
         payload = store.load_checkpoint()
         return _run(
-            task, ref, config, store, payload, listener, executor, max_generations, vmappable
-        )
+            task, ref, config, store, payload, listener, executor, max_generations, vmappable,
+            _cache(spec.get("cache_dir")),
+        )  # fmt: skip
 
 
 def _run_spec(task: Task, model: ModelRef, spec: dict[str, Any] | None) -> dict[str, Any]:
@@ -163,14 +185,17 @@ def _recorded_model(recorded: str) -> ModelRef:
         ) from None
 
 
-def check_data_settings(task: Task, config: SearchConfig) -> None:
+def check_data_settings(task: Task, config: SearchConfig) -> SearchConfig:
     """Refuse a config whose ``data`` settings the given task was not built with.
 
     ``data.val_fraction`` and ``data.augmentation`` act when evomal builds a
     task by name (:func:`evomal.runs.tasks.task_for`); a task built otherwise
     keeps its own split and augmentation, so a config asking for others
-    would be silently ignored.
+    would be silently ignored. The scenario is the same, except that a
+    config with no scenario of its own takes the task's (returned), so that
+    ``config.json`` records it.
     """
+    config = _adopt_scenario(task, config)
     wanted = config.data
     fraction = task.info.get("val_fraction")
     if fraction is not None and abs(float(fraction) - wanted.val_fraction) > 1e-12:
@@ -186,6 +211,35 @@ def check_data_settings(task: Task, config: SearchConfig) -> None:
             f"{task.name!r} was built with {built!r}; build the task with "
             "evomal.runs.tasks.task_for(name, config)"
         )
+    return config
+
+
+def _adopt_scenario(task: Task, config: SearchConfig) -> SearchConfig:
+    wanted, built = config.data.scenario, task.scenario
+    if wanted == built:
+        return config
+    if wanted == Scenario():
+        return replace_config(config, data=to_dict(built))
+
+    def meaning(s: Scenario) -> tuple[Any, ...]:
+        noise = (s.label_noise, s.noise_kind, s.noise_seed) if s.label_noise > 0 else (0.0,)
+        return (*noise, s.imbalance, s.resolved_metric)
+
+    if meaning(wanted) != meaning(built):
+        raise ConfigError(
+            f"the config's data scenario ({_scenario_text(wanted)}) is not the one task "
+            f"{task.name!r} was built with ({_scenario_text(built)}); build the task with "
+            "evomal.runs.tasks.task_for(name, config), or leave the config's data.* scenario "
+            "keys unset"
+        )
+    return config
+
+
+def _scenario_text(s: Scenario) -> str:
+    return (
+        f"label_noise={s.label_noise:g} {s.noise_kind} seed {s.noise_seed}, "
+        f"imbalance={s.imbalance:g}, metric={s.resolved_metric}"
+    )
 
 
 def _check_device(config: SearchConfig) -> None:
@@ -249,6 +303,7 @@ def _run(
     executor: Executor | None,
     max_generations: int | None,
     vmappable: bool = True,
+    cache: TrainingCache | None = None,
 ) -> SearchResult:
     method = method_spec(config.method)
     config = method.configure(config)  # run directories written before the registry
@@ -265,6 +320,7 @@ def _run(
         payload,
         max_generations,
         vmappable,
+        cache,
     )
     try:
         return method.load()(run)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from evomal.errors import LossFileError
@@ -101,6 +102,55 @@ def read_scale(doc: Mapping[str, Any], source: str) -> float:
     return float(value)
 
 
+@dataclass(frozen=True)
+class TrainingAdvice:
+    """How a returned loss was selected to train, recorded in its file (field ``training``).
+
+    ``lr_factor`` multiplies the learning rate of whatever config trains the
+    loss (so it transfers across tasks); ``lr`` is the absolute rate it was
+    selected at, for the record; ``early_stopping`` the steps between
+    early stopping's validation scores, or None.
+    """
+
+    lr_factor: float = 1.0
+    lr: float | None = None
+    early_stopping: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lr_factor": self.lr_factor, "lr": self.lr, "early_stopping": self.early_stopping}
+
+    @property
+    def is_default(self) -> bool:
+        return self.lr_factor == 1.0 and self.early_stopping is None
+
+    def describe(self) -> str:
+        parts = [] if self.lr_factor == 1.0 else [f"lr x{self.lr_factor:.3g}"]
+        if self.early_stopping is not None:
+            parts.append(f"early stopping every {self.early_stopping} steps")
+        return ", ".join(parts) or "as configured"
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str) -> TrainingAdvice:
+        """Validate a document's ``training`` field."""
+        require_fields(doc, {"lr_factor": (int, float)},
+                       {"lr": (int, float, type(None)), "early_stopping": (int, type(None))},
+                       f"{source}, field 'training'")  # fmt: skip
+        factor, lr, every = doc["lr_factor"], doc.get("lr"), doc.get("early_stopping")
+        if not (math.isfinite(factor) and factor > 0):
+            raise fail(source, f"training.lr_factor must be positive, found {factor}")
+        if lr is not None and not (math.isfinite(lr) and lr > 0):
+            raise fail(source, f"training.lr must be positive, found {lr}")
+        if every is not None and every < 1:
+            raise fail(source, f"training.early_stopping must be >= 1 step, found {every}")
+        return cls(float(factor), None if lr is None else float(lr), every)
+
+
+def advice_of(loss: Any) -> TrainingAdvice | None:
+    """The training advice a loss carries (``None`` for a plain loss)."""
+    advice = getattr(loss, "training_advice", None)
+    return advice if isinstance(advice, TrainingAdvice) else None
+
+
 class JsonLoss:
     """Save/load for loss modules that define ``to_dict`` and ``from_dict``.
 
@@ -116,10 +166,14 @@ class JsonLoss:
         raise NotImplementedError
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
-        """Write the loss as JSON, atomically."""
+        """Write the loss as JSON, atomically, with its training advice if it has any."""
         from evomal.files import write_json_atomic
 
-        write_json_atomic(path, self.to_dict(metadata))
+        doc = self.to_dict(metadata)
+        advice = advice_of(self)
+        if advice is not None:
+            doc["training"] = advice.as_dict()
+        write_json_atomic(path, doc)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Any:

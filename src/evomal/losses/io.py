@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from evomal.losses.document import fail, read_document
+from evomal.losses.document import TrainingAdvice, fail, read_document
 from evomal.losses.learned import LearnedLoss
 from evomal.losses.neural import NeuralLoss
 from evomal.losses.taylor import TaylorLoss
@@ -16,11 +16,22 @@ LOSS_KINDS: dict[str, Any] = {"symbolic": LearnedLoss, "taylor": TaylorLoss, "ne
 
 
 def loss_from_dict(doc: Any, source: str = "loss document") -> nn.Module:
-    """A loss module from a validated document: symbolic, Taylor or neural."""
+    """A loss module from a validated document: symbolic, Taylor, neural or zoo.
+
+    A document's ``training`` field (the learning-rate factor and early
+    stopping it was selected with) becomes the loss's ``training_advice``.
+    """
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if not isinstance(kind, str) or kind not in LOSS_KINDS:
         raise fail(source, f"unknown loss kind {kind!r}; expected one of {sorted(LOSS_KINDS)}")
-    return LOSS_KINDS[kind].from_dict(doc, source)
+    advice = None
+    if "training" in doc:
+        advice = TrainingAdvice.from_dict(doc["training"], source)
+        doc = {k: v for k, v in doc.items() if k != "training"}
+    loss = LOSS_KINDS[kind].from_dict(doc, source)
+    if advice is not None:
+        loss.training_advice = advice
+    return loss
 
 
 def load_loss(path: str | os.PathLike[str]) -> nn.Module:

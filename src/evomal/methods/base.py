@@ -16,14 +16,16 @@ from typing import Any
 
 from torch import nn
 
-from evomal.config import SearchConfig
-from evomal.events import Event, FinalistEvent, GenerationEvent, Listener
+from evomal.config import SearchConfig, to_dict
+from evomal.events import Event, FinalistEvent, GenerationEvent, GridEvent, Listener
 from evomal.execution.base import Executor
 from evomal.execution.context import ContextSpec
+from evomal.losses.document import advice_of
 from evomal.losses.learned import task_loss_tree
 from evomal.methods.selection import Candidate
 from evomal.runs.hall_of_fame import FameEntry, hall_of_fame
 from evomal.runs.store import RunStore
+from evomal.runs.train_cache import TrainingCache
 from evomal.symbolic.transforms import TaskKind
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
@@ -56,6 +58,9 @@ class SearchResult:
     task_loss: bool = False
     selection: list[dict[str, Any]] | None = None
     candidates: list[Candidate] = field(default_factory=list, repr=False)
+    #: the baseline returned, named ("cross-entropy", "gce(q=0.7) at 3x lr"), when no learned
+    #: loss beat the baselines; None when a learned loss was returned
+    baseline: str | None = None
 
     def top(self, k: int = 10) -> list[FameEntry]:
         """The run's ``k`` best distinct losses (its hall of fame), read from its run directory.
@@ -75,12 +80,19 @@ class SearchResult:
             "best_expression": getattr(self.best, "expression", None),
             "best_loss": best_doc,
             "task_loss": self.task_loss,
+            "baseline": self.baseline,
+            "training": _advice_record(self.best),
             "best_fitness": self.best_fitness,
             "message": self.message,
             "verdicts": self.verdicts,
             "generations": len(self.history),
             "selection": self.selection,
         }
+
+
+def _advice_record(loss: Any) -> dict[str, Any] | None:
+    advice = advice_of(loss)
+    return None if advice is None else advice.as_dict()
 
 
 @dataclass
@@ -97,6 +109,7 @@ class MethodRun:
     resume_from: dict[str, Any] | None = None
     max_generations: int | None = None
     vmappable: bool = True  # False: the model cannot run under vmap, candidates go one by one
+    cache: TrainingCache | None = None  # training runs shared within an experiment
     _last_best: Any = None
     _started: bool = False
     _last_checkpoint: dict[str, Any] | None = None
@@ -109,7 +122,7 @@ class MethodRun:
         self, event: Event, best_loss: Callable[[dict[str, Any]], nn.Module] | None = None
     ) -> None:
         """Pass an event to the store and the listener; keep ``best_loss.json`` current."""
-        if isinstance(event, (GenerationEvent, FinalistEvent)):
+        if isinstance(event, (GenerationEvent, FinalistEvent, GridEvent)):
             self._last_checkpoint = event.checkpoint
         if self.store is not None:
             self.store(event)
@@ -142,6 +155,22 @@ class MethodRun:
             self._started = True
 
     @property
+    def cache_context(self) -> dict[str, Any]:
+        """What, besides a job, decides a selection-schedule training run (the cache's key)."""
+        from evomal.methods.meta_test import selection_threads
+
+        config = self.config
+        return {
+            "task": {**self.task.summary(), "scenario": to_dict(self.task.scenario),
+                     "val_seed": self.task.info.get("val_seed")},
+            "model": self.model.record,
+            "model_options": dict(config.model_options),
+            "meta_test": to_dict(config.meta_test),
+            "device": config.execution.device,
+            "threads": selection_threads(config),
+        }  # fmt: skip
+
+    @property
     def batch_size(self) -> int:
         """Candidates per population batch: the configured value, or the automatic choice."""
         if not self.vmappable:
@@ -168,7 +197,9 @@ class MethodRun:
         """
         if not result.finished:
             return result
-        if self.method != "baseline" and self.config.selection.k > 0:
+        from evomal.methods.registry import method_spec
+
+        if method_spec(self.method).selects and self.config.selection.k > 0:
             self._select(result)
         elif result.best is None:
             result.best, result.task_loss = task_loss_tree(self.kind), True
@@ -190,12 +221,9 @@ class MethodRun:
         from evomal.methods.selection import run_selection
 
         outcome = run_selection(self, result.candidates)
-        name = "cross-entropy" if self.kind == "classification" else "MSE"
         found_none = result.best is None
-        result.best = outcome.best_loss()
-        result.task_loss = outcome.task_loss_won
-        result.selection = outcome.records
-        message = outcome.message(name)
+        apply_outcome(result, outcome, self.kind)
+        message = outcome.message(task_loss_name(self.kind))
         result.message = f"{result.message}; {message}" if found_none else message
 
     @property
@@ -204,6 +232,28 @@ class MethodRun:
 
 
 Method = Callable[[MethodRun], SearchResult]
+
+
+def task_loss_name(kind: str) -> str:
+    return "cross-entropy" if kind == "classification" else "MSE"
+
+
+def apply_outcome(result: SearchResult, outcome: Any, kind: str) -> None:
+    """Put a selection's winner into ``result``: the loss, its flags and the finalists.
+
+    The plain task loss is returned as its tree (the loss file users read); at
+    another lr or with early stopping, as the zoo loss carrying that advice.
+    """
+    result.best = outcome.best_loss()
+    if result.best == "task":
+        result.best = task_loss_tree(kind)
+    result.task_loss = outcome.task_loss_won
+    chosen = outcome.chosen
+    result.baseline = None
+    if outcome.baseline_won:
+        name = task_loss_name(kind) if chosen.is_task_loss else chosen.label
+        result.baseline = name if chosen.lr_factor == 1.0 else f"{name} at {chosen.lr_factor:.3g}x lr"
+    result.selection = outcome.records
 
 #: Candidates per population batch when batching is on.
 AUTO_BATCH_SIZE = 8

@@ -12,7 +12,7 @@ import math
 import statistics
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -20,6 +20,8 @@ import torch
 from evomal.config import SearchConfig
 from evomal.errors import ConfigError, LossFileError
 from evomal.execution.process import cpu_worker_threads
+from evomal.losses.document import advice_of
+from evomal.optim import SGDConfig
 from evomal.tasks.models.source import ModelLike
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult, train
@@ -44,6 +46,27 @@ def check_transfer(loss: Any, task: Task) -> None:
         )
 
 
+def training_settings(
+    loss: Any, config: SearchConfig, *, lr_factor: float | None = None, apply_advice: bool = True
+) -> tuple[SGDConfig, int | None]:
+    """The optimiser and early-stopping interval a loss trains with under the meta-test schedule.
+
+    ``meta_test.optimizer`` with its lr multiplied by ``lr_factor``, else by the
+    factor the loss's file records (its :class:`~evomal.losses.document.TrainingAdvice`,
+    unless ``apply_advice`` is false, as when a user sets the lr explicitly);
+    early stopping as the loss's file records it, else as ``meta_test.early_stopping``.
+    """
+    advice = advice_of(loss)
+    optimizer = config.meta_test.optimizer
+    factor = lr_factor if lr_factor is not None else (
+        advice.lr_factor if advice is not None and apply_advice else 1.0
+    )
+    if factor != 1.0:
+        optimizer = replace(optimizer, lr=optimizer.lr * factor)
+    every = advice.early_stopping if advice is not None else None
+    return optimizer, every if every is not None else config.meta_test.stop_every
+
+
 def meta_test(
     loss: Any,
     task: Task,
@@ -54,23 +77,27 @@ def meta_test(
     steps: int | None = None,
     progress: Any = None,
     val_every: int | None = None,
+    apply_advice: bool = True,
 ) -> TrainResult:
     """Train ``model`` from seed ``seed`` with ``loss``; report validation and test metrics.
 
     Uses the meta-testing schedule: ``meta_test.steps``, ``meta_test.optimizer``
-    and ``meta_test.batch_size``. ``val_every`` records a validation curve.
-    With the process executor on a CPU, it trains with the workers' thread
-    count (:func:`selection_threads`), so that it repeats the final
-    selection's run of the same seed exactly.
+    and ``meta_test.batch_size``, with the learning-rate factor and early
+    stopping a returned loss's file records (:func:`training_settings`;
+    ``apply_advice=False`` keeps the configured lr). ``val_every`` records a
+    validation curve. With the process executor on a CPU, it trains with the
+    workers' thread count (:func:`selection_threads`), so that it repeats the
+    final selection's run of the same seed exactly.
     """
     check_transfer(loss, task)
+    optimizer, every = training_settings(loss, config, apply_advice=apply_advice)
     with _torch_threads(selection_threads(config)):
         return train(
             model,
             loss,
             task,
             steps if steps is not None else config.meta_test.steps,
-            config.meta_test.optimizer,
+            optimizer,
             batch_size=config.meta_test.batch_size,
             seed=seed,
             device=config.execution.device,
@@ -78,6 +105,7 @@ def meta_test(
             progress=progress,
             model_options=dict(config.model_options),
             val_every=val_every,
+            early_stopping=every,
         )
 
 

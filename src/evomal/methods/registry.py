@@ -39,6 +39,10 @@ class MethodSpec:
     runner: str  # "module:function"
     fixed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     generations: Callable[[SearchConfig], int] = _gp_generations
+    #: whether the final selection runs after it (not for methods that learn nothing)
+    selects: bool = True
+    #: whether it returns a baseline rather than a learned loss (baseline, zoo)
+    learns: bool = True
 
     def configure(self, config: SearchConfig) -> SearchConfig:
         """``config`` with this method's fixed settings applied (idempotent)."""
@@ -53,7 +57,7 @@ class MethodSpec:
 
 _NO_LOCAL_SEARCH = {"local_search": {"enabled": False}}
 
-#: Every method, in the order tables and plots show them (baseline first, EvoMAL last).
+#: Every method, in the order tables and plots show them (baselines first, EvoMAL last).
 REGISTRY: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
@@ -62,6 +66,16 @@ REGISTRY: dict[str, MethodSpec] = {
             "Baseline",
             "evomal.methods.baseline:run_baseline",
             generations=lambda config: 1,
+            selects=False,
+            learns=False,
+        ),
+        MethodSpec(
+            "zoo",
+            "Zoo (tuned)",
+            "evomal.methods.zoo:run_zoo",
+            generations=lambda config: 1,
+            selects=False,
+            learns=False,
         ),
         MethodSpec("ml3", "ML3", "evomal.methods.ml3:run_ml3", generations=lambda config: 1),
         MethodSpec(

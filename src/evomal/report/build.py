@@ -252,9 +252,7 @@ def _experiment(path: Path) -> Section:
     records = load_cells(path)
     if not records:
         return Section(f"Experiment {path.name}", [Paragraph("No finished (method, seed) yet.")])
-    metric = (
-        "test error rate" if records[0].get("metric", "error rate") == "error rate" else "test MSE"
-    )
+    metric = f"test {records[0].get('metric') or 'error rate'}"
     header, cells = table_cells(method_rows(records), metric)
     per_seed = [
         [

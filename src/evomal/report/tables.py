@@ -1,13 +1,16 @@
-"""Table 2-style results: mean +- std of the test metric per method, Welch's t-test vs baseline.
+"""Table 2-style results: one row per method (and per tuned baseline), tested against the rivals.
 
-Built from the ``meta_test.json`` records of an experiment directory. The
-t-test is Welch's (unequal variances, ``scipy.stats.ttest_ind(...,
-equal_var=False)``) of each method's per-seed test metrics against the
-baseline's; with fewer than two finite values on either side, or zero
-variance on both, there is no test and the cell says so. Every method and
-the baseline share initial conditions per seed, so the table also counts the
-seeds on which a method ended worse than the baseline of the same seed, and
-the seeds on which the selection stage handed back the task loss itself.
+Built from the ``meta_test.json`` records of an experiment directory. Each
+record gives a method's row for one seed; a record may add rows of its own
+(``rows``): the zoo method's tuned members (cross-entropy at the preset's
+lr, tuned cross-entropy with and without early stopping, each tuned family),
+and a learned method's best learned finalist. Every row is tested against the
+*comparators* (:mod:`evomal.report.comparison`): with the zoo in the
+experiment, tuned cross-entropy (per seed, the better on validation of with
+and without early stopping) and the zoo's validation pick; otherwise the
+baseline method. The comparators are chosen by validation, never by test.
+The primary test is the paired t-test over the same seeds, Welch's beside
+it, Holm's correction over every row and comparator of the table.
 """
 
 from __future__ import annotations
@@ -16,45 +19,61 @@ import csv
 import io
 import math
 import statistics
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from scipy import stats
-
 from evomal.methods.registry import METHODS, REGISTRY
+from evomal.report.comparison import Comparison, compare
 
 METHOD_ORDER = METHODS
 METHOD_LABELS = {name: spec.label for name, spec in REGISTRY.items()}
 
+#: The derived row: per seed, the better of tuned cross-entropy with and without early stopping.
+TUNED_TASK_LOSS = "zoo/tuned_ce"
+
 
 @dataclass(frozen=True)
 class MethodRow:
+    """One row of the table: a method's returned loss, or one of the rows a record adds."""
+
+    key: str
+    label: str
     method: str
-    seeds: tuple[int, ...]
-    values: tuple[float, ...]
-    diverged: int
-    mean: float | None
-    std: float | None
-    t_statistic: float | None
-    p_value: float | None
-    mean_work_seconds: float | None
-    worse_than_baseline: int | None = None
-    task_loss_returned: int = 0
+    per_seed: dict[int, float | None]
+    mean_work_seconds: float | None = None
+    task_loss_returned: int | None = None
+    other_metric: dict[int, float | None] = field(default_factory=dict)
+    memorisation: dict[int, float | None] = field(default_factory=dict)
+    lr_factors: dict[int, float] = field(default_factory=dict)
+    comparisons: tuple[Comparison, ...] = ()
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(sorted(self.per_seed))
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return tuple(v for _, v in sorted(self.per_seed.items()) if _ok(v))  # type: ignore[misc]
+
+    @property
+    def diverged(self) -> int:
+        return len(self.per_seed) - len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.mean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    def against(self, comparator: str) -> Comparison | None:
+        return next((c for c in self.comparisons if c.comparator == comparator), None)
 
 
-def _welch(values: Sequence[float], baseline: Sequence[float]) -> tuple[float | None, float | None]:
-    if len(values) < 2 or len(baseline) < 2:
-        return None, None
-    if statistics.pvariance(values) == 0 and statistics.pvariance(baseline) == 0:
-        return None, None
-    with warnings.catch_warnings():
-        # near-identical samples: scipy warns about precision; the p-value is still reported
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_ind(values, baseline, equal_var=False)
-    t, p = float(result.statistic), float(result.pvalue)
-    return (t if math.isfinite(t) else None), (p if math.isfinite(p) else None)
+def _ok(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _work_seconds(record: dict[str, Any]) -> float | None:
@@ -64,89 +83,178 @@ def _work_seconds(record: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
+def _other_metric(record: dict[str, Any]) -> float | None:
+    """The classification metric the table does not lead with: error under the balanced
+    error, balanced error under the error."""
+    details = record.get("details") or {}
+    if "balanced" in str(record.get("metric", "")):
+        return details.get("test_error")
+    return details.get("test_balanced_error")
+
+
+def _memorisation(record: dict[str, Any]) -> float | None:
+    return ((record.get("details") or {}).get("memorisation") or {}).get("memorised")
+
+
+def _row_label(method: str, key: str, kind: str) -> str:
+    task = "cross-entropy" if kind != "regression" else "MSE"
+    method_label = METHOD_LABELS.get(method, method)
+    if method == "zoo":
+        fixed = {
+            "ce": f"tuned {task}",
+            "mse": "tuned MSE",
+            "ce_es": f"tuned {task} + early stopping",
+            "mse_es": "tuned MSE + early stopping",
+            "ce_preset": f"{task}, the preset's lr",
+        }
+        return fixed.get(key, f"tuned {key}")
+    if key == "best_learned":
+        return f"{method_label}, best learned finalist"
+    return f"{method_label}: {key}"
+
+
+def _order(key: str) -> tuple[int, int, str]:
+    method, _, sub = key.partition("/")
+    position = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    zoo_first = ["ce_preset", "ce", "mse", "ce_es", "mse_es", "tuned_ce"]
+    if method == "zoo":
+        inner = zoo_first.index(sub) if sub in zoo_first else (len(zoo_first) if sub else 99)
+    else:
+        inner = 1 if sub else 0
+    return position, inner, sub
+
+
 def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
-    """One row per method, in the paper's column order."""
-    by_method: dict[str, list[dict[str, Any]]] = {}
+    """Every row of the table, in display order, each tested against the comparators."""
+    kind = "regression" if any(r.get("metric") == "MSE" for r in records) else "classification"
+    cells: dict[str, dict[str, Any]] = {}
+
+    def add(key: str, label: str, method: str, seed: int, record: dict[str, Any]) -> None:
+        cell = cells.setdefault(key, {"label": label, "method": method, "seeds": {}})
+        cell["seeds"][seed] = record
+
     for record in records:
-        by_method.setdefault(record["method"], []).append(record)
-    order = [m for m in METHOD_ORDER if m in by_method] + sorted(set(by_method) - set(METHOD_ORDER))
-    baseline = [
-        r["test_metric"] for r in by_method.get("baseline", []) if r.get("test_metric") is not None
+        method, seed = record["method"], record["seed"]
+        label = "zoo pick (by validation)" if method == "zoo" else METHOD_LABELS.get(method, method)
+        add(method, label, method, seed, record)
+        for extra in record.get("rows") or []:
+            key = extra["row"]
+            add(f"{method}/{key}", _row_label(method, key, kind), method, seed, extra)
+    _add_tuned_task_loss(cells, kind)
+    rows = [_row(key, cell) for key, cell in cells.items()]
+    rows.sort(key=lambda r: _order(r.key))
+    comparators = comparators_of(rows)
+    tests = compare({r.key: r.per_seed for r in rows}, comparators)
+    return [
+        MethodRow(**{**row.__dict__, "comparisons": tuple(c for c in tests if c.row == row.key)})
+        for row in rows
     ]
-    baseline_by_seed = {
-        r["seed"]: r["test_metric"]
-        for r in by_method.get("baseline", [])
-        if r.get("test_metric") is not None
-    }
-    rows = []
-    for method in order:
-        cells = sorted(by_method[method], key=lambda r: r["seed"])
-        values = [r["test_metric"] for r in cells if r.get("test_metric") is not None]
-        finite = [v for v in values if math.isfinite(v)]
-        t, p = _welch(finite, baseline) if method != "baseline" else (None, None)
-        searches = [s for s in map(_work_seconds, cells) if s is not None]
-        paired = [
-            (r.get("test_metric"), baseline_by_seed[r["seed"]])
-            for r in cells
-            if r["seed"] in baseline_by_seed
-        ]
-        worse = None
-        if method != "baseline" and paired:
-            worse = sum(1 for value, base in paired if value is None or value > base)
-        rows.append(
-            MethodRow(
-                method,
-                tuple(r["seed"] for r in cells),
-                tuple(finite),
-                len(cells) - len(finite),
-                statistics.mean(finite) if finite else None,
-                statistics.stdev(finite) if len(finite) > 1 else None,
-                t,
-                p,
-                statistics.mean(searches) if searches else None,
-                worse,
-                sum(1 for r in cells if r.get("task_loss")) if method != "baseline" else 0,
-            )
-        )
-    return rows
+
+
+def _add_tuned_task_loss(cells: dict[str, dict[str, Any]], kind: str) -> None:
+    """Tuned cross-entropy: per seed, whichever of with and without early stopping scored
+    better on validation (never chosen by test)."""
+    plain, stopped = cells.get("zoo/ce"), cells.get("zoo/ce_es")
+    if plain is None or stopped is None:
+        return
+    task = "cross-entropy" if kind != "regression" else "MSE"
+    chosen = {}
+    for seed, record in plain["seeds"].items():
+        other = stopped["seeds"].get(seed)
+        pick = record
+        if other is not None and _ok(other.get("val_metric")) and (
+            not _ok(record.get("val_metric")) or other["val_metric"] < record["val_metric"]
+        ):
+            pick = other
+        chosen[seed] = pick
+    cells[TUNED_TASK_LOSS] = {"label": f"tuned {task} (± early stopping, by validation)",
+                              "method": "zoo", "seeds": chosen}  # fmt: skip
+
+
+def _row(key: str, cell: dict[str, Any]) -> MethodRow:
+    seeds: dict[int, dict[str, Any]] = cell["seeds"]
+    works = [w for w in (_work_seconds(r) for r in seeds.values() if "method" in r)
+             if w is not None]  # fmt: skip
+    main = "/" not in key
+    returned = None
+    if main and cell["method"] != "baseline":
+        returned = sum(1 for r in seeds.values() if r.get("task_loss"))
+    return MethodRow(
+        key=key,
+        label=cell["label"],
+        method=cell["method"],
+        per_seed={s: r.get("test_metric") for s, r in seeds.items()},
+        mean_work_seconds=statistics.mean(works) if works else None,
+        task_loss_returned=returned,
+        other_metric={s: _other_metric(r) for s, r in seeds.items()},
+        memorisation={s: _memorisation(r) for s, r in seeds.items()},
+        lr_factors={s: float(r.get("lr_factor", 1.0)) for s, r in seeds.items()},
+    )
+
+
+def comparators_of(rows: Sequence[MethodRow]) -> list[str]:
+    """Tuned cross-entropy and the zoo pick when the zoo ran, else the baseline method."""
+    keys = {r.key for r in rows}
+    if "zoo" in keys:
+        return [k for k in (TUNED_TASK_LOSS, "zoo") if k in keys]
+    return ["baseline"] if "baseline" in keys else []
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _spread(values: Sequence[float | None]) -> str:
+    finite = [v for v in values if _ok(v)]
+    if not finite:
+        return "-"
+    mean = statistics.mean(finite)  # type: ignore[type-var]
+    return f"{mean:.4f}" + (f" ± {statistics.stdev(finite):.4f}" if len(finite) > 1 else " (1 run)")  # type: ignore[arg-type]
+
+
+def _other_name(metric: str) -> str:
+    return "test error rate" if "balanced" in metric else "test balanced error"
+
+
 def table_cells(
     rows: Sequence[MethodRow], metric: str = "test error rate"
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the results table: method, n, mean +- std, Welch t and p, time."""
-    header = [
-        "method",
-        "seeds",
-        f"{metric} (mean ± std)",
-        "Welch t vs baseline",
-        "p",
-        "seeds worse than baseline",
-        "task loss returned",
-        "search + selection work (s)",
-    ]
+    """Header and cells: each row's test metric (mean ± std), and for every comparator the
+    paired difference, its t and p, the Holm-adjusted p, Welch's p and the seeds worse."""
+    comparators = comparators_of(rows)
+    names = {r.key: r.label for r in rows}
+    other = any(_ok(v) for r in rows for v in r.other_metric.values())
+    remembered = any(_ok(v) for r in rows for v in r.memorisation.values())
+    factors = any(f != 1.0 for r in rows for f in r.lr_factors.values())
+    header = ["row", "seeds", f"{metric} (mean ± std)"]
+    header += [_other_name(metric)] if other else []
+    header += ["memorised (flipped labels fitted)"] if remembered else []
+    header += ["lr factor per seed"] if factors else []
+    for c in comparators:
+        header += [f"vs {names[c]}: Δ (paired t)", "p / Holm p", "Welch p", "seeds worse"]
+    header += ["task loss returned", "search + selection work (s)"]
     cells = []
     for row in rows:
         spread = f"{_fmt(row.mean)} ± {_fmt(row.std)}" if row.mean is not None else "-"
         if row.diverged:
             spread += f" ({row.diverged} diverged)"
-        baseline = row.method == "baseline"
-        cells.append(
-            [
-                METHOD_LABELS.get(row.method, row.method),
-                str(len(row.seeds)),
-                spread,
-                "-" if baseline else _fmt(row.t_statistic, 2),
-                "-" if baseline else _fmt(row.p_value, 3),
-                "-" if row.worse_than_baseline is None else str(row.worse_than_baseline),
-                "-" if baseline else str(row.task_loss_returned),
-                _fmt(row.mean_work_seconds, 0),
-            ]
-        )
+        line = [row.label, str(len(row.seeds)), spread]
+        line += [_spread(list(row.other_metric.values()))] if other else []
+        line += [_spread(list(row.memorisation.values()))] if remembered else []
+        if factors:
+            line += [", ".join(f"{row.lr_factors[s]:.3g}" for s in row.seeds)]
+        for c in comparators:
+            test = row.against(c)
+            if test is None:
+                line += ["-", "-", "-", "-"]
+                continue
+            t = "" if test.t_paired is None else f" (t {test.t_paired:.2f})"
+            diff = "-" if test.mean_difference is None else f"{test.mean_difference:+.4f}{t}"
+            line += [diff, f"{_fmt(test.p_paired, 3)} / {_fmt(test.p_holm, 3)}",
+                     _fmt(test.p_welch, 3), str(test.worse)]  # fmt: skip
+        line += ["-" if row.task_loss_returned is None else str(row.task_loss_returned),
+                 _fmt(row.mean_work_seconds, 0)]  # fmt: skip
+        cells.append(line)
     return header, cells
 
 
@@ -159,44 +267,29 @@ def markdown_table(rows: Sequence[MethodRow], metric: str = "test error rate") -
 
 
 def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> str:
-    """CSV with one line per (method, seed) and one summary line per method."""
+    """CSV with one line per (method, seed) and one summary line per row and comparator."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        [
-            "method",
-            "seed",
-            "test_metric",
-            "best_fitness",
-            "work_seconds",
-            "task_loss",
-            "expression",
-        ]
-    )
+        ["method", "seed", "test_metric", "best_fitness", "work_seconds", "task_loss",
+         "expression", "lr_factor", "baseline"]
+    )  # fmt: skip
     for r in sorted(records, key=lambda r: (r["method"], r["seed"])):
         writer.writerow(
-            [
-                r["method"],
-                r["seed"],
-                r.get("test_metric"),
-                r.get("best_fitness"),
-                _work_seconds(r),
-                r.get("task_loss"),
-                r.get("expression"),
-            ]
-        )
+            [r["method"], r["seed"], r.get("test_metric"), r.get("best_fitness"),
+             _work_seconds(r), r.get("task_loss"), r.get("expression"),
+             r.get("lr_factor", 1.0), r.get("baseline")]
+        )  # fmt: skip
     writer.writerow([])
-    writer.writerow(["method", "n", "mean", "std", "welch_t", "welch_p", "mean_work_seconds"])
+    writer.writerow(
+        ["row", "label", "n", "mean", "std", "mean_work_seconds", "comparator", "pairs",
+         "mean_difference", "paired_t", "paired_p", "holm_p", "welch_t", "welch_p"]
+    )  # fmt: skip
     for row in rows:
-        writer.writerow(
-            [
-                row.method,
-                len(row.values),
-                row.mean,
-                row.std,
-                row.t_statistic,
-                row.p_value,
-                row.mean_work_seconds,
-            ]
-        )
+        base = [row.key, row.label, len(row.values), row.mean, row.std, row.mean_work_seconds]
+        if not row.comparisons:
+            writer.writerow(base)
+        for c in row.comparisons:
+            writer.writerow([*base, c.comparator, c.pairs, c.mean_difference, c.t_paired,
+                             c.p_paired, c.p_holm, c.t_welch, c.p_welch])  # fmt: skip
     return out.getvalue()

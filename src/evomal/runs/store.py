@@ -3,7 +3,13 @@
 Layout of ``RUN_DIR``::
 
     config.json       the resolved SearchConfig
-    run.json          what was searched (task, model) and the environment
+    run.json          what was searched (task, model, the task's summary with its
+                      scenario's realised flip rates and class counts) and the environment
+    scenario.json     label noise and imbalance as applied: settings, realised flip rates
+                      and class counts per split, the flipped samples (pool indices and
+                      positions within each split); only when a scenario is set
+    zoo_grid.json     the zoo's parameter grid, every cell scored on validation
+                      (``--method zoo`` and ``selection.baselines=zoo``)
     events.jsonl      one line per scored candidate
     generations.jsonl one summary line per generation
     checkpoint.json   the method's state after the last generation (GP population,
@@ -34,7 +40,7 @@ from typing import Any
 
 from evomal.config import SearchConfig, from_dict, to_dict
 from evomal.errors import RunDirectoryError
-from evomal.events import CandidateEvent, FinalistEvent, GenerationEvent
+from evomal.events import CandidateEvent, Event, FinalistEvent, GenerationEvent, GridEvent
 from evomal.files import read_json, write_json_atomic
 
 CHECKPOINT_VERSION = 1
@@ -111,8 +117,20 @@ class RunStore:
 
     # -- creation and loading --------------------------------------------------
 
-    def create(self, config: SearchConfig, spec: dict[str, Any]) -> None:
-        """Start a new run directory; refuses one that already holds a run, and a file."""
+    def create(
+        self,
+        config: SearchConfig,
+        spec: dict[str, Any],
+        task: dict[str, Any] | None = None,
+        scenario: dict[str, Any] | None = None,
+    ) -> None:
+        """Start a new run directory; refuses one that already holds a run, and a file.
+
+        ``task`` (its summary) goes into ``run.json`` beside the spec; a
+        ``scenario`` record (label noise and imbalance as applied: realised
+        flip rates, class counts, the flipped samples) is written to
+        ``scenario.json``.
+        """
         if self.root.exists() and not self.root.is_dir():
             raise RunDirectoryError(
                 f"--out {self.root} is a file, not a directory; choose a directory"
@@ -124,9 +142,12 @@ class RunStore:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.root / "config.json", to_dict(config))
-        write_json_atomic(
-            self.root / "run.json", {"spec": spec, "environment": environment(config)}
-        )
+        record: dict[str, Any] = {"spec": spec, "environment": environment(config)}
+        if task is not None:
+            record["task"] = task
+        write_json_atomic(self.root / "run.json", record)
+        if scenario is not None:
+            write_json_atomic(self.root / "scenario.json", scenario)
         for path in (self.events_path, self.generations_path):
             path.write_text("")
 
@@ -175,8 +196,12 @@ class RunStore:
 
     # -- listening -----------------------------------------------------------
 
-    def __call__(self, event: CandidateEvent | GenerationEvent | FinalistEvent) -> None:
-        if isinstance(event, CandidateEvent):
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, GridEvent):
+            write_json_atomic(self.root / "zoo_grid.json", {"total": event.total,
+                                                            "cells": _clean(event.cells)})  # fmt: skip
+            self.checkpoint(event.checkpoint)
+        elif isinstance(event, CandidateEvent):
             record = {
                 "generation": event.generation,
                 "index": event.index,

@@ -23,6 +23,10 @@ def task_for(
 ) -> Task:
     """``get_task(name)`` with ``config.data`` applied; the validation split drawn from ``seed``.
 
+    ``config.data`` sets the validation share, the augmentation and the
+    scenario (label noise, imbalance, metric), so a resumed run rebuilds the
+    same corrupted task.
+
     ``seed`` defaults to the run seed (``config.seed``). ``target`` and
     ``kind`` are for ``csv:``/``npz:`` data files.
     """
@@ -34,6 +38,7 @@ def task_for(
         augmentation=config.data.augmentation,
         target=target,
         kind=kind,
+        scenario=config.data.scenario,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from evomal.config import Scenario
 from evomal.errors import DataError, UnknownNameError
 from evomal.symbolic.transforms import TASK_KINDS, TaskKind, check_choice
 from evomal.tasks.augmentation import get_augmentation
@@ -100,6 +101,7 @@ def get_task(
     augmentation: str | None = None,
     target: str | None = None,
     kind: TaskKind | None = None,
+    scenario: Scenario | None = None,
 ) -> Task:
     """A task by name: built-in, or one of the user's own.
 
@@ -112,7 +114,9 @@ def get_task(
     * ``package.module:function``, a function that returns a :class:`Task`.
 
     ``seed`` chooses the validation samples. ``augmentation`` overrides the
-    dataset's preset (``none``, ``mnist``, ``cifar``, ``svhn``). A dataset
+    dataset's preset (``none``, ``mnist``, ``cifar``, ``svhn``). ``scenario``
+    adds label noise, class imbalance or the balanced error
+    (:class:`~evomal.config.Scenario`, :mod:`evomal.tasks.scenarios`). A dataset
     whose files are missing raises ``FileNotFoundError`` saying how to get it.
     """
     if kind is not None:
@@ -136,7 +140,8 @@ def get_task(
         spec = DATASETS[name]
         raw = spec.load(resolve_data_dir(data_dir))
     elif rest:
-        return _task_from_function(name)
+        task = _task_from_function(name)
+        return task.with_scenario(scenario) if scenario is not None else task
     else:
         raise UnknownNameError(
             f"unknown task {name!r}; built-in tasks are {task_names()}, or use csv:PATH "
@@ -158,6 +163,7 @@ def get_task(
         standardise_targets=spec.standardise_targets,
         augmentation=aug,
         info={**raw.info, "description": spec.description, "augmentation": aug_name},
+        scenario=scenario,
     )
 
 

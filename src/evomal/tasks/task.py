@@ -21,14 +21,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evomal.config import Scenario
 from evomal.errors import DataError
 from evomal.symbolic.transforms import TASK_KINDS, TaskKind, check_choice
 from evomal.tasks.augmentation import Augmentation
+from evomal.tasks.scenarios import corrupt, split_record
 
 #: How features are standardised with training statistics.
 #: ``feature``: per-feature mean/std (tabular data); ``none``: leave as is
 #: (images are normalised per channel by their :class:`Augmentation`).
 STANDARDISE = ("feature", "none")
+
+#: A task's metric: the error rate, or the balanced error (the mean of per-class error rates).
+#: Regression tasks report MSE whatever this says.
+TASK_METRICS = ("error", "balanced_error")
 
 
 class HiddenTestSplitError(RuntimeError):
@@ -37,10 +43,15 @@ class HiddenTestSplitError(RuntimeError):
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs and targets of one split, as tensors with a shared first dimension."""
+    """Inputs and targets of one split, as tensors with a shared first dimension.
+
+    ``y_clean`` holds the true labels where label noise was applied (``y`` is
+    then what a user has: the noisy labels); it is ``None`` otherwise.
+    """
 
     x: Tensor
     y: Tensor
+    y_clean: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
@@ -53,7 +64,26 @@ class Split:
         return int(self.x.shape[0])
 
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.x.to(device), self.y.to(device))
+        clean = None if self.y_clean is None else self.y_clean.to(device)
+        return Split(self.x.to(device), self.y.to(device), clean)
+
+    @property
+    def flipped(self) -> Tensor | None:
+        """A boolean mask of the samples whose label was flipped (``None`` without noise)."""
+        return None if self.y_clean is None else self.y != self.y_clean
+
+
+@dataclass(frozen=True)
+class TaskSource:
+    """The arrays and options a task was built from, kept so it can be rebuilt in a scenario.
+
+    Held by the task in memory only: a task sent to a worker travels without it.
+    """
+
+    name: str
+    kind: TaskKind
+    arrays: tuple[Any, Any, Any, Any]
+    options: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -77,9 +107,17 @@ class Task:
     input_shape: tuple[int, ...]
     augmentation: Augmentation = field(default_factory=Augmentation)
     info: dict[str, Any] = field(default_factory=dict, compare=False)
+    metric: str = "error"
+    scenario: Scenario = field(default_factory=Scenario)
+    _source: TaskSource | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_choice(self.kind, TASK_KINDS, "task kind")
+        check_choice(self.metric, TASK_METRICS, "task metric")
+        if self.kind != "classification" and self.metric != "error":
+            raise DataError(
+                f"the balanced error needs a classification task; {self.name!r} is {self.kind}"
+            )
         if self.n_outputs < 1:
             raise DataError(f"n_outputs must be positive, got {self.n_outputs}")
         for split_name, split in (("train", self.train), ("validation", self.val)):
@@ -125,6 +163,73 @@ class Task:
     def device(self) -> torch.device:
         return self.train.x.device
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_source"] = None  # workers get the splits, not the arrays they came from
+        return state
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of a classification task (2 for one sigmoid output); 0 for regression."""
+        if self.kind != "classification":
+            return 0
+        return 2 if self.n_outputs == 1 else self.n_outputs
+
+    # -- scenarios -----------------------------------------------------------
+
+    def with_scenario(self, scenario: Scenario) -> Task:
+        """The task rebuilt in ``scenario``: noise and imbalance drawn over the training pool.
+
+        The pool is corrupted before validation is carved, as
+        :meth:`from_tensors` does (:mod:`evomal.tasks.scenarios`): the same
+        settings give the same corrupted pool whatever the validation seed.
+        A change of metric alone keeps the splits as they are.
+        """
+        if self.kind != "classification" and (scenario.corrupts or scenario.metric == "balanced_error"):
+            raise DataError(_regression_scenario(self.name))
+        if not scenario.corrupts and not self.scenario.corrupts:
+            info = {k: v for k, v in self.info.items() if k != "scenario"}
+            if self.kind == "classification" and scenario.metric != "auto":
+                info["scenario"] = _scenario_record(
+                    scenario, {}, self.train, self.val, self.n_classes
+                )
+            return replace(self, scenario=scenario, metric=scenario.resolved_metric, info=info)
+        if self._source is None:
+            raise DataError(
+                f"task {self.name!r} cannot be rebuilt with label noise or imbalance: it was "
+                "not made by Task.from_tensors or get_task (build it with either)"
+            )
+        source = self._source
+        rebuilt = Task.from_tensors(
+            source.name, source.kind, *source.arrays, **source.options, scenario=scenario
+        )
+        if not self.has_test:
+            rebuilt = rebuilt.without_test()
+        return rebuilt.to(self.device) if rebuilt.device != self.device else rebuilt
+
+    def with_label_noise(self, rate: float, kind: str = "symmetric", seed: int = 0) -> Task:
+        """The task with training and validation labels flipped at ``rate`` (test stays clean).
+
+        ``kind`` is ``symmetric`` (to any other class) or ``pair`` (c -> c + 1
+        mod K); ``seed`` draws the flips, independently of the validation seed.
+        Any imbalance already set is kept, and applied first.
+        """
+        return self.with_scenario(
+            replace(self.scenario, label_noise=rate, noise_kind=kind, noise_seed=seed)
+        )
+
+    def with_imbalance(self, ratio: float) -> Task:
+        """The task with a long-tailed training pool of imbalance ``ratio`` = n_max / n_min.
+
+        Under ``metric="auto"`` (the default) the task is then scored by its
+        balanced error. Any label noise already set is kept, and applied after.
+        """
+        return self.with_scenario(replace(self.scenario, imbalance=ratio))
+
+    def with_metric(self, metric: str) -> Task:
+        """The task scored by ``error``, ``balanced_error`` or ``auto`` (see :class:`Scenario`)."""
+        return self.with_scenario(replace(self.scenario, metric=metric))
+
     # -- construction --------------------------------------------------------
 
     @classmethod
@@ -144,17 +249,30 @@ class Task:
         standardise_targets: bool = False,
         augmentation: Augmentation | None = None,
         info: dict[str, Any] | None = None,
+        scenario: Scenario | None = None,
     ) -> Task:
-        """Build a task from arrays: carve validation, standardise, infer shapes.
+        """Build a task from arrays: corrupt, carve validation, standardise, infer shapes.
 
+        ``scenario`` (label noise, imbalance, metric) is applied to the whole
+        training pool first (:mod:`evomal.tasks.scenarios`); then
         ``val_fraction`` of the training samples (chosen by ``seed``) become
-        the validation split. With ``standardise="feature"`` each input
+        the validation split, so both carry the noise and the test split
+        stays clean. With ``standardise="feature"`` each input
         feature is centred and scaled by the mean and standard deviation of
         the remaining training samples. ``standardise_targets`` does the same
         for regression targets (metrics are then in standardised units).
         Classification labels must be integers in ``[0, n_classes)``.
         """
+        options: dict[str, Any] = {
+            "n_outputs": n_outputs, "val_fraction": val_fraction, "seed": seed,
+            "standardise": standardise, "standardise_targets": standardise_targets,
+            "augmentation": augmentation, "info": info,
+        }  # fmt: skip
+        source = TaskSource(name, kind, (x_train, y_train, x_test, y_test), options)
+        scenario = scenario or Scenario()
         check_choice(kind, TASK_KINDS, "task kind")
+        if kind != "classification" and (scenario.corrupts or scenario.metric == "balanced_error"):
+            raise DataError(_regression_scenario(name))
         check_choice(standardise, STANDARDISE, "standardisation")
         if not 0.0 < val_fraction < 1.0:
             raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -171,9 +289,21 @@ class Task:
                 f"train and test inputs differ in shape: {tuple(xtr.shape[1:])} vs "
                 f"{tuple(xte.shape[1:])}"
             )
+        clean: Tensor | None = None
+        scenario_info: dict[str, Any] = {}
         if kind == "classification":
             n_classes = _check_labels(ytr, yte, n_outputs)
             n_outputs = 1 if n_classes == 2 and n_outputs == 1 else n_classes
+            if scenario.corrupts:
+                pool = len(ytr)
+                corruption = corrupt(ytr.numpy(), scenario, n_classes)
+                keep = torch.from_numpy(corruption.keep)
+                xtr, clean = xtr[keep], ytr[keep]
+                ytr = torch.from_numpy(corruption.labels).to(torch.long)
+                scenario_info = {"pool_size": pool, "flipped_pool_indices":
+                                 corruption.flipped.tolist()}  # fmt: skip
+                if scenario.label_noise == 0.0:
+                    clean = None
         else:
             if ytr.ndim == 1:
                 ytr, yte = ytr.unsqueeze(1), yte.unsqueeze(1)
@@ -191,19 +321,21 @@ class Task:
             )
         perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
         val_idx, train_idx = perm[:n_val], perm[n_val:]
-        train = Split(xtr[train_idx], ytr[train_idx])
-        val = Split(xtr[val_idx], ytr[val_idx])
+        train = Split(xtr[train_idx], ytr[train_idx], None if clean is None else clean[train_idx])
+        val = Split(xtr[val_idx], ytr[val_idx], None if clean is None else clean[val_idx])
         test = Split(xte, yte)
 
         stats: dict[str, Any] = {}
         if standardise == "feature":
             mean, std = _mean_std(train.x)
-            train, val, test = (Split((s.x - mean) / std, s.y) for s in (train, val, test))
+            train, val, test = (replace(s, x=(s.x - mean) / std) for s in (train, val, test))
             stats["feature_mean_std"] = (mean, std)
         if standardise_targets and kind == "regression":
             mean, std = _mean_std(train.y)
-            train, val, test = (Split(s.x, (s.y - mean) / std) for s in (train, val, test))
+            train, val, test = (replace(s, y=(s.y - mean) / std) for s in (train, val, test))
             stats["target_mean_std"] = (mean, std)
+        if kind == "classification" and (scenario.corrupts or scenario.metric != "auto"):
+            stats["scenario"] = _scenario_record(scenario, scenario_info, train, val, n_classes)
         aug = augmentation if augmentation is not None else Augmentation()
         aug = aug.fitted(train.x)
         return cls(
@@ -216,6 +348,9 @@ class Task:
             input_shape=tuple(int(d) for d in xtr.shape[1:]),
             augmentation=aug,
             info={**(info or {}), **stats, "val_seed": seed, "val_fraction": val_fraction},
+            metric=scenario.resolved_metric if kind == "classification" else "error",
+            scenario=scenario,
+            _source=source,
         )
 
     @classmethod
@@ -239,7 +374,7 @@ class Task:
 
     def summary(self) -> dict[str, Any]:
         """Plain-data description (for run directories and reports)."""
-        return {
+        out = {
             "name": self.name,
             "kind": self.kind,
             "n_outputs": self.n_outputs,
@@ -248,7 +383,79 @@ class Task:
             "n_val": len(self.val),
             "n_test": len(self._test) if self._test is not None else None,
             "augmentation": self.augmentation.describe(),
+            "metric": self.metric,
         }
+        record = self.scenario_record
+        if record is not None:
+            out["scenario"] = scenario_summary(record)
+        return out
+
+    @property
+    def scenario_record(self) -> dict[str, Any] | None:
+        """The scenario as applied: settings, realised flip rates and class counts per split,
+        and the flipped samples (pool indices, and positions within each split)."""
+        return self.info.get("scenario")
+
+
+def scenario_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A scenario record without its index lists (for ``run.json`` and printing)."""
+    out = {k: v for k, v in record.items() if k not in ("flipped_pool_indices", "splits")}
+    out["splits"] = {
+        name: {k: v for k, v in split.items() if k != "flipped"}
+        for name, split in record.get("splits", {}).items()
+    }
+    return out
+
+
+def describe_scenario(record: dict[str, Any] | None) -> str | None:
+    """One line a user reads: the realised flip rate and class counts per split."""
+    if record is None:
+        return None
+    parts = []
+    if record["label_noise"] > 0:
+        rates = ", ".join(
+            f"{name} {split['flip_rate']:.3f}" for name, split in record["splits"].items()
+        )
+        parts.append(
+            f"{record['noise_kind']} label noise {record['label_noise']:g} (seed "
+            f"{record['noise_seed']}): realised flip rate {rates}"
+        )
+    if record["imbalance"] > 1:
+        counts = record["splits"]["train"]["class_counts"]
+        parts.append(
+            f"imbalance {record['imbalance']:g}: training class counts {counts} "
+            f"(n_max/n_min = {max(counts)}/{max(1, min(counts))})"
+        )
+    parts.append(f"metric {record['metric']}")
+    return "; ".join(parts)
+
+
+def _scenario_record(
+    scenario: Scenario, info: dict[str, Any], train: Split, val: Split, n_classes: int
+) -> dict[str, Any]:
+    def as_numpy(t: Tensor | None) -> np.ndarray | None:
+        return None if t is None else t.cpu().numpy()
+
+    return {
+        "label_noise": scenario.label_noise,
+        "noise_kind": scenario.noise_kind,
+        "noise_seed": scenario.noise_seed,
+        "imbalance": scenario.imbalance,
+        "metric": scenario.resolved_metric,
+        **info,
+        "splits": {
+            name: split_record(as_numpy(s.y), as_numpy(s.y_clean), n_classes)  # type: ignore[arg-type]
+            for name, s in (("train", train), ("validation", val))
+        },
+    }
+
+
+def _regression_scenario(name: str) -> str:
+    return (
+        f"label noise, imbalance and the balanced error need a classification task; "
+        f"task {name!r} is regression (drop the data.label_noise, data.imbalance and "
+        "data.metric settings)"
+    )
 
 
 def _as_tensor(value: Tensor | np.ndarray | Sequence[Any], floating: bool) -> Tensor:

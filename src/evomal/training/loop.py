@@ -29,7 +29,7 @@ from evomal.errors import ConfigError, LossFileError, UnknownNameError
 from evomal.optim import SGDConfig
 from evomal.tasks.task import Split, Task
 from evomal.training.device import resolve_device
-from evomal.training.metrics import metric_name, per_sample_metric, task_loss
+from evomal.training.metrics import per_sample_metric, sample_weights, task_loss, task_metric_name
 
 if TYPE_CHECKING:
     from evomal.tasks.models.source import ModelLike
@@ -56,6 +56,11 @@ class TrainResult:
     val_samples: list[float] | None = None
     #: stopped at :attr:`Prune.step` because it was clearly behind; ``val_metric`` is that step's
     pruned: bool = False
+    #: with early stopping: the step whose weights were kept (the best validation metric)
+    best_step: int | None = None
+    #: meta-testing's diagnostics (:func:`evomal.training.diagnostics.test_diagnostics`):
+    #: test error and balanced error, per-class test errors, memorisation of flipped labels
+    details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         skip = ("loss_history", "val_history", "val_samples")
@@ -159,7 +164,9 @@ def resolve_loss(loss: Any, task: Task) -> LossFn:
     """Turn ``"ce"``, ``"mse"``, ``"task"``, a loss module or a callable into ``f(y_pred, y_true)``.
 
     A learned loss must have been learned for the same kind of task: a
-    classification loss expects probabilities and labels, not raw targets.
+    classification loss expects probabilities and labels, not raw targets. A
+    zoo loss that needs the training split's class counts (or the number of
+    classes) is bound to them here, unless its file already records them.
     """
     if isinstance(loss, str):
         wanted = {"ce": "classification", "mse": "regression", "task": task.kind}.get(loss)
@@ -181,6 +188,10 @@ def resolve_loss(loss: Any, task: Task) -> LossFn:
         )
     if not callable(loss):
         raise ConfigError(f"loss must be callable, got {type(loss).__name__}")
+    bound = getattr(loss, "bound", None)
+    if callable(bound) and task.kind == "classification":  # a zoo loss: the split's class counts
+        counts = torch.bincount(task.train.y.reshape(-1), minlength=task.n_classes)
+        return bound(task.n_classes, counts.tolist())  # type: ignore[no-any-return]
     return loss
 
 
@@ -189,8 +200,11 @@ def _per_sample_batches(
 ) -> Iterator[Tensor]:
     """Per-sample metric of each batch of ``split``, in eval mode without gradients.
 
-    The model's train/eval mode is restored when the generator is exhausted.
+    Under the balanced error each sample is weighted by ``N / (K * n_c)``
+    (:func:`~evomal.training.metrics.sample_weights`), so that the mean is the
+    metric. The model's train/eval mode is restored when the generator is exhausted.
     """
+    weights = sample_weights(task, split)
     was_training = model.training
     model.eval()
     try:
@@ -198,7 +212,8 @@ def _per_sample_batches(
             for start in range(0, len(split), batch_size):
                 x = task.augmentation.eval_batch(split.x[start : start + batch_size])
                 y = split.y[start : start + batch_size]
-                yield per_sample_metric(task.kind, model(x), y)
+                values = per_sample_metric(task.kind, model(x), y)
+                yield values if weights is None else values * weights[start : start + batch_size]
     finally:
         model.train(was_training)
 
@@ -244,6 +259,7 @@ def train(
     model_options: dict[str, Any] | None = None,
     val_every: int | None = None,
     prune: Prune | None = None,
+    early_stopping: int | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task`` with ``loss`` for ``steps`` SGD steps.
 
@@ -258,6 +274,10 @@ def train(
     ``val_every`` also records the validation metric every so many steps
     (``val_history``, a learning curve; one host sync each). ``prune`` stops
     a run that is clearly behind at its step (see :class:`Prune`).
+    ``early_stopping`` scores validation every so many steps and keeps the
+    weights of the best score (``best_step``): the validation and test
+    metrics are those weights'. With ``evaluate_test`` a classification run
+    also reports :func:`~evomal.training.diagnostics.test_diagnostics`.
     """
     if steps < 0:
         raise ConfigError(f"steps must be >= 0, got {steps}")
@@ -273,9 +293,9 @@ def train(
         )
     model = model.to(dev)
     model.train()
-    loss_fn = resolve_loss(loss, task)
     if isinstance(loss, nn.Module):
         loss.to(dev)
+    loss_fn = resolve_loss(loss, task)
     config = optimizer or SGDConfig()
     opt = config.build(model.parameters())
     batches = TrainBatches(task, batch_size, seed)
@@ -283,7 +303,10 @@ def train(
     curve_at = val_steps(steps, val_every)
     if prune is not None and prune.step <= steps:
         curve_at.add(prune.step)
+    stop_at = val_steps(steps, early_stopping)
+    curve_at |= stop_at
     curve: list[tuple[int, float]] = []
+    best = _BestWeights()
 
     diverged, pruned, reason, done = False, False, None, 0
     start = time.perf_counter()
@@ -299,6 +322,8 @@ def train(
         if done in curve_at:
             curve.append((done, float(evaluate(model, task.val, task))))
             pruned = prune is not None and done == prune.step and curve[-1][1] > prune.above
+            if done in stop_at:
+                best.offer(model, done, curve[-1][1])
         if pruned or done % check_every == 0 or done == steps:
             window = losses[max(0, done - check_every) : done]
             if not bool(torch.isfinite(window).all()):
@@ -313,8 +338,11 @@ def train(
 
     pruned = pruned and not diverged
     val_metric = test_metric = None
+    details: dict[str, Any] = {}
     if not diverged:
-        if pruned:
+        if best.step is not None and not pruned:
+            val_metric = best.restore(model)
+        elif pruned:
             val_metric = curve[-1][1]
         elif curve and curve[-1][0] == done:
             val_metric = curve[-1][1]  # just measured (the model is unchanged since)
@@ -322,6 +350,9 @@ def train(
             val_metric = float(evaluate(model, task.val, task))
         if evaluate_test:
             test_metric = float(evaluate(model, task.test, task))
+            from evomal.training.diagnostics import test_diagnostics
+
+            details = test_diagnostics(model, task)
     history = losses[:done].tolist()
     return TrainResult(
         steps=steps,
@@ -330,9 +361,31 @@ def train(
         reason=reason,
         val_metric=val_metric,
         test_metric=test_metric,
-        metric=metric_name(task.kind),
+        metric=task_metric_name(task),
         seconds=time.perf_counter() - start,
         loss_history=history,
         val_history=curve,
         pruned=pruned,
+        best_step=best.step if not pruned else None,
+        details=details,
     )
+
+
+class _BestWeights:
+    """Early stopping's memory: the best validation metric seen, its step and weights."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self.value = float("inf")
+        self.state: dict[str, Tensor] = {}
+
+    def offer(self, model: nn.Module, step: int, value: float) -> None:
+        """Keep the model's weights if ``value`` is the best so far (ties keep the earlier)."""
+        if value < self.value or self.step is None:
+            self.step, self.value = step, value
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore(self, model: nn.Module) -> float:
+        """Load the kept weights into ``model``; their validation metric."""
+        model.load_state_dict(self.state)
+        return self.value

@@ -8,8 +8,14 @@ caller decides when to synchronise.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from evomal.tasks.task import Split, Task
 
 
 def task_loss(kind: str, y_pred: Tensor, y_true: Tensor) -> Tensor:
@@ -41,6 +47,33 @@ def metric(kind: str, y_pred: Tensor, y_true: Tensor) -> Tensor:
 
 def metric_name(kind: str) -> str:
     return "error rate" if kind == "classification" else "MSE"
+
+
+def task_metric_name(task: Task) -> str:
+    """What a task is scored by: "error rate", "balanced error rate" or "MSE"."""
+    if task.kind == "classification" and task.metric == "balanced_error":
+        return "balanced error rate"
+    return metric_name(task.kind)
+
+
+def balanced_weights(y: Tensor, n_classes: int) -> Tensor:
+    """Per-sample weights ``N / (K' * n_c)`` that make a mean of error indicators balanced.
+
+    ``n_c`` counts sample ``i``'s class in ``y`` and ``K'`` the classes present,
+    so ``mean(weights * errors)`` is the mean over present classes of each
+    class's error rate: the balanced error.
+    """
+    labels = y.reshape(-1).to(torch.long)
+    counts = torch.bincount(labels, minlength=max(n_classes, 1)).to(torch.get_default_dtype())
+    present = (counts > 0).sum()
+    return labels.shape[0] / (present * counts[labels])
+
+
+def sample_weights(task: Task, split: Split) -> Tensor | None:
+    """The weights of ``split``'s per-sample metric under ``task.metric`` (None: plain mean)."""
+    if task.kind != "classification" or task.metric != "balanced_error":
+        return None
+    return balanced_weights(split.y, task.n_classes).to(split.x.device)
 
 
 def stacked_task_loss(kind: str, y_pred: Tensor, y_true: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ from evomal.training.loop import (
     set_learning_rate,
     val_steps,
 )
-from evomal.training.metrics import metric_name, per_sample_metric
+from evomal.training.metrics import per_sample_metric, sample_weights, task_metric_name
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -159,7 +159,9 @@ def evaluate_population_per_sample(
             y = split.y[start : start + batch_size]
             rows.append(torch.stack([per_sample_metric(task.kind, o, y) for o in out]))
     stacked.train(True)
-    return torch.cat(rows, dim=1)
+    values = torch.cat(rows, dim=1)
+    weights = sample_weights(task, split)
+    return values if weights is None else values * weights
 
 
 def evaluate_population(
@@ -183,6 +185,8 @@ def train_population(
     val_every: int | None = None,
     val_samples: bool = False,
     prune: Prune | None = None,
+    lr_factors: Sequence[float] | None = None,
+    early_stopping: int | None = None,
 ) -> list[TrainResult]:
     """Train ``models[k]`` with ``losses[k]`` for every k at once; one result per candidate.
 
@@ -193,7 +197,10 @@ def train_population(
     ``prune`` gives the results :func:`~evomal.training.train` would: a member
     above the threshold at the prune step reports that step's metric and is
     marked pruned. The members train in lockstep, so it trains on all the
-    same; only the one-by-one loop saves the steps.
+    same; only the one-by-one loop saves the steps. ``lr_factors`` gives
+    member k the learning rate ``optimizer.lr * lr_factors[k]``
+    (:class:`~evomal.optim.StackedSGD`); ``early_stopping`` keeps each
+    member's weights of its best validation score, as :func:`train` does.
     """
     if len(models) != len(losses) or not models:
         raise ValueError("need one loss per model, and at least one model")
@@ -203,13 +210,16 @@ def train_population(
         for loss in losses
     ]
     stacked = StackedModel([m.to(device) for m in models])
-    opt = optimizer.build(stacked.params.values())
+    opt = optimizer.build_stacked(stacked.params.values(), lr_factors or [1.0] * len(models))
     batches = TrainBatches(task, batch_size, seed)
     history = torch.empty(steps, len(models), device=device)
     loss_all = stacked_losses(losses, task.kind)
     curve_at = val_steps(steps, val_every)
     if prune is not None and prune.step <= steps:
         curve_at.add(prune.step)
+    stop_at = val_steps(steps, early_stopping)
+    curve_at |= stop_at
+    best = _BestMembers(stacked) if stop_at else None
     curves: list[list[tuple[int, float]]] = [[] for _ in models]
     diverged: list[str | None] = [None] * len(models)
     by_rung: list[str | None] = []  # what had diverged by the prune step
@@ -226,8 +236,11 @@ def train_population(
         history[step] = values.detach()
         done = step + 1
         if done in curve_at:
-            for k, value in enumerate(evaluate_population(stacked, task.val, task).tolist()):
+            scores = evaluate_population(stacked, task.val, task)
+            for k, value in enumerate(scores.tolist()):
                 curves[k].append((done, value))
+            if best is not None and done in stop_at:
+                best.offer(stacked, done, scores)
         at_rung = prune is not None and done == prune.step
         if at_rung or done % check_every == 0 or done == steps:
             _mark_diverged(diverged, history, done, check_every, stacked)
@@ -236,6 +249,8 @@ def train_population(
             if all(reason is not None for reason in diverged):
                 break
     seconds = time.perf_counter() - start
+    if best is not None:
+        best.restore(stacked)
     samples = evaluate_population_per_sample(stacked, task.val, task) if evaluate_val else None
     val = samples.mean(dim=1).tolist() if samples is not None else None
     results = []
@@ -259,7 +274,7 @@ def train_population(
                 reason=None if ok else diverged[k],
                 val_metric=rung_metric if pruned else final,
                 test_metric=None,
-                metric=metric_name(task.kind),
+                metric=task_metric_name(task),
                 seconds=seconds / len(models),
                 loss_history=history[:done, k].tolist(),
                 val_history=curves[k],
@@ -267,9 +282,45 @@ def train_population(
                 if (val_samples and ok and not pruned and samples is not None)
                 else None,
                 pruned=pruned,
+                best_step=best.steps[k] if best is not None and not pruned else None,
             )
         )
     return results
+
+
+class _BestMembers:
+    """Early stopping for a population: each member's best validation score and weights."""
+
+    def __init__(self, stacked: StackedModel) -> None:
+        self.values = torch.full((stacked.size,), float("inf"))
+        self.steps: list[int | None] = [None] * stacked.size
+        self.params = {k: v.detach().clone() for k, v in stacked.params.items()}
+        self.buffers = {k: v.clone() for k, v in stacked.buffers.items()}
+
+    def offer(self, stacked: StackedModel, step: int, scores: Tensor) -> None:
+        """Keep the weights of the members whose score improved (ties keep the earlier)."""
+        scores = scores.detach().cpu().to(self.values.dtype)
+        better = (scores < self.values) | torch.tensor([s is None for s in self.steps])
+        if not bool(better.any()):
+            return
+        self.values = torch.where(better, scores, self.values)
+        self.steps = [step if b else s for b, s in zip(better.tolist(), self.steps, strict=True)]
+        _copy_rows(self.params, {k: v.detach() for k, v in stacked.params.items()}, better)
+        _copy_rows(self.buffers, stacked.buffers, better)
+
+    def restore(self, stacked: StackedModel) -> None:
+        """Put every member's kept weights back (members never scored keep their own)."""
+        kept = torch.tensor([s is not None for s in self.steps])
+        with torch.no_grad():
+            _copy_rows(stacked.params, self.params, kept)
+            _copy_rows(stacked.buffers, self.buffers, kept)
+
+
+def _copy_rows(target: dict[str, Tensor], source: dict[str, Tensor], rows: Tensor) -> None:
+    """``target[name][k] = source[name][k]`` for every member k where ``rows[k]``, in place."""
+    for name, tensor in target.items():
+        mask = rows.to(tensor.device).reshape(-1, *([1] * (tensor.ndim - 1)))
+        tensor.copy_(torch.where(mask, source[name], tensor))
 
 
 def _mark_diverged(
