@@ -11,12 +11,18 @@ from evomal.losses.document import fail, read_document
 from evomal.losses.learned import LearnedLoss
 from evomal.losses.neural import NeuralLoss
 from evomal.losses.taylor import TaylorLoss
+from evomal.losses.zoo.module import ZooLoss
 
-LOSS_KINDS: dict[str, Any] = {"symbolic": LearnedLoss, "taylor": TaylorLoss, "neural": NeuralLoss}
+LOSS_KINDS: dict[str, Any] = {
+    "symbolic": LearnedLoss,
+    "taylor": TaylorLoss,
+    "neural": NeuralLoss,
+    "zoo": ZooLoss,
+}
 
 
 def loss_from_dict(doc: Any, source: str = "loss document") -> nn.Module:
-    """A loss module from a validated document: symbolic, Taylor or neural."""
+    """A loss module from a validated document: symbolic, Taylor, neural or zoo."""
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if not isinstance(kind, str) or kind not in LOSS_KINDS:
         raise fail(source, f"unknown loss kind {kind!r}; expected one of {sorted(LOSS_KINDS)}")
