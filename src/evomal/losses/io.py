@@ -11,8 +11,14 @@ from evomal.losses.document import TrainingAdvice, fail, read_document
 from evomal.losses.learned import LearnedLoss
 from evomal.losses.neural import NeuralLoss
 from evomal.losses.taylor import TaylorLoss
+from evomal.losses.zoo.module import ZooLoss
 
-LOSS_KINDS: dict[str, Any] = {"symbolic": LearnedLoss, "taylor": TaylorLoss, "neural": NeuralLoss}
+LOSS_KINDS: dict[str, Any] = {
+    "symbolic": LearnedLoss,
+    "taylor": TaylorLoss,
+    "neural": NeuralLoss,
+    "zoo": ZooLoss,
+}
 
 
 def loss_from_dict(doc: Any, source: str = "loss document") -> nn.Module:
