@@ -69,7 +69,7 @@ def test_train_with_a_saved_loss_and_a_bad_loss(tmp_path):
     assert ok.exit_code == 0, ok.output
     bad = runner.invoke(app, ["train", "--task", "wine", "--loss", str(tmp_path / "nope.json")])
     assert bad.exit_code == 2
-    assert "neither ce, mse, task nor an existing loss file" in bad.output
+    assert "neither ce, mse, task, an existing loss file" in bad.output
     mismatch = runner.invoke(
         app, ["train", "--task", "diabetes", "--loss", str(path), "--steps", "5"]
     )

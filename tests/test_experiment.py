@@ -88,7 +88,7 @@ def test_a_resumed_search_is_meta_tested_with_its_own_config(tmp_path, monkeypat
     assert load_cells(tmp_path)[0]["config"]["meta_test"]["steps"] == 40
 
 
-def test_table_uses_welch_t_test_against_the_baseline():
+def test_table_tests_each_method_against_the_baseline_paired_and_welch():
     records = [
         {"method": "baseline", "seed": s, "test_metric": v, "search_seconds": 0}
         for s, v in enumerate([0.30, 0.32, 0.31, 0.33, 0.29])
@@ -98,11 +98,16 @@ def test_table_uses_welch_t_test_against_the_baseline():
         for s, v in enumerate([0.25, 0.27, 0.26, 0.30, 0.24])
     ]
     rows = {r.method: r for r in method_rows(records)}
-    expected = stats.ttest_ind(
-        [0.25, 0.27, 0.26, 0.30, 0.24], [0.30, 0.32, 0.31, 0.33, 0.29], equal_var=False
-    )
-    assert rows["evomal"].t_statistic == pytest.approx(expected.statistic)
-    assert rows["evomal"].p_value == pytest.approx(expected.pvalue)
+    evomal_values = [0.25, 0.27, 0.26, 0.30, 0.24]
+    baseline_values = [0.30, 0.32, 0.31, 0.33, 0.29]
+    test = rows["evomal"].against("baseline")
+    welch = stats.ttest_ind(evomal_values, baseline_values, equal_var=False)
+    paired = stats.ttest_rel(evomal_values, baseline_values)
+    assert test.t_welch == pytest.approx(welch.statistic)
+    assert test.p_welch == pytest.approx(welch.pvalue)
+    assert test.t_paired == pytest.approx(paired.statistic)
+    assert test.p_paired == pytest.approx(paired.pvalue)
+    assert test.p_holm == pytest.approx(paired.pvalue)  # one comparison: nothing to adjust
     assert rows["evomal"].mean == pytest.approx(0.264)
     table = markdown_table(list(rows.values()))
     assert "| EvoMAL | 5 | 0.2640 ± 0.0230 |" in table

@@ -250,15 +250,37 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _load_any_loss(spec: str) -> Any:
-    """ce / mse / task, or a loss file of any kind (symbolic, Taylor, neural)."""
-    if spec in ("ce", "mse", "task"):
-        return spec
-    from evomal.losses import load_loss
+LOSS_HELP = (
+    "ce, mse, task (the task's own loss), a known loss NAME or NAME:P1,P2 (e.g. gce:0.7, "
+    "focal:2; `evomal losses` lists them) or a loss FILE.json."
+)
 
-    if not Path(spec).exists():
-        raise LossFileError(f"--loss {spec!r} is neither ce, mse, task nor an existing loss file")
-    return load_loss(spec)
+
+def _load_any_loss(spec: str) -> Any:
+    """ce / mse / task, a loss file of any kind, or a zoo loss ``NAME[:P1,P2]``."""
+    from evomal.losses.io import load_any_loss
+
+    return load_any_loss(spec)
+
+
+def _print_scenario(task: Any) -> None:
+    """The realised flip rate and class counts of a task's scenario, as one line."""
+    from evomal.tasks.task import describe_scenario
+
+    line = describe_scenario(task.scenario_record)
+    if line is not None:
+        console.print(f"scenario: {line}", highlight=False)
+
+
+def _data_only(overrides: list[str], command: str) -> list[str]:
+    """``--set`` for commands that take only the data settings (scenario, split)."""
+    for item in overrides:
+        if not item.strip().startswith("data."):
+            raise ConfigError(
+                f"evomal {command} takes --set data.* only (label noise, imbalance, metric, "
+                f"split), got {item!r}; its training settings are its own options"
+            )
+    return overrides
 
 
 @app.command()
@@ -268,9 +290,7 @@ def train(
     target: TargetOption = None,
     kind: KindOption = None,
     model: ModelOption = "mlp",
-    loss: str = typer.Option(
-        "task", help="ce, mse, task (the task's own loss) or a loss FILE.json."
-    ),
+    loss: str = typer.Option("task", help=LOSS_HELP),
     steps: int = typer.Option(1000, min=0, help="Number of SGD steps."),
     seed: int = typer.Option(0, help="Seed for the initial weights, batches and validation split."),
     batch_size: int = typer.Option(128, min=1, help="Batch size."),
@@ -279,17 +299,23 @@ def train(
     nesterov: bool = typer.Option(False, help="Use Nesterov momentum."),
     weight_decay: float = typer.Option(0.0, help="Weight decay."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Data settings, e.g. data.label_noise=0.4, data.imbalance=10."
+    ),
     data_dir: CacheDataDirOption = None,
     tensorboard: TensorboardOption = None,
 ) -> None:
     """Train a base model with a loss and print its test metric."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from evomal.tasks import get_task
+    from evomal.config import build_config
+    from evomal.runs.tasks import task_for
     from evomal.training import SGDConfig
     from evomal.training import train as train_model
 
-    the_task = get_task(task, data_dir=data_dir, seed=seed, target=target, kind=_kind(kind))
+    data = build_config(None, _data_only(set_, "train"))
+    the_task = task_for(task, data, data_dir=data_dir, seed=seed, target=target, kind=_kind(kind))
+    _print_scenario(the_task)
     the_loss = _load_any_loss(loss)
     config = SGDConfig(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     logger = _tensorboard(tensorboard)
@@ -468,31 +494,40 @@ def _finalists_table(selection: list[dict[str, Any]], metric: str) -> Table:
     table = Table(title="Selection: finalists trained for the full schedule")
     table.add_column("#", justify="right")
     table.add_column("loss")
+    table.add_column("role")
     table.add_column("search fitness", justify="right")
+    factors = any(len(record.get("val_by_factor") or {}) > 1 for record in selection)
+    if factors:
+        table.add_column("lr factor", justify="right")
     table.add_column(f"validation {metric}", justify="right")
     for record in selection:
         fitness = record.get("search_fitness")
         value = record.get("val_metric")
-        table.add_row(
-            str(record["rank"]),
+        role = record.get("role", "task" if record.get("task_loss") else "learned")
+        cells = [
+            str(record["rank"]) + (" (returned)" if record.get("returned") else ""),
             record["label"],
+            role,
             "-" if fitness is None else f"{fitness:.4f}",
-            "diverged" if value is None else f"{value:.4f}",
-        )
+        ]
+        cells += [f"{record.get('lr_factor', 1.0):.3g}"] if factors else []
+        cells += ["diverged" if value is None else f"{value:.4f}"]
+        table.add_row(*cells)
     return table
 
 
 def _report_search(
     result: Any, config: Any, record: dict[str, Any], model: str, meta_test: bool
 ) -> None:
+    from evomal.losses.document import advice_of
     from evomal.methods.meta_test import meta_test as run_meta_test
     from evomal.runs.tasks import task_from_record
-    from evomal.training.metrics import metric_name
+    from evomal.training.metrics import task_metric_name
 
     task = task_from_record(record, config)
     task_name = record["task"]
     if result.selection:
-        console.print(_finalists_table(result.selection, metric_name(task.kind)))
+        console.print(_finalists_table(result.selection, task_metric_name(task)))
     console.print(result.message, highlight=False)
     if result.run_dir is not None:
         console.print(f"run directory: {result.run_dir}", highlight=False)
@@ -500,7 +535,7 @@ def _report_search(
     if loss is None or not meta_test:
         return
     task_loss = "cross-entropy" if task.kind == "classification" else "MSE"
-    metric = metric_name(task.kind)
+    metric = task_metric_name(task)
     table = Table(
         title=f"Meta-test: {model} on {task_name}, {config.meta_test.steps} steps, "
         f"seed {config.seed}"
@@ -514,7 +549,10 @@ def _report_search(
         label = f"returned: {task_loss} (no learned loss beat it on validation)"
     else:
         returned = run_meta_test(loss, task, model, config, seed=config.seed)
-        label = "returned: " + loss.expression
+        label = "returned: " + (result.baseline or loss.expression)
+        advice = advice_of(loss)
+        if advice is not None:
+            label += f" ({advice.describe()})"
     for name, outcome in ((task_loss, baseline), (label, returned)):
         if outcome.diverged:
             table.add_row(name, "diverged", "diverged")
@@ -576,6 +614,7 @@ def search(
     config = command_line_executor(build_config(preset, set_, extra))
     record = task_record(task, data_dir=data_dir, target=target, kind=_kind(kind))
     the_task = task_from_record(record, config)
+    _print_scenario(the_task)
     run_dir = out or Path("runs") / _safe(f"{task}-{model}-{seed}")
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirectoryError(f"--out {run_dir} is a file, not a directory; choose a directory")
@@ -624,7 +663,7 @@ def resume(
 @app.command("test")
 @user_errors
 def meta_test_command(
-    loss: str = typer.Option(..., help="ce, mse, task or a loss FILE.json (any evomal method)."),
+    loss: str = typer.Option(..., help=LOSS_HELP),
     task: str = typer.Option(
         ..., help="Task to train on (may differ from the one the loss was learned on). " + TASK_HELP
     ),
@@ -652,7 +691,14 @@ def meta_test_command(
 
     from evomal.config import build_config
     from evomal.files import write_json_atomic
-    from evomal.methods.meta_test import check_transfer, meta_test, parse_seeds, summarise
+    from evomal.losses.document import advice_of
+    from evomal.methods.meta_test import (
+        check_transfer,
+        meta_test,
+        parse_seeds,
+        summarise,
+        training_settings,
+    )
     from evomal.runs.tasks import task_for
 
     seed_list = parse_seeds(seeds)
@@ -661,6 +707,21 @@ def meta_test_command(
     extra: dict[str, Any] = {"execution": {"device": device}} if device else {}
     config = build_config(preset, set_, extra)
     the_loss = _load_any_loss(loss)
+    explicit_lr = _sets_lr(set_)
+    optimizer, every = training_settings(the_loss, config, apply_advice=not explicit_lr)
+    advice = advice_of(the_loss)
+    how = f"lr {optimizer.lr:g}"
+    if advice is not None and advice.lr_factor != 1.0:
+        how += (
+            f" (the preset's {config.meta_test.optimizer.lr:g} set explicitly: the file's factor "
+            f"{advice.lr_factor:.3g} not applied)"
+            if explicit_lr
+            else f" (the preset's {config.meta_test.optimizer.lr:g} x the factor "
+            f"{advice.lr_factor:.3g} the loss was selected at)"
+        )
+    if every is not None:
+        how += f", early stopping every {every} steps"
+    console.print(f"training: {config.meta_test.steps} steps, {how}", highlight=False)
     results: list[tuple[int, float | None]] = []
     rows = []
     metric = ""
@@ -668,6 +729,8 @@ def meta_test_command(
         the_task = task_for(
             task, config, data_dir=data_dir, seed=seed, target=target, kind=task_kind
         )
+        if seed == seed_list[0]:
+            _print_scenario(the_task)
         check_transfer(the_loss, the_task)
         columns = (
             TextColumn(f"[bold]seed {seed}"),
@@ -687,6 +750,7 @@ def meta_test_command(
                     handle, completed=done
                 ),
                 val_every=max(1, config.meta_test.steps // 100) if logger else None,
+                apply_advice=not explicit_lr,
             )
         if logger is not None:
             logger.training(f"seed-{seed}", outcome)
@@ -701,10 +765,15 @@ def meta_test_command(
                 "diverged": outcome.diverged,
                 "reason": outcome.reason,
                 "seconds": round(outcome.seconds, 2),
+                "best_step": outcome.best_step,
+                "details": outcome.details,
             }
         )
         console.print(
-            f"seed {seed}: test {metric} " + ("diverged" if value is None else f"{value:.4f}")
+            f"seed {seed}: test {metric} "
+            + ("diverged" if value is None else f"{value:.4f}")
+            + _diagnostics_text(outcome.details),
+            highlight=False,
         )
     summary = summarise(results)
     if logger is not None:
@@ -727,6 +796,10 @@ def meta_test_command(
                 "model": model,
                 "preset": preset,
                 "overrides": set_,
+                "lr": optimizer.lr,
+                "lr_factor": optimizer.lr / config.meta_test.optimizer.lr,
+                "early_stopping": every,
+                "metric": metric,
                 "runs": rows,
                 "mean": summary.mean,
                 "std": summary.std,
@@ -734,8 +807,29 @@ def meta_test_command(
         )
 
 
+def _sets_lr(overrides: list[str]) -> bool:
+    """Whether ``--set`` gives the meta-testing learning rate explicitly."""
+    keys = {item.split("=", 1)[0].strip() for item in overrides}
+    return bool(keys & {"meta_test.optimizer.lr", "training.lr"})
+
+
+def _diagnostics_text(details: dict[str, Any]) -> str:
+    """Meta-testing's extra numbers, in brackets: the other error metric and memorisation."""
+    parts = []
+    if details.get("test_balanced_error") is not None:
+        parts.append(
+            f"error {details['test_error']:.4f}, balanced {details['test_balanced_error']:.4f}"
+        )
+    remembered = details.get("memorisation")
+    if remembered and remembered.get("memorised") is not None:
+        parts.append(
+            f"memorised {remembered['memorised']:.3f} of {remembered['flipped']} flipped labels"
+        )
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _analysis_setup(
-    loss: list[Path], task: str, target: str | None, kind: str | None, preset: str,
+    loss: list[str], task: str, target: str | None, kind: str | None, preset: str,
     set_: list[str], data_dir: Path | None, seeds: str,
 ) -> tuple[Any, Any, Any, list[int]]:  # fmt: skip
     """Config, a seed -> task function, the losses to compare, and the seeds."""
@@ -750,6 +844,7 @@ def _analysis_setup(
     def task_for_seed(seed: int) -> Any:
         return task_for(task, config, data_dir=data_dir, seed=seed, target=target, kind=task_kind)
 
+    _print_scenario(task_for_seed(seed_list[0]))
     return (
         config,
         task_for_seed,
@@ -759,14 +854,15 @@ def _analysis_setup(
 
 
 LOSSES_HELP = (
-    "A learned loss file or run directory (repeat for several); the task loss is always included."
+    "A learned loss file, a run directory or a known loss NAME[:P1,P2] (repeat for several); "
+    "the task loss is always included."
 )
 
 
 @app.command("data-utilisation")
 @user_errors
 def data_utilisation_command(
-    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
+    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
     target: TargetOption = None,
     kind: KindOption = None,
@@ -792,7 +888,7 @@ def data_utilisation_command(
 @app.command("training-speed")
 @user_errors
 def training_speed_command(
-    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
+    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
     target: TargetOption = None,
     kind: KindOption = None,
@@ -821,7 +917,7 @@ def training_speed_command(
 @app.command()
 @user_errors
 def robustness(
-    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
+    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
     target: TargetOption = None,
     kind: KindOption = None,
@@ -848,7 +944,7 @@ def robustness(
 @app.command()
 @user_errors
 def landscape(
-    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
+    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
     target: TargetOption = None,
     kind: KindOption = None,
@@ -884,7 +980,7 @@ def landscape(
 @app.command("lr-sweep")
 @user_errors
 def lr_sweep_command(
-    loss: list[Path] = typer.Option(..., help=LOSSES_HELP),
+    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
     task: str = typer.Option(..., help=TASK_HELP),
     target: TargetOption = None,
     kind: KindOption = None,

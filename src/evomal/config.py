@@ -314,7 +314,11 @@ class Scenario:
         if not 0.0 <= self.label_noise < 1.0:
             raise ConfigError(
                 f"data.label_noise is a flip rate in [0, 1), got {self.label_noise:g}"
-                + (" (every label flipped leaves nothing to learn)" if self.label_noise == 1 else "")
+                + (
+                    " (every label flipped leaves nothing to learn)"
+                    if self.label_noise == 1
+                    else ""
+                )
             )
         if self.noise_kind not in NOISE_KINDS:
             raise ConfigError(
@@ -327,7 +331,9 @@ class Scenario:
                 f"{self.imbalance:g}{hint}"
             )
         if self.metric not in METRICS:
-            raise ConfigError(f"data.metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+            raise ConfigError(
+                f"data.metric must be one of {', '.join(METRICS)}, got {self.metric!r}"
+            )
 
     @property
     def corrupts(self) -> bool:

@@ -27,8 +27,8 @@ from typing import Any
 from evomal.config import build_config, to_dict
 from evomal.errors import RunDirectoryError, UnknownNameError
 from evomal.files import read_json, write_json_atomic
-from evomal.losses.io import load_loss
 from evomal.losses.document import advice_of
+from evomal.losses.io import load_loss
 from evomal.methods.finalists import Finalist
 from evomal.methods.meta_test import meta_test
 from evomal.methods.selection import finalist_loss
@@ -147,10 +147,15 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         "baseline": result.baseline,
         "message": result.message,
         "finalists": [
-            {"label": f["label"], "task_loss": f["task_loss"], "val_metric": f["val_metric"],
-             "role": f.get("role"), "lr_factor": f.get("lr_factor", 1.0)}
+            {
+                "label": f["label"],
+                "task_loss": f["task_loss"],
+                "val_metric": f["val_metric"],
+                "role": f.get("role"),
+                "lr_factor": f.get("lr_factor", 1.0),
+            }
             for f in result.selection or []
-        ],  # fmt: skip
+        ],
         "config": to_dict(config),
     }
     if loss is None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from evomal.config import Scenario, SearchConfig, build_config, replace_config, to_dict
 from evomal.errors import ConfigError, ModelError, RunDirectoryError

@@ -242,16 +242,16 @@ def test_selection_metrics_are_exactly_the_meta_tests_validation(tmp_path, execu
 def test_batched_selection_equals_one_by_one(tmp_path, monkeypatch):
     """Oracle: finalists trained together give each finalist's one-by-one result (same
     seeds, same batches) up to float rounding, and the same loss is chosen."""
-    import evomal.methods.selection as selection
+    import evomal.methods.finalists as finalists
 
     calls = []
-    real = selection.train_population
+    real = finalists.train_population
 
     def spy(*args, **kwargs):
         calls.append(len(args[0]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(selection, "train_population", spy)
+    monkeypatch.setattr(finalists, "train_population", spy)
     base = [*TINY, "seed=3", "selection.seeds=2", "execution.batch_candidates=8"]
     assert not build_config(None, base).selection.batched  # off by default
     task = _task()

@@ -35,12 +35,20 @@ def task_loss_label(kind: str) -> str:
 
 
 def losses_to_compare(files: Sequence[str | os.PathLike[str]], kind: str) -> list[LossSpec]:
-    """The task loss first, then each loss file or run directory (labelled by its name)."""
+    """The task loss first, then each loss file, run directory (labelled by its name) or
+    known loss ``NAME[:P1,P2]`` (labelled as written)."""
     from evomal.losses.io import load_loss
+    from evomal.losses.zoo import FAMILIES, parse_loss_spec
 
     specs = [LossSpec(task_loss_label(kind), "task")]
     for given in files:
         path, label = Path(given), None
+        if not path.exists() and str(given).partition(":")[0] in FAMILIES:
+            zoo = parse_loss_spec(str(given))
+            if zoo.task != kind:
+                raise LossFileError(f"{given} is a {zoo.task} loss, but the task is {kind}")
+            specs.append(LossSpec(str(given), zoo))
+            continue
         if path.is_dir():  # a run directory: the loss it handed back
             if not (path / "best_loss.json").exists():
                 raise LossFileError(f"{path} is a directory without best_loss.json (not a run?)")

@@ -43,3 +43,23 @@ def loss_from_dict(doc: Any, source: str = "loss document") -> nn.Module:
 def load_loss(path: str | os.PathLike[str]) -> nn.Module:
     """Load a loss file written by any evomal method. JSON only: no pickle, no eval."""
     return loss_from_dict(read_document(path), f"loss file {os.fspath(path)}")
+
+
+def load_any_loss(spec: str) -> Any:
+    """What ``--loss`` takes: ``ce``, ``mse``, ``task`` (kept as strings: the task loss), a
+    loss file of any kind, or a known loss ``NAME`` / ``NAME:P1,P2`` (``gce:0.7``)."""
+    from pathlib import Path
+
+    from evomal.errors import LossFileError
+    from evomal.losses.zoo import FAMILIES, parse_loss_spec
+
+    if spec in ("ce", "mse", "task"):
+        return spec
+    if Path(spec).exists():
+        return load_loss(spec)
+    if spec.partition(":")[0] in FAMILIES:
+        return parse_loss_spec(spec)
+    raise LossFileError(
+        f"--loss {spec!r} is neither ce, mse, task, an existing loss file nor a known loss "
+        f"(NAME or NAME:P1,P2 with NAME one of {', '.join(FAMILIES)})"
+    )

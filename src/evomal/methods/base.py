@@ -210,10 +210,13 @@ class MethodRun:
                 "task": self.task.name,
                 "model": self.model.name,
                 "task_loss": result.task_loss,
+                "baseline": result.baseline,
                 "search_fitness": result.best_fitness,
             }
             if result.best is not None:
                 self.store.save_best(result.best, metadata)
+            if result.selection:
+                self.store.save_selection(result.selection)
             self.store.save_result(result.summary())
         return result
 
@@ -252,8 +255,11 @@ def apply_outcome(result: SearchResult, outcome: Any, kind: str) -> None:
     result.baseline = None
     if outcome.baseline_won:
         name = task_loss_name(kind) if chosen.is_task_loss else chosen.label
-        result.baseline = name if chosen.lr_factor == 1.0 else f"{name} at {chosen.lr_factor:.3g}x lr"
+        result.baseline = (
+            name if chosen.lr_factor == 1.0 else f"{name} at {chosen.lr_factor:.3g}x lr"
+        )
     result.selection = outcome.records
+
 
 #: Candidates per population batch when batching is on.
 AUTO_BATCH_SIZE = 8

@@ -114,8 +114,8 @@ class FinalistRun:
             record["seed"],
             record["val_metric"],
             record.get("failed"),
-            [tuple(p) for p in record.get("loss_curve", [])],  # type: ignore[misc]
-            [tuple(p) for p in record.get("val_curve", [])],  # type: ignore[misc]
+            [tuple(p) for p in record.get("loss_curve", [])],
+            [tuple(p) for p in record.get("val_curve", [])],
             record.get("seconds", 0.0),
             _dense(record.get("val_samples")),
             float(record.get("lr_factor", 1.0)),
@@ -225,8 +225,13 @@ def train_finalist(ctx: EvaluationContext, job: FinalistJob) -> FinalistRun:
         if len(ctx.learners) == 1 and not results[0].diverged:  # paired by sample (one task)
             samples = evaluate_per_sample(model, learner.task.val, learner.task).tolist()
     except Exception as exc:  # a fault stays inside its finalist
-        return FinalistRun(job.seed, None, describe_error(exc),
-                           seconds=time.perf_counter() - start, lr_factor=job.lr_factor)  # fmt: skip
+        return FinalistRun(
+            job.seed,
+            None,
+            describe_error(exc),
+            seconds=time.perf_counter() - start,
+            lr_factor=job.lr_factor,
+        )
     return _run_of(job, results, time.perf_counter() - start, samples)
 
 
@@ -333,7 +338,9 @@ class Finalist:
     @property
     def lr_factor(self) -> float:
         """The factor the finalist scores best at; ties go to the factor nearest 1."""
-        scored = [(m, abs(math.log(f)), f) for f in self.factors if (m := self.mean_at(f)) is not None]
+        scored = [
+            (m, abs(math.log(f)), f) for f in self.factors if (m := self.mean_at(f)) is not None
+        ]
         if not scored:
             return 1.0 if 1.0 in self.factors or not self.factors else self.factors[0]
         return min(scored)[2]

@@ -58,8 +58,10 @@ def training_settings(
     """
     advice = advice_of(loss)
     optimizer = config.meta_test.optimizer
-    factor = lr_factor if lr_factor is not None else (
-        advice.lr_factor if advice is not None and apply_advice else 1.0
+    factor = (
+        lr_factor
+        if lr_factor is not None
+        else (advice.lr_factor if advice is not None and apply_advice else 1.0)
     )
     if factor != 1.0:
         optimizer = replace(optimizer, lr=optimizer.lr * factor)

@@ -209,13 +209,12 @@ class SelectionOutcome:
         records[self.winner]["returned"] = True
         return records
 
-
     def best_loss(self) -> Any:
         """The winner as a loss module, carrying its training advice when it has any."""
         return finalist_loss(self.chosen, self.lr)
 
     def won_through_lr(self) -> bool:
-        """A learned winner whose lead at factor 1 is within the margin: its lr won, not its loss."""
+        """A learned winner whose lead at factor 1 is within the margin: it won through its lr."""
         chosen, base = self.chosen, best_baseline(self.finalists)
         if chosen.is_baseline or base is None or chosen.lr_factor == 1.0:
             return False
@@ -229,9 +228,14 @@ class SelectionOutcome:
         learned = [(f.val_metric, i) for i, f in enumerate(self.finalists)
                    if not f.is_baseline and f.val_metric is not None]  # fmt: skip
         base = best_baseline(self.finalists)
-        base_text = "-" if base is None else (
-            f"{names[base]}, {_fmt(self.finalists[base].val_metric)}" if zoo
-            else f"{names[base]} {_fmt(self.finalists[base].val_metric)}"
+        base_text = (
+            "-"
+            if base is None
+            else (
+                f"{names[base]}, {_fmt(self.finalists[base].val_metric)}"
+                if zoo
+                else f"{names[base]} {_fmt(self.finalists[base].val_metric)}"
+            )
         )
         if not learned:
             if zoo and base is not None:
@@ -251,12 +255,16 @@ class SelectionOutcome:
                     f"difference ({paired[0]:+.4g} ± {paired[1]:.2g}; "
                     f"{len(best_learned.chosen_runs)} seed(s))"
                 )
-            where = " on validation" if not zoo else ""
-            sep = ";" if zoo else ","
+            value = _fmt(best_learned.val_metric)
+            if zoo:
+                return (
+                    f"no learned loss beat {against}{margin}: best learned "
+                    f"{best_learned.describe()}, {value}; best baseline {base_text}; "
+                    f"returning {names[self.winner]}"
+                )
             return (
-                f"no learned loss beat {against}{where}{margin}: best learned "
-                f"{best_learned.describe()} at {_fmt(best_learned.val_metric)}{sep} "
-                f"{'best baseline ' if zoo else ''}{base_text}; returning {names[self.winner]}"
+                f"no learned loss beat {against} on validation{margin}: best learned "
+                f"{best_learned.describe()} at {value}, {base_text}; returning {names[self.winner]}"
             )
         text = (
             f"selected {self.chosen.describe()}: validation {_fmt(self.chosen.val_metric)} "
@@ -360,8 +368,10 @@ def baseline_finalists(run: Any, zoo: bool) -> list[Finalist]:
     return finalists
 
 
-def train_all(run: Any, finalists: list[Finalist]) -> None:
+def train_all(run: Any, finalists: list[Finalist], factors: Sequence[float] | None = None) -> None:
     """Train every finalist at every (seed, lr factor), resuming and caching; in place.
+
+    ``factors`` defaults to the config's ``selection_lr_factors``.
 
     Finished finalists are read back from the run's checkpoint, so a resumed
     run trains only the rest; runs already in the run's cache are not trained
@@ -374,14 +384,16 @@ def train_all(run: Any, finalists: list[Finalist]) -> None:
         finalists[i] = Finalist.from_record(record)
     steps = config.selection_steps
     seeds = [config.seed + s for s in range(config.selection.seeds)]
-    factors = config.selection_lr_factors
+    factors = config.selection_lr_factors if factors is None else tuple(factors)
     run.start_executor()
     batch = run.batch_size if config.selection.batched else 1
     group = max(1, run.executor.workers) * max(1, batch)
     todo = list(range(len(saved), len(finalists)))
     for start in range(0, len(todo), group):
         members = todo[start : start + group]
-        jobs = [finalists[i].job(seed, steps, f) for i in members for f in factors for seed in seeds]
+        jobs = [
+            finalists[i].job(seed, steps, f) for i in members for f in factors for seed in seeds
+        ]
         results = run_jobs(run, jobs, batch)
         per = len(factors) * len(seeds)
         for n, i in enumerate(members):

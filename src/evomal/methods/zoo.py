@@ -103,8 +103,9 @@ def _document(task: Task, name: str, params: Sequence[float]) -> dict[str, Any]:
 
 
 def _label(name: str, params: Sequence[float]) -> str:
+    """A member's short name: ``gce(q=0.7)``, ``cross-entropy + early stopping``."""
     loss = ZooLoss(EARLY_STOPPED.get(name, name), list(params) or None)
-    label = "cross-entropy" if loss.name == "ce" else "MSE" if loss.name == "mse" else loss.label
+    label = {"ce": "cross-entropy", "mse": "MSE"}.get(loss.name, loss.expression)
     return f"{label} + early stopping" if name in EARLY_STOPPED else label
 
 
@@ -192,7 +193,7 @@ def run_zoo(run: MethodRun) -> SearchResult:
     """The zoo's pick: every family tuned over its grid and the lr, the best on validation."""
     config = run.config
     finalists = baseline_finalists(run, zoo=True)
-    train_all(run, finalists)
+    train_all(run, finalists, config.zoo.lr_factors)
     outcome = SelectionOutcome(finalists, choose(finalists), run.kind, 0.0,
                                config.meta_test.optimizer.lr)  # fmt: skip
     chosen = outcome.chosen

@@ -111,14 +111,10 @@ def compare(
             if key == comparator:
                 continue
             seeds = [s for s in mine if s in theirs]
-            paired = [
-                (float(mine[s]), float(theirs[s]))  # type: ignore[arg-type]
-                for s in seeds
-                if _ok(mine[s]) and _ok(theirs[s])
-            ]
-            worse = sum(
-                1 for s in seeds if not _ok(mine[s]) or (_ok(theirs[s]) and mine[s] > theirs[s])  # type: ignore[operator]
-            )
+            paired = [(float(mine[s]), float(theirs[s])) for s in seeds  # type: ignore[arg-type]
+                      if _ok(mine[s]) and _ok(theirs[s])]  # fmt: skip
+            worse = sum(not _ok(mine[s]) or (_ok(theirs[s]) and mine[s] > theirs[s])  # type: ignore[operator]
+                        for s in seeds)  # fmt: skip
             a = [x for x, _ in paired]
             b = [y for _, y in paired]
             t, p = paired_t(a, b)
@@ -129,9 +125,7 @@ def compare(
             diff = statistics.fmean(x - y for x, y in paired) if paired else None
             out.append(Comparison(key, comparator, len(paired), diff, t, p, tw, pw, worse))
     adjusted = holm([c.p_paired for c in out])
-    return [
-        Comparison(**{**c.__dict__, "p_holm": h}) for c, h in zip(out, adjusted, strict=True)
-    ]
+    return [Comparison(**{**c.__dict__, "p_holm": h}) for c, h in zip(out, adjusted, strict=True)]
 
 
 def _ok(value: float | None) -> bool:

@@ -162,8 +162,10 @@ def _add_tuned_task_loss(cells: dict[str, dict[str, Any]], kind: str) -> None:
     for seed, record in plain["seeds"].items():
         other = stopped["seeds"].get(seed)
         pick = record
-        if other is not None and _ok(other.get("val_metric")) and (
-            not _ok(record.get("val_metric")) or other["val_metric"] < record["val_metric"]
+        if (
+            other is not None
+            and _ok(other.get("val_metric"))
+            and (not _ok(record.get("val_metric")) or other["val_metric"] < record["val_metric"])
         ):
             pick = other
         chosen[seed] = pick
@@ -205,11 +207,11 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def _spread(values: Sequence[float | None]) -> str:
-    finite = [v for v in values if _ok(v)]
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return "-"
-    mean = statistics.mean(finite)  # type: ignore[type-var]
-    return f"{mean:.4f}" + (f" ± {statistics.stdev(finite):.4f}" if len(finite) > 1 else " (1 run)")  # type: ignore[arg-type]
+    spread = f" ± {statistics.stdev(finite):.4f}" if len(finite) > 1 else " (1 run)"
+    return f"{statistics.mean(finite):.4f}{spread}"
 
 
 def _other_name(metric: str) -> str:

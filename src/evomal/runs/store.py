@@ -40,7 +40,7 @@ from typing import Any
 
 from evomal.config import SearchConfig, from_dict, to_dict
 from evomal.errors import RunDirectoryError
-from evomal.events import CandidateEvent, Event, FinalistEvent, GenerationEvent, GridEvent
+from evomal.events import CandidateEvent, Event, FinalistEvent, GridEvent
 from evomal.files import read_json, write_json_atomic
 
 CHECKPOINT_VERSION = 1
@@ -198,8 +198,9 @@ class RunStore:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, GridEvent):
-            write_json_atomic(self.root / "zoo_grid.json", {"total": event.total,
-                                                            "cells": _clean(event.cells)})  # fmt: skip
+            write_json_atomic(
+                self.root / "zoo_grid.json", {"total": event.total, "cells": _clean(event.cells)}
+            )
             self.checkpoint(event.checkpoint)
         elif isinstance(event, CandidateEvent):
             record = {
@@ -235,6 +236,12 @@ class RunStore:
         write_json_atomic(
             self.root / "finalists" / f"{record['rank']:02d}.json",
             {**record["document"], "metadata": _clean(metadata)},
+        )
+
+    def save_selection(self, records: list[dict[str, Any]]) -> None:
+        """Rewrite ``selection.json`` with the final records (the one returned marked)."""
+        write_json_atomic(
+            self.selection_path, {"total": len(records), "finalists": _clean(records)}
         )
 
     def load_selection(self) -> list[dict[str, Any]]:

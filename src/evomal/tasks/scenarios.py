@@ -133,7 +133,7 @@ def corrupt(y: np.ndarray, scenario: Scenario, n_classes: int) -> Corruption:
 def split_record(labels: np.ndarray, clean: np.ndarray | None, n_classes: int) -> dict[str, Any]:
     """One split's realised scenario: class counts and, under noise, the flip rate."""
     record: dict[str, Any] = {
-        "n": int(len(labels)),
+        "n": len(labels),
         "class_counts": np.bincount(labels, minlength=n_classes).tolist(),
     }
     if clean is not None:

@@ -185,7 +185,9 @@ class Task:
         settings give the same corrupted pool whatever the validation seed.
         A change of metric alone keeps the splits as they are.
         """
-        if self.kind != "classification" and (scenario.corrupts or scenario.metric == "balanced_error"):
+        if self.kind != "classification" and (
+            scenario.corrupts or scenario.metric == "balanced_error"
+        ):
             raise DataError(_regression_scenario(self.name))
         if not scenario.corrupts and not self.scenario.corrupts:
             info = {k: v for k, v in self.info.items() if k != "scenario"}

@@ -81,7 +81,9 @@ def test_diagnostics(model: nn.Module, task: Task) -> dict[str, Any]:
     test = task.test
     details = {
         f"test_{k}": v
-        for k, v in class_errors(predicted_labels(model, test, task), test.y, task.n_classes).items()
+        for k, v in class_errors(
+            predicted_labels(model, test, task), test.y, task.n_classes
+        ).items()
     }
     remembered = memorisation(model, task)
     if remembered is not None:

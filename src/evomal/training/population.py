@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -82,24 +83,40 @@ def stacked_losses(losses: Sequence[LossFn], kind: str) -> Callable[[Tensor, Ten
     For elementwise losses (trees and Taylor polynomials) the input
     transforms (softmax, one-hot) and the reduction run once on the whole
     stack; K trees run together as one :class:`PopulationProgram` (one op
-    per primitive type per level), other pointwise functions one by one. Any
-    other loss (cross-entropy as the task loss, a neural loss) is called on
-    its own slice, beside the pointwise ones.
+    per primitive type per level), other pointwise functions one by one. Zoo
+    losses of one family run as one vmapped call over their parameters
+    (:func:`evomal.losses.zoo.population_loss`). Any other loss
+    (cross-entropy as the task loss, a neural loss) is called on its own
+    slice, beside the others.
     """
+    groups: list[tuple[list[int], Callable[[Tensor, Tensor], Tensor]]] = []
     point = [k for k, loss in enumerate(losses) if _pointwise(loss)]
-    if len(point) == len(losses):
-        return _shared(losses, kind)
-    if len(point) < 2:
+    if len(point) >= 2:
+        groups.append((point, _shared([losses[k] for k in point], kind)))
+    families: dict[Any, list[int]] = {}
+    for k, loss in enumerate(losses):
+        key = getattr(loss, "population_key", None)
+        if key is not None and k not in point:
+            families.setdefault(key, []).append(k)
+    for members in families.values():
+        if len(members) >= 2:
+            from evomal.losses.zoo import population_loss
+
+            groups.append((members, population_loss([losses[k] for k in members])))  # type: ignore[misc]
+    if len(groups) == 1 and len(groups[0][0]) == len(losses):
+        return groups[0][1]
+    if not groups:
         return _separate(losses)
-    shared = _shared([losses[k] for k in point], kind)
-    rest = [k for k in range(len(losses)) if k not in point]
-    rows = torch.tensor(point)
+    grouped = {k for members, _ in groups for k in members}
+    rest = [k for k in range(len(losses)) if k not in grouped]
+    rows = [torch.tensor(members) for members, _ in groups]
 
     def mixed(out: Tensor, y_true: Tensor) -> Tensor:
         values: list[Tensor | None] = [None] * len(losses)
-        for k, value in zip(point, shared(out.index_select(0, rows.to(out.device)), y_true),
-                            strict=True):  # fmt: skip
-            values[k] = value
+        for (members, fn), index in zip(groups, rows, strict=True):
+            for k, value in zip(members, fn(out.index_select(0, index.to(out.device)), y_true),
+                                strict=True):  # fmt: skip
+                values[k] = value
         for k in rest:
             values[k] = losses[k](out[k], y_true)
         return torch.stack(values)  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ from evomal.losses.zoo.families import (
     family,
 )
 from evomal.losses.zoo.imbalance import balanced_softmax, class_balanced, ldam, logit_adjust
-from evomal.losses.zoo.module import ZooLoss, parse_loss_spec
+from evomal.losses.zoo.module import ZooLoss, parse_loss_spec, population_loss
 from evomal.losses.zoo.regression import huber, l1, log_cosh, mse
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "nce_mae",
     "parse_loss_spec",
     "poly1",
+    "population_loss",
     "sce",
     "square",
     "square_scaling",

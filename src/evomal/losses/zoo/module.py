@@ -162,6 +162,14 @@ class ZooLoss(JsonLoss, nn.Module):
                 )
         return ZooLoss(self.name, self.params, counts, settings, self.reduction)
 
+    # -- populations ---------------------------------------------------------
+
+    @property
+    def population_key(self) -> tuple[Any, ...]:
+        """Zoo losses with equal keys differ only in their parameters (:func:`population_loss`)."""
+        counts = None if self.class_counts is None else tuple(self.class_counts)
+        return ("zoo", self.name, tuple(sorted(self.settings.items())), counts, self.reduction)
+
     # -- display -------------------------------------------------------------
 
     def _arguments(self) -> str:
@@ -234,6 +242,39 @@ class ZooLoss(JsonLoss, nn.Module):
             raise fail(source, str(exc)) from None
 
 
+def population_loss(members: Sequence[ZooLoss]) -> Any:
+    """``f(outputs [K, batch, ...], targets) -> [K]``: member k's loss on slice k, in one call.
+
+    The members share a family (and class counts, settings and reduction: one
+    :attr:`ZooLoss.population_key`) and differ in their parameters, so the
+    family's function runs once under ``torch.vmap`` over the stacked outputs
+    and parameters instead of K times: a zoo grid trained as a population
+    (:func:`evomal.training.population.train_population`) pays one loss graph,
+    not one per member. Member k's value equals ``members[k](outputs[k], targets)``
+    up to float rounding.
+    """
+    first = members[0]
+    if any(m.population_key != first.population_key for m in members):
+        raise ValueError("population_loss needs zoo losses of one family and settings")
+    fn, settings = first.family.loss_fn, dict(first.settings)
+    counts = () if first._counts is None else (first._counts,)
+    params = torch.tensor([list(m.params) for m in members], dtype=torch.float64)
+    if first.reduction not in ("mean", "sum"):
+        raise ValueError("population_loss needs a mean or sum reduction")
+    mean = first.reduction == "mean"
+
+    def call(outputs: Tensor, targets: Tensor) -> Tensor:
+        extra = tuple(c.to(outputs.device) for c in counts)
+
+        def one(out: Tensor, values: Tensor) -> Tensor:
+            per_sample = fn(out, targets, *extra, *values.unbind(), **settings)
+            return per_sample.mean() if mean else per_sample.sum()
+
+        return torch.vmap(one)(outputs, params.to(outputs.device, outputs.dtype))
+
+    return call
+
+
 def parse_loss_spec(text: str) -> ZooLoss:
     """A zoo loss from ``"name"`` or ``"name:p1,p2"``: ``"gce:0.7"``, ``"sce:0.1,1"``, ``"focal"``.
 
@@ -259,4 +300,4 @@ def parse_loss_spec(text: str) -> ZooLoss:
     return ZooLoss(name, params)
 
 
-__all__ = ["ZooLoss", "check_counts", "check_settings", "parse_loss_spec"]
+__all__ = ["ZooLoss", "check_counts", "check_settings", "parse_loss_spec", "population_loss"]

@@ -1,0 +1,106 @@
+"""The statistics of experiment tables: paired t against scipy, Holm against a hand computation."""
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+
+from evomal.report.comparison import compare, holm, paired_t, welch_t
+from evomal.report.tables import TUNED_TASK_LOSS, markdown_table, method_rows
+
+
+def test_holm_matches_a_hand_computation():
+    # Sorted: 0.01 (x4 = 0.04), 0.02 (x3 = 0.06), 0.03 (x2 = 0.06), 0.5 (x1 = 0.5).
+    assert holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    # The running maximum keeps adjusted values in the order of the raw ones.
+    assert holm([0.01, 0.012]) == pytest.approx([0.02, 0.02])
+    assert holm([0.4, None]) == pytest.approx([0.8, 1.0])  # a missing test counts as p = 1
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12))
+def test_holm_never_lowers_a_p_value_and_keeps_their_order(ps):
+    adjusted = holm(ps)
+    assert all(a >= p - 1e-12 and a <= 1.0 for a, p in zip(adjusted, ps, strict=True))
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    assert all(adjusted[i] <= adjusted[j] + 1e-12 for i, j in itertools.pairwise(order))
+
+
+def test_the_paired_and_welch_tests_are_scipys():
+    a, b = [0.30, 0.28, 0.35, 0.31, 0.29], [0.33, 0.30, 0.36, 0.35, 0.30]
+    t, p = paired_t(a, b)
+    expected = stats.ttest_rel(a, b)
+    assert (t, p) == pytest.approx((expected.statistic, expected.pvalue))
+    t, p = welch_t(a, b)
+    expected = stats.ttest_ind(a, b, equal_var=False)
+    assert (t, p) == pytest.approx((expected.statistic, expected.pvalue))
+    assert paired_t([0.1, 0.2], [0.1, 0.2]) == (0.0, 1.0)  # identical: no difference
+    assert paired_t([0.1], [0.2]) == (None, None)
+
+
+def test_compare_pairs_by_seed_and_adjusts_over_the_whole_table():
+    rows = {
+        "a": {0: 0.30, 1: 0.28, 2: 0.35},
+        "b": {0: 0.33, 1: 0.30, 2: 0.36, 3: 0.5},  # seed 3 has no partner
+        "c": {0: 0.31, 1: None, 2: 0.37},  # a diverged seed counts as worse
+    }
+    found = {(c.row, c.comparator): c for c in compare(rows, ["a"])}
+    assert set(found) == {("b", "a"), ("c", "a")}
+    b = found[("b", "a")]
+    assert b.pairs == 3 and b.worse == 3
+    assert b.p_paired == pytest.approx(
+        stats.ttest_rel([0.33, 0.30, 0.36], [0.30, 0.28, 0.35]).pvalue
+    )
+    assert found[("c", "a")].pairs == 2 and found[("c", "a")].worse == 3
+    raw = [found[k].p_paired for k in (("b", "a"), ("c", "a"))]
+    assert [found[k].p_holm for k in (("b", "a"), ("c", "a"))] == pytest.approx(holm(raw))
+
+
+def _zoo_records():
+    """Two seeds of a zoo experiment: tuned CE without early stopping wins validation on
+    seed 0, with it on seed 1; EvoMAL returns a learned loss."""
+
+    def row(key, test, val):
+        return {"row": key, "test_metric": test, "val_metric": val, "lr_factor": 1.0}
+
+    records = []
+    for seed, (ce, es) in enumerate([((0.60, 0.50), (0.55, 0.52)), ((0.62, 0.55), (0.58, 0.50))]):
+        records.append({
+            "method": "zoo", "seed": seed, "test_metric": 0.5 + seed / 100, "metric": "error rate",
+            "rows": [row("ce", *ce), row("ce_es", *es), row("gce", 0.52, 0.45),
+                     row("ce_preset", 0.65, 0.6)],
+        })  # fmt: skip
+        records.append(
+            {
+                "method": "evomal",
+                "seed": seed,
+                "test_metric": 0.4 + seed / 50,
+                "metric": "error rate",
+                "rows": [row("best_learned", 0.41, 0.4)],
+            }
+        )
+    return records
+
+
+def test_tuned_cross_entropy_is_chosen_per_seed_by_validation_never_by_test():
+    rows = {r.key: r for r in method_rows(_zoo_records())}
+    # seed 0: validation 0.50 (plain) < 0.52 (early stopping) -> plain's test 0.60, although
+    # early stopping tested better; seed 1: 0.50 < 0.55 -> early stopping's 0.58.
+    assert rows[TUNED_TASK_LOSS].per_seed == {0: 0.60, 1: 0.58}
+    assert [c.comparator for c in rows["evomal"].comparisons] == [TUNED_TASK_LOSS, "zoo"]
+
+
+def test_the_zoo_table_lists_every_row_with_both_comparators():
+    table = markdown_table(method_rows(_zoo_records()))
+    header = table.splitlines()[0]
+    assert "vs tuned cross-entropy (± early stopping, by validation)" in header
+    assert "vs zoo pick (by validation)" in header
+    for label in (
+        "cross-entropy, the preset's lr",
+        "tuned cross-entropy + early stopping",
+        "tuned gce",
+        "zoo pick (by validation)",
+        "EvoMAL, best learned finalist",
+    ):
+        assert f"| {label} |" in table
