@@ -13,6 +13,9 @@ from typer.testing import CliRunner
 import evomal
 from evomal import errors as E
 from evomal.cli import app
+from evomal.losses.io import load_any_loss
+from evomal.losses.zoo import ZooLoss
+from evomal.methods.meta_test import meta_test
 from evomal.experiment import ExperimentSpec, run_experiment
 from evomal.methods.meta_test import parse_seeds
 
@@ -176,6 +179,23 @@ CASES = [
     ("unknown method in experiment", lambda t, r: ["experiment", "--methods", "baseline,nosuch",
                                                   *W, "--out", str(t / "exp")], "nosuch"),
     ("bad kind", lambda t, r: ["search", "--task", "wine", "--kind", "ranking"], "--kind"),
+    ("noise rate of 1", lambda t, r: ["search", *W, "--set", "data.label_noise=1"], "[0, 1)"),
+    ("unknown noise kind", lambda t, r: ["test", "--loss", "ce", *W, "--set",
+                                        "data.noise_kind=flip"], "symmetric, pair"),
+    ("imbalance below 1", lambda t, r: ["train", *W, "--set", "data.imbalance=0.1"],
+     "did you mean 10"),
+    ("noise on regression", lambda t, r: ["test", "--loss", "mse", "--task", "diabetes",
+                                         "--model", "linear", "--set", "data.label_noise=0.2"],
+     "regression"),
+    ("balanced error on regression", lambda t, r: ["search", "--task", "diabetes", "--set",
+                                                  "data.metric=balanced_error"], "regression"),
+    ("zoo parameter out of range", lambda t, r: ["test", "--loss", "gce:1.5", *W], "(0, 1]"),
+    ("unknown zoo loss", lambda t, r: ["train", *W, "--loss", "foo:1"], "known loss"),
+    ("zoo loss of the other kind", lambda t, r: ["test", "--loss", "huber:1", *W], "regression"),
+    ("unknown zoo family", lambda t, r: ["search", *W, "--method", "zoo", "--set",
+                                        "zoo.families=[ce, nope]"], "unknown family"),
+    ("unknown baselines", lambda t, r: ["search", *W, "--set", "selection.baselines=all"],
+     "task, zoo"),
 ]
 # fmt: on
 
@@ -279,8 +299,28 @@ API_CASES = [
         ExperimentSpec(("baseline", "nosuch"), "wine", "linear", (0,), "quick"), t / "exp"),
      E.UnknownNameError),
     ("bad kind", lambda t, r, w: evomal.get_task("wine", kind="ranking"), E.ConfigError),
+    ("noise rate of 1", lambda t, r, w: w.with_label_noise(1.0), E.ConfigError),
+    ("unknown noise kind", lambda t, r, w: w.with_label_noise(0.2, "flip"), E.ConfigError),
+    ("imbalance below 1", lambda t, r, w: w.with_imbalance(0.1), E.ConfigError),
+    ("noise on regression", lambda t, r, w: evomal.get_task("diabetes").with_label_noise(0.2),
+     E.DataError),
+    ("balanced error on regression", lambda t, r, w: evomal.get_task("diabetes").with_metric(
+        "balanced_error"), E.DataError),
+    ("zoo parameter out of range", lambda t, r, w: ZooLoss("gce", [1.5]), E.LossFileError),
+    ("unknown zoo loss", lambda t, r, w: load_any_loss("foo:1"), E.LossFileError),
+    ("zoo loss of the other kind", lambda t, r, w: meta_test(
+        ZooLoss("huber", [1.0]), w, "linear", _cfg()(), seed=0), E.LossFileError),
+    ("unknown zoo family", lambda t, r, w: _search(w, "linear", "method=zoo",
+                                                   "zoo.families=[ce, nope]"), E.ConfigError),
+    ("unknown baselines", lambda t, r, w: _cfg("selection.baselines=all")(), E.ConfigError),
 ]
 # fmt: on
+
+
+def test_train_takes_only_data_settings_in_set():
+    result = runner.invoke(app, ["train", *W, "--set", "gp.generations=2"])
+    assert result.exit_code == 2
+    assert "data.*" in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def _wrong_outputs(input_shape, n_outputs, seed):

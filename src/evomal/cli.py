@@ -402,6 +402,24 @@ def list_tasks() -> None:
     console.print("Any folder of IDX files: --task idx:PATH")
 
 
+@app.command("losses")
+def list_losses() -> None:
+    """List the zoo of known losses: --loss NAME[:P1,P2], their grids and references."""
+    from evomal.losses.zoo import FAMILIES
+
+    table = Table(title="Known losses (--loss NAME or NAME:P1,P2; --method zoo tunes them)")
+    for column in ("name", "kind", "parameters", "grid", "default", "loss", "reference"):
+        table.add_column(column)
+    for family in FAMILIES.values():
+        grid = " ".join(",".join(f"{v:g}" for v in point) for point in family.grid)
+        default = ",".join(f"{v:g}" for v in family.default)
+        table.add_row(family.name, family.kind, family.valid_ranges or "-", grid or "-",
+                      default or "-", family.label, family.reference)  # fmt: skip
+    console.print(table)
+    console.print("ce and mse are the task losses; the imbalance losses read the training "
+                  "split's class counts.")  # fmt: skip
+
+
 @app.command("models")
 def list_models() -> None:
     """List the base models."""
@@ -578,7 +596,9 @@ def search(
     out: Path | None = typer.Option(
         None, help="Run directory (resumable); default: runs/<task>-<model>-<seed>."
     ),
-    method: str = typer.Option("evomal", help="evomal, gplfl, glo, taylorglo, ml3 or baseline."),
+    method: str = typer.Option(
+        "evomal", help="evomal, gplfl, glo, taylorglo, ml3, baseline or zoo (tuned baselines)."
+    ),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (overrides execution.device)."),
     executor: str | None = typer.Option(
         None,
@@ -707,6 +727,9 @@ def meta_test_command(
     extra: dict[str, Any] = {"execution": {"device": device}} if device else {}
     config = build_config(preset, set_, extra)
     the_loss = _load_any_loss(loss)
+    first = task_for(task, config, data_dir=data_dir, seed=seed_list[0], target=target,
+                     kind=task_kind)  # fmt: skip
+    check_transfer(the_loss, first)  # before anything is printed: an error is one line
     explicit_lr = _sets_lr(set_)
     optimizer, every = training_settings(the_loss, config, apply_advice=not explicit_lr)
     advice = advice_of(the_loss)
@@ -726,12 +749,11 @@ def meta_test_command(
     rows = []
     metric = ""
     for seed in seed_list:
-        the_task = task_for(
+        the_task = first if seed == seed_list[0] else task_for(
             task, config, data_dir=data_dir, seed=seed, target=target, kind=task_kind
-        )
+        )  # fmt: skip
         if seed == seed_list[0]:
             _print_scenario(the_task)
-        check_transfer(the_loss, the_task)
         columns = (
             TextColumn(f"[bold]seed {seed}"),
             BarColumn(),
@@ -1013,7 +1035,7 @@ def lr_sweep_command(
 @user_errors
 def experiment(
     methods: str = typer.Option(
-        "baseline,evomal", help="Comma-separated: baseline,ml3,taylorglo,glo,gplfl,evomal."
+        "baseline,evomal", help="Comma-separated: baseline,zoo,ml3,taylorglo,glo,gplfl,evomal."
     ),
     task: TaskOption = "mnist1d",
     target: TargetOption = None,

@@ -102,6 +102,7 @@ def search(
     config = config or build_config("quick")
     config = method_spec(config.method).configure(config)  # before config.json is written
     config = check_data_settings(task, config)
+    _check_zoo(task, config)
     _check_device(config)
     ref = resolve_model(model)
     vmappable = _check_model(ref, task, config, executor)
@@ -117,6 +118,21 @@ def search(
         store.create(config, run_spec, task.summary(), task.scenario_record)
         return _run(task, ref, config, store, None, listener, executor, max_generations, vmappable,
                     caches)  # fmt: skip
+
+
+def _check_zoo(task: Task, config: SearchConfig) -> None:
+    """Refuse unknown zoo families and bad grids before anything is written."""
+    if config.method == "zoo" or config.selection.baselines == "zoo":
+        from evomal.methods.zoo import family_grid, zoo_families
+
+        for name in zoo_families(config, task):
+            family_grid(config, name)
+        unknown = sorted(set(config.zoo.grids) - set(zoo_families(config, task)))
+        if unknown:
+            raise ConfigError(
+                f"zoo.grids names {unknown}, which zoo.families does not train; "
+                f"it trains {zoo_families(config, task)}"
+            )
 
 
 def _cache(path: str | os.PathLike[str] | None) -> TrainingCache | None:
