@@ -13,11 +13,10 @@ from typer.testing import CliRunner
 import evomal
 from evomal import errors as E
 from evomal.cli import app
+from evomal.experiment import ExperimentSpec, run_experiment
 from evomal.losses.io import load_any_loss
 from evomal.losses.zoo import ZooLoss
-from evomal.methods.meta_test import meta_test
-from evomal.experiment import ExperimentSpec, run_experiment
-from evomal.methods.meta_test import parse_seeds
+from evomal.methods.meta_test import meta_test, parse_seeds
 
 runner = CliRunner()
 TINY = ["gp.population_size=4", "gp.generations=1", "local_search.steps=2", "fitness.steps=20",
