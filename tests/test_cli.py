@@ -91,6 +91,37 @@ def test_search_then_meta_test_against_the_baseline(tmp_path):
     assert (out / "checkpoint.json").exists() and (out / "selection.json").exists()
 
 
+ZOO_TINY = [
+    "--set",
+    "meta_test.steps=40",
+    "--set",
+    "zoo.families=[ce, gce, mae]",
+    "--set",
+    "zoo.grids={gce: [[0.5], [0.7]]}",
+    "--set",
+    "zoo.lr_factors=[0.5, 1]",
+]
+
+
+def test_the_zoo_and_a_search_against_it_from_the_command_line(tmp_path):
+    noisy = ["--task", "wine", "--model", "linear", "--set", "data.label_noise=0.3"]
+    result = runner.invoke(
+        app, ["search", "--method", "zoo", *noisy, *ZOO_TINY, "--out", str(tmp_path / "zoo")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "realised flip rate" in result.output
+    assert "Selection: finalists" in result.output and "baseline" in result.output
+    assert (tmp_path / "zoo" / "zoo_grid.json").exists()
+    search = ["search", *noisy, *TINY, *ZOO_TINY, "--set", "selection.baselines=zoo"]
+    result = runner.invoke(app, [*search, "--out", str(tmp_path / "evo")])
+    assert result.exit_code == 0, result.output
+    assert "returned:" in result.output
+    tested = runner.invoke(app, ["test", "--loss", str(tmp_path / "evo" / "best_loss.json"),
+                                 *noisy, "--seeds", "0", "--set", "meta_test.steps=40"])  # fmt: skip
+    assert tested.exit_code == 0, tested.output
+    assert "training: 40 steps, lr" in tested.output and "memorised" in tested.output
+
+
 def test_unknown_set_key_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["search", "--set", "gp.populaton_size=3", "--out", str(tmp_path)])
     assert result.exit_code == 2

@@ -460,11 +460,15 @@ class SearchProgress:
         self.best = "-"
 
     def __call__(self, event: Any) -> None:
-        from evomal.events import EVALUATED, CandidateEvent, FinalistEvent
+        from evomal.events import EVALUATED, CandidateEvent, FinalistEvent, GridEvent
 
         if self.handle is None:
             self.progress.start()
             self.handle = self.progress.add_task("search", total=self.total, info="starting")
+        if isinstance(event, GridEvent):
+            info = f"zoo grid {event.done}/{event.total} (parameter x lr cells)"
+            self.progress.update(self.handle, total=event.total, completed=event.done, info=info)
+            return
         if isinstance(event, FinalistEvent):
             record = event.record
             value = record["val_metric"]

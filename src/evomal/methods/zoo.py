@@ -122,34 +122,40 @@ def _mean(runs: Sequence[FinalistRun]) -> float | None:
 def grid_cells(run: MethodRun, names: Sequence[str]) -> list[dict[str, Any]]:
     """Stage 1: every cell of the families with more than one setting, scored on validation.
 
-    Resumes from the run's checkpoint and reads the run's cache. Returns one
-    record per (family, params, factor): mean validation metric over the seeds.
+    Returns one record per (family, params, factor): the mean validation metric
+    over the seeds. The cells train in groups that keep every worker busy; the
+    run checkpoints after each group (a resumed run trains only the rest) and
+    reads its cache.
     """
     config, task = run.config, run.task
-    saved = (run.resume_from or {}).get("zoo_grid")
-    if saved is not None:
-        return list(saved["cells"])
+    saved = (run.resume_from or {}).get("zoo_grid") or {}
+    records: list[dict[str, Any]] = list(saved.get("cells", []))
     factors, seeds, steps = config.zoo.lr_factors, _seeds(config), config.selection_steps
     cells = [(name, params, factor) for name in names for params in family_grid(config, name)
              if len(family_grid(config, name)) > 1 for factor in factors]  # fmt: skip
-    jobs = [
-        FinalistJob(_document(task, name, params), seed, steps, factor,
-                    config.meta_test.early_stopping.every if name in EARLY_STOPPED else None)
-        for name, params, factor in cells for seed in seeds
-    ]  # fmt: skip
+    if len(records) >= len(cells):
+        return records
     run.start_executor()
     batch = GRID_BATCH if config.zoo.batched and run.batch_size > 1 else 1
-    results = run_jobs(run, jobs, batch) if jobs else []
-    records = []
-    for n, (name, params, factor) in enumerate(cells):
-        runs = results[n * len(seeds) : (n + 1) * len(seeds)]
-        records.append({
-            "family": name, "params": list(params), "lr_factor": factor, "val_metric": _mean(runs),
-            "seeds": [{"seed": r.seed, "val_metric": r.val_metric, "failed": r.failed,
-                       "seconds": round(r.seconds, 3)} for r in runs],
-        })  # fmt: skip
-    payload = {**run.last_checkpoint, "zoo_grid": {"cells": records}}
-    run.emit(GridEvent(len(jobs), len(jobs), records, payload))
+    per_group = max(1, run.executor.workers * batch // len(seeds))
+    for start in range(len(records), len(cells), per_group):
+        group = cells[start : start + per_group]
+        jobs = [
+            FinalistJob(_document(task, name, params), seed, steps, factor,
+                        config.meta_test.early_stopping.every if name in EARLY_STOPPED else None)
+            for name, params, factor in group for seed in seeds
+        ]  # fmt: skip
+        results = run_jobs(run, jobs, batch)
+        for n, (name, params, factor) in enumerate(group):
+            runs = results[n * len(seeds) : (n + 1) * len(seeds)]
+            records.append({
+                "family": name, "params": list(params), "lr_factor": factor,
+                "val_metric": _mean(runs),
+                "seeds": [{"seed": r.seed, "val_metric": r.val_metric, "failed": r.failed,
+                           "seconds": round(r.seconds, 3)} for r in runs],
+            })  # fmt: skip
+        payload = {**run.last_checkpoint, "zoo_grid": {"cells": records}}
+        run.emit(GridEvent(len(records), len(cells), records, payload))
     return records
 
 
