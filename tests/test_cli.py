@@ -116,8 +116,10 @@ def test_the_zoo_and_a_search_against_it_from_the_command_line(tmp_path):
     result = runner.invoke(app, [*search, "--out", str(tmp_path / "evo")])
     assert result.exit_code == 0, result.output
     assert "returned:" in result.output
-    tested = runner.invoke(app, ["test", "--loss", str(tmp_path / "evo" / "best_loss.json"),
-                                 *noisy, "--seeds", "0", "--set", "meta_test.steps=40"])  # fmt: skip
+    returned = str(tmp_path / "evo" / "best_loss.json")
+    tested = runner.invoke(
+        app, ["test", "--loss", returned, *noisy, "--seeds", "0", "--set", "meta_test.steps=40"]
+    )
     assert tested.exit_code == 0, tested.output
     assert "training: 40 steps, lr" in tested.output and "memorised" in tested.output
 

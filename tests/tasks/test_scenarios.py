@@ -228,3 +228,45 @@ def test_memorisation_counts_the_flipped_samples_predicted_with_their_noisy_labe
     found = memorisation(Predicts(train.y_clean), noisy)
     assert found["memorised"] == 0.0 and found["recovered"] == 1.0
     assert 0 < found["flipped"] == int(train.flipped.sum()) < len(train)
+
+
+def test_a_scenario_is_recorded_in_the_run_directory_and_survives_resume(tmp_path):
+    import json
+
+    from evomal.search import resume, search
+
+    overrides = ["data.label_noise=0.3", "data.imbalance=5", "gp.population_size=4",
+                 "gp.generations=3", "local_search.steps=2", "fitness.steps=20",
+                 "filters.rejection_steps=50", "meta_test.steps=40", "selection.k=1"]  # fmt: skip
+    config = build_config(None, overrides)
+    task = task_for("wine", config)
+    full = search(task, "linear", config, out=tmp_path / "full", spec={"task": "wine"})
+    search(task, "linear", config, out=tmp_path / "part", spec={"task": "wine"},
+           max_generations=1)  # fmt: skip
+    resumed = resume(tmp_path / "part")  # the task is rebuilt from run.json and config.json
+    assert resumed.best.to_dict() == full.best.to_dict()
+    assert resumed.selection[0]["val_metric"] == full.selection[0]["val_metric"]
+    saved = json.loads((tmp_path / "part" / "scenario.json").read_text())
+    assert saved["flipped_pool_indices"] == task.scenario_record["flipped_pool_indices"]
+    run = json.loads((tmp_path / "part" / "run.json").read_text())
+    assert run["task"]["metric"] == "balanced_error"
+    assert (
+        run["task"]["scenario"]["splits"]["train"]["class_counts"]
+        == (task.scenario_record["splits"]["train"]["class_counts"])
+    )
+    assert "flipped" not in run["task"]["scenario"]["splits"]["train"]  # the lists stay out
+
+
+def test_a_task_built_in_python_puts_its_scenario_in_the_config(tmp_path):
+    import json
+
+    from evomal.search import search
+
+    task = get_task("wine").with_label_noise(0.25, "pair", seed=3)
+    config = build_config(None, ["gp.population_size=4", "gp.generations=1", "fitness.steps=10",
+                                 "local_search.steps=1", "selection.k=0"])  # fmt: skip
+    search(task, "linear", config, out=tmp_path / "run")
+    data = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert (data["label_noise"], data["noise_kind"], data["noise_seed"]) == (0.25, "pair", 3)
+    with pytest.raises(ConfigError, match="not the one task"):
+        search(task, "linear", build_config(None, ["data.label_noise=0.1"]))
