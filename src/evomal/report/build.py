@@ -271,7 +271,7 @@ def _experiment(path: Path) -> Section:
         "Holm-adjusted over the whole table, with Welch's test beside it."
     )
     seeds = Table(["method", "seed", metric, "task loss returned", "loss"], per_seed)
-    parts = [Table(header, cells), note, seeds]
+    parts: list[Any] = [Table(header, cells), note, seeds]
     classes = _per_class_errors(records)
     if classes is not None:
         parts += [Paragraph("Test error of each class (meta-test of the loss each method "
@@ -293,7 +293,7 @@ def _per_class_errors(records: Sequence[dict[str, Any]]) -> Table | None:
     for method, rows in sorted(by_method.items()):
         means = []
         for c in range(n):
-            values = [row[c] for row in rows if c < len(row) and row[c] is not None]
+            values = [float(v) for row in rows if c < len(row) and (v := row[c]) is not None]
             means.append("-" if not values else f"{sum(values) / len(values):.3f}")
         cells.append([method, *means])
     return Table(["method", *(f"class {c}" for c in range(n))], cells)
