@@ -54,7 +54,7 @@ from evomal.tasks.task import Task
 EARLY_STOPPED = {"ce_es": "ce", "mse_es": "mse"}
 
 #: Population size of the grid's batched chunks (``benchmarks/zoo_batching.py``).
-GRID_BATCH = 16
+GRID_BATCH = 32
 
 
 def zoo_families(config: SearchConfig, task: Task) -> list[str]:

@@ -32,6 +32,7 @@ from evomal.optim import SGDConfig
 from evomal.symbolic.population import population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
+from evomal.training.stacked_dense import dense_forward, dense_layers
 from evomal.training.loop import (
     Prune,
     TrainBatches,
@@ -59,13 +60,17 @@ class StackedModel:
             return functional_call(self.base, (p, b), (x,))
 
         self._forward = vmap(forward, in_dims=(0, 0, None))
+        self._dense = dense_layers(models[0])  # plain dense nets skip vmap (stacked_dense)
 
     def train(self, mode: bool = True) -> None:
         self.base.train(mode)
 
     def __call__(self, x: Tensor, params: dict[str, Tensor] | None = None) -> Tensor:
         """Outputs ``[K, batch, ...]`` for one input batch shared by all K models."""
-        return self._forward(self.params if params is None else params, self.buffers, x)
+        chosen = self.params if params is None else params
+        if self._dense is not None and x.ndim == 2:
+            return dense_forward(self._dense, chosen, x)
+        return self._forward(chosen, self.buffers, x)
 
 
 def _pointwise(loss: object) -> bool:

@@ -246,31 +246,43 @@ def population_loss(members: Sequence[ZooLoss]) -> Any:
     """``f(outputs [K, batch, ...], targets) -> [K]``: member k's loss on slice k, in one call.
 
     The members share a family (and class counts, settings and reduction: one
-    :attr:`ZooLoss.population_key`) and differ in their parameters, so the
-    family's function runs once under ``torch.vmap`` over the stacked outputs
-    and parameters instead of K times: a zoo grid trained as a population
+    :attr:`ZooLoss.population_key`) and differ in their parameters. For the
+    families of :data:`PER_SAMPLE_PARAMETERS` the family's function runs once on
+    the K members' outputs flattened into one batch, each parameter repeated
+    per sample: a zoo grid trained as a population
     (:func:`evomal.training.population.train_population`) pays one loss graph,
-    not one per member. Member k's value equals ``members[k](outputs[k], targets)``
-    up to float rounding.
+    not one per member (``benchmarks/zoo_batching.py``). Other families are
+    called member by member. Member k's value equals ``members[k](outputs[k],
+    targets)`` (tested to float rounding).
     """
     first = members[0]
     if any(m.population_key != first.population_key for m in members):
         raise ValueError("population_loss needs zoo losses of one family and settings")
-    fn, settings = first.family.loss_fn, dict(first.settings)
-    counts = () if first._counts is None else (first._counts,)
+    if first.reduction not in ("mean", "sum") or first.name not in PER_SAMPLE_PARAMETERS:
+        return lambda outputs, targets: torch.stack(
+            [m(outputs[k], targets) for k, m in enumerate(members)]
+        )
     params = torch.tensor([list(m.params) for m in members], dtype=torch.float64)
-    if first.reduction not in ("mean", "sum"):
-        raise ValueError("population_loss needs a mean or sum reduction")
-    mean = first.reduction == "mean"
+    return _flattened(first.family.loss_fn, params, first.reduction == "mean")
+
+
+#: Families whose parameters only scale or bend per-sample quantities, so that one call on
+#: the K members' outputs flattened to ``[K * batch, classes]``, with each parameter
+#: repeated per sample, is the K calls (the imbalance losses and Huber combine theirs
+#: with per-class or per-output tensors, and stay under ``vmap``).
+PER_SAMPLE_PARAMETERS = frozenset({"label_smoothing", "focal", "poly1", "gce", "sce", "nce_mae"})
+
+
+def _flattened(fn: Any, params: Tensor, mean: bool) -> Any:
+    """:func:`population_loss` for :data:`PER_SAMPLE_PARAMETERS`: one call, no ``vmap``."""
 
     def call(outputs: Tensor, targets: Tensor) -> Tensor:
-        extra = tuple(c.to(outputs.device) for c in counts)
-
-        def one(out: Tensor, values: Tensor) -> Tensor:
-            per_sample = fn(out, targets, *extra, *values.unbind(), **settings)
-            return per_sample.mean() if mean else per_sample.sum()
-
-        return torch.vmap(one)(outputs, params.to(outputs.device, outputs.dtype))
+        k, batch = outputs.shape[0], outputs.shape[1]
+        flat = outputs.reshape(k * batch, *outputs.shape[2:])
+        labels = targets.reshape(1, batch).expand(k, batch).reshape(k * batch)
+        values = params.to(outputs.device, outputs.dtype).repeat_interleave(batch, dim=0)
+        per_sample = fn(flat, labels, *values.unbind(dim=1)).reshape(k, batch)
+        return per_sample.mean(dim=1) if mean else per_sample.sum(dim=1)
 
     return call
 
