@@ -32,7 +32,6 @@ from evomal.optim import SGDConfig
 from evomal.symbolic.population import population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
-from evomal.training.stacked_dense import dense_forward, dense_layers
 from evomal.training.loop import (
     Prune,
     TrainBatches,
@@ -42,6 +41,7 @@ from evomal.training.loop import (
     val_steps,
 )
 from evomal.training.metrics import per_sample_metric, sample_weights, task_metric_name
+from evomal.training.stacked_dense import dense_forward, dense_layers
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
