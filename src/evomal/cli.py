@@ -573,7 +573,7 @@ def _report_search(
         returned = run_meta_test(loss, task, model, config, seed=config.seed)
         label = "returned: " + (result.baseline or loss.expression)
         advice = advice_of(loss)
-        if advice is not None:
+        if advice is not None and result.baseline is None:
             label += f" ({advice.describe()})"
     for name, outcome in ((task_loss, baseline), (label, returned)):
         if outcome.diverged:

@@ -154,7 +154,8 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
 def _add_tuned_task_loss(cells: dict[str, dict[str, Any]], kind: str) -> None:
     """Tuned cross-entropy: per seed, whichever of with and without early stopping scored
     better on validation (never chosen by test)."""
-    plain, stopped = cells.get("zoo/ce"), cells.get("zoo/ce_es")
+    plain = cells.get("zoo/ce")
+    stopped = cells.get("zoo/ce_es") or cells.get("zoo/mse_es")
     if plain is None or stopped is None:
         return
     task = "cross-entropy" if kind != "regression" else "MSE"
