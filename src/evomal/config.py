@@ -349,29 +349,24 @@ class Scenario:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Scenario):
     """How evomal builds a task by name (CLI, experiments, resume).
 
     ``augmentation`` replaces the dataset's own preset (``none``, ``mnist``,
     ``cifar``, ``svhn``, ``svhn_flip``); ``val_fraction`` is the share of the
-    training split held out for validation. ``label_noise``, ``noise_kind``,
-    ``noise_seed``, ``imbalance`` and ``metric`` are the :class:`Scenario`.
-    A task you build yourself (``Task.from_tensors``) carries its own
-    settings, and a search refuses a config that contradicts them.
+    training split held out for validation. The other keys (``label_noise``,
+    ``noise_kind``, ``noise_seed``, ``imbalance``, ``metric``) are the
+    :class:`Scenario`. A task you build yourself (``Task.from_tensors``)
+    carries its own settings, and a search refuses a config that contradicts them.
     """
 
     augmentation: str | None = None
     val_fraction: float = 0.1
-    label_noise: float = 0.0
-    noise_kind: str = "symmetric"
-    noise_seed: int = 0
-    imbalance: float = 1.0
-    metric: str = "auto"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
-        self.scenario  # noqa: B018 (validates the scenario's fields)
 
     @property
     def scenario(self) -> Scenario:
