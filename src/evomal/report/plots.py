@@ -11,7 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from evomal.report.tables import METHOD_LABELS, METHOD_ORDER
+from evomal.report.tables import (
+    METHOD_LABELS,
+    METHOD_ORDER,
+    TUNED_TASK_LOSS,
+    MethodRow,
+    method_rows,
+)
 
 
 def fitness_curves(root: str | os.PathLike[str]) -> dict[str, list[list[float | None]]]:
@@ -33,7 +39,7 @@ def plot_experiment(root: str | os.PathLike[str], records: list[dict[str, Any]],
 
     curves = fitness_curves(root)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for method in [m for m in METHOD_ORDER if m in curves]:
+    for method in [m for m in METHOD_ORDER if m in curves and any(curves[m])]:
         runs = curves[method]
         length = max(len(r) for r in runs)
         means = []
@@ -47,17 +53,14 @@ def plot_experiment(root: str | os.PathLike[str], records: list[dict[str, Any]],
     left.set_ylabel("best fitness so far (validation metric)")
     left.set_title("Meta-training (mean over seeds)")
     left.legend(fontsize=8)
-    methods = [m for m in METHOD_ORDER if any(r["method"] == m for r in records)]
-    for x, method in enumerate(methods):
-        values = [
-            float(r["test_metric"])
-            for r in records
-            if r["method"] == method and r.get("test_metric") is not None
-        ]
+    shown = _shown_rows(records)
+    for x, row in enumerate(shown):
+        values = list(row.values)
         right.scatter([x] * len(values), values, alpha=0.7)
         if values:
             right.hlines(sum(values) / len(values), x - 0.3, x + 0.3, colors="black")
-    right.set_xticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods], rotation=20)
+    right.set_xticks(range(len(shown)), [_short(row.label) for row in shown], rotation=20,
+                     ha="right", fontsize=8)  # fmt: skip
     right.set_ylabel("test metric (per seed; bar = mean)")
     right.set_title("Meta-testing")
     fig.tight_layout()
@@ -65,3 +68,14 @@ def plot_experiment(root: str | os.PathLike[str], records: list[dict[str, Any]],
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def _shown_rows(records: list[dict[str, Any]]) -> list[MethodRow]:
+    """Each method's row, and with the zoo its rivals: the task loss at the preset's lr, tuned
+    cross-entropy (chosen by validation) and the zoo's pick (the zoo's own row)."""
+    keep = {"zoo/ce_preset", TUNED_TASK_LOSS}
+    return [row for row in method_rows(records) if "/" not in row.key or row.key in keep]
+
+
+def _short(label: str) -> str:
+    return label.replace(" (± early stopping, by validation)", "").replace(" (by validation)", "")
