@@ -1003,6 +1003,30 @@ def landscape(
     console.print(f"written: {out / 'landscape.png'}, {out / 'landscape.json'}", highlight=False)
 
 
+@app.command()
+@user_errors
+def fidelity(
+    run_dir: Path = typer.Argument(..., help="A run directory of evomal, gplfl or glo."),
+    sample: int = typer.Option(30, help="Evaluated candidates to retrain (uniform, >= 30)."),
+    seed: int = typer.Option(0, help="Seed of the sample and of the bootstrap."),
+    data_dir: FileDataDirOption = None,
+) -> None:
+    """Rank correlation of the search's first-stage fitness with full-schedule validation.
+
+    Retrains a uniform random sample of the run's evaluated candidates for the
+    meta-testing schedule from a fresh seed and reports Spearman's rho with a
+    bootstrap 95% interval; writes fidelity.json, .md and .png to the run directory.
+    """
+    from evomal.analysis.fidelity import fidelity as run_fidelity
+    from evomal.analysis.fidelity import write_fidelity
+
+    result = run_fidelity(run_dir, sample, seed=seed, data_dir=data_dir,
+                          progress=lambda m: console.print(m, highlight=False))  # fmt: skip
+    path = write_fidelity(run_dir, result)
+    console.print((run_dir / "fidelity.md").read_text().splitlines()[0], highlight=False)
+    console.print(f"written: {path}", highlight=False)
+
+
 @app.command("lr-sweep")
 @user_errors
 def lr_sweep_command(
