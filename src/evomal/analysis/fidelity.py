@@ -208,9 +208,7 @@ def write_fidelity(run_dir: str | os.PathLike[str], result: FidelityResult) -> P
     """``fidelity.json``, ``fidelity.md`` and ``fidelity.png`` in the run directory."""
     root = Path(run_dir)
     write_json_atomic(root / "fidelity.json", result.as_dict())
-    interval = (
-        "-" if result.low is None else f"[{result.low:.3f}, {result.high:.3f}]"  # type: ignore[str-format]
-    )
+    interval = "-" if result.low is None else f"[{result.low:.3f}, {result.high:.3f}]"
     rho = "-" if result.rho is None else f"{result.rho:.3f}"
     lines = [
         f"Spearman rho between first-stage search fitness and validation after "
