@@ -1,0 +1,39 @@
+"""Which returned losses are learned: equal up to a positive scale to a known loss, or not."""
+
+import pytest
+
+from evomal.losses import LearnedLoss
+from evomal.losses.identity import known_equal, known_losses
+from evomal.losses.zoo import ZooLoss
+
+KNOWN = known_losses("classification", 10)
+
+
+@pytest.mark.parametrize(
+    ("expression", "phi", "name"),
+    [
+        ("mul(-1, mul(y, log(fx)))", [2.5, 1.0, 1.0, 1.0, 1.0], "ce"),  # scaled cross-entropy
+        ("abs(sub(y, fx))", None, "mae"),
+        ("abs(max(fx, y))", None, "mae"),  # MAE/2 plus a constant for one-hot targets
+        ("mul(y, sub(1, sqrt(fx)))", [3.0, 1.0, 1.0, 1.0, 1.0], "gce(q=0.5)"),
+        ("square(sub(fx, y))", None, "brier"),
+    ],
+)
+def test_trees_that_are_known_losses_are_named(expression, phi, name):
+    tree = LearnedLoss.from_string(expression, phi=phi)
+    assert known_equal(tree, KNOWN, "classification", 10) == name
+    assert tree.phi.dtype == LearnedLoss.from_string(expression).phi.dtype  # left untouched
+
+
+@pytest.mark.parametrize(
+    "expression", ["mul(-1, mul(y, log(add(fx, square(fx)))))", "mul(sub(fx, y), tanh(fx))"]
+)
+def test_a_new_tree_is_learned(expression):
+    assert known_equal(LearnedLoss.from_string(expression), KNOWN, "classification", 10) is None
+
+
+def test_zoo_members_are_told_apart():
+    assert known_equal(ZooLoss("focal", [1.0]), KNOWN, "classification", 10) == "focal(gamma=1)"
+    assert known_equal(ZooLoss("focal", [1.5]), KNOWN, "classification", 10) is None
+    assert "logit_adjust(tau=1)" in known_losses("classification", 10, list(range(1, 11)))
+    assert "huber(delta=1)" in known_losses("regression", 1)
