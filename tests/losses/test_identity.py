@@ -37,3 +37,26 @@ def test_zoo_members_are_told_apart():
     assert known_equal(ZooLoss("focal", [1.5]), KNOWN, "classification", 10) is None
     assert "logit_adjust(tau=1)" in known_losses("classification", 10, list(range(1, 11)))
     assert "huber(delta=1)" in known_losses("regression", 1)
+
+
+def test_selection_marks_learned_finalists_that_are_known_losses():
+    from types import SimpleNamespace
+
+    from evomal.methods.finalists import BASELINE, Finalist
+    from evomal.methods.selection import identify
+    from tests.toy import linear_classification
+
+    run = SimpleNamespace(task=linear_classification(seed=0, n=120, features=4, classes=3,
+                                                     n_test=20))  # fmt: skip
+    scaled_ce = LearnedLoss.from_string("mul(-1, mul(y, log(fx)))", phi=[3, 1, 1, 1, 1])
+    new = LearnedLoss.from_string("mul(sub(fx, y), tanh(fx))")
+    finalists = [
+        Finalist("ce x3", scaled_ce.to_dict(), 0.1),
+        Finalist("new", new.to_dict(), 0.2),
+        Finalist("gce", ZooLoss("gce", [0.7]).to_dict(), None, role=BASELINE),
+    ]
+    identify(run, finalists)
+    assert [f.equals for f in finalists] == ["ce", None, None]
+    assert [f.is_new for f in finalists] == [False, True, False]
+    assert finalists[0].describe() == "ce x3 (= ce up to scale)"
+    assert Finalist.from_record(finalists[0].record(1)).equals == "ce"

@@ -61,6 +61,18 @@ class SearchResult:
     #: the baseline returned, named ("cross-entropy", "gce(q=0.7) at 3x lr"), when no learned
     #: loss beat the baselines; None when a learned loss was returned
     baseline: str | None = None
+    #: a learned loss returned that equals a zoo member up to a positive scale: its name
+    equals: str | None = None
+
+    @property
+    def learned(self) -> bool:
+        """A loss the search learned: no baseline, and no known loss up to a positive scale."""
+        return (
+            self.best is not None
+            and self.baseline is None
+            and self.equals is None
+            and (not self.task_loss)
+        )
 
     def top(self, k: int = 10) -> list[FameEntry]:
         """The run's ``k`` best distinct losses (its hall of fame), read from its run directory.
@@ -81,6 +93,8 @@ class SearchResult:
             "best_loss": best_doc,
             "task_loss": self.task_loss,
             "baseline": self.baseline,
+            "equals": self.equals,
+            "learned": self.learned,
             "training": _advice_record(self.best),
             "best_fitness": self.best_fitness,
             "message": self.message,
@@ -253,6 +267,7 @@ def apply_outcome(result: SearchResult, outcome: Any, kind: str) -> None:
     result.task_loss = outcome.task_loss_won
     chosen = outcome.chosen
     result.baseline = None
+    result.equals = chosen.equals
     if outcome.baseline_won:
         name = task_loss_name(kind) if chosen.is_task_loss else chosen.label
         result.baseline = (

@@ -304,6 +304,8 @@ class Finalist:
     role: str = LEARNED
     family: str | None = None
     early_stopping: int | None = None
+    #: the known loss (a zoo member) a learned finalist equals up to a positive scale, if any
+    equals: str | None = None
 
     def __post_init__(self) -> None:
         if self.is_task_loss:
@@ -312,6 +314,11 @@ class Finalist:
     @property
     def is_baseline(self) -> bool:
         return self.role != LEARNED
+
+    @property
+    def is_new(self) -> bool:
+        """A learned finalist that is not a known loss up to a positive scale."""
+        return self.role == LEARNED and self.equals is None
 
     @property
     def job_document(self) -> dict[str, Any] | None:
@@ -356,9 +363,10 @@ class Finalist:
         return self.mean_at(self.lr_factor)
 
     def describe(self) -> str:
-        """The label with its chosen lr factor when that is not 1."""
+        """The label with its chosen lr factor when that is not 1, and the known loss it equals."""
         factor = self.lr_factor
-        return self.label if factor == 1.0 else f"{self.label} at {factor:.3g}x lr"
+        text = self.label if factor == 1.0 else f"{self.label} at {factor:.3g}x lr"
+        return text if self.equals is None else f"{text} (= {self.equals} up to scale)"
 
     def record(self, rank: int) -> dict[str, Any]:
         """The finalist as plain data (``selection.json``, ``result.json``, checkpoints)."""
@@ -369,6 +377,7 @@ class Finalist:
             "role": self.role,
             "family": self.family,
             "early_stopping": self.early_stopping,
+            "equals": self.equals,
             "search_fitness": self.fitness,
             "lr_factor": self.lr_factor,
             "val_metric": self.val_metric,
@@ -388,4 +397,5 @@ class Finalist:
             record.get("role", TASK if record["task_loss"] else LEARNED),
             record.get("family"),
             record.get("early_stopping"),
+            record.get("equals"),
         )

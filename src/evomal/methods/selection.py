@@ -350,11 +350,30 @@ def run_selection(run: Any, candidates: Sequence[Candidate]) -> SelectionOutcome
     chosen = top_distinct(candidates, config.selection.k)
     finalists = baseline_finalists(run, zoo=config.selection.baselines == "zoo")
     finalists += [Finalist(c.label, c.document, c.fitness) for c in chosen]
+    identify(run, finalists)
     train_all(run, finalists)
     margin = config.selection.margin_se
     return SelectionOutcome(
         finalists, choose(finalists, margin), run.kind, margin, config.meta_test.optimizer.lr
     )
+
+
+def identify(run: Any, finalists: Sequence[Finalist]) -> None:
+    """Mark each learned finalist with the zoo member it equals up to a positive scale, if any
+    (:mod:`evomal.losses.identity`): such a loss is returned, but not counted as learned."""
+    import torch
+
+    from evomal.losses.identity import known_equal, known_losses
+
+    task = run.task
+    counts = None
+    if task.kind == "classification":
+        counts = torch.bincount(task.train.y.cpu(), minlength=task.n_classes).tolist()
+    known = known_losses(task.kind, task.n_outputs, counts)
+    for finalist in finalists:
+        if finalist.role == LEARNED:
+            loss = loss_from_dict(finalist.document)
+            finalist.equals = known_equal(loss, known, task.kind, task.n_outputs)
 
 
 def baseline_finalists(run: Any, zoo: bool) -> list[Finalist]:
