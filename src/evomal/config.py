@@ -160,6 +160,9 @@ class FilterConfig:
     gradient_equivalence: bool = True
     gradient_digits: int = 2
     screening: str = "after"  # after (paper) | before | both
+    # Classification: skip, untrained, a candidate that fails TaylorGLO's invariant (for
+    # Taylor losses, the authors' form) or its softmax-correct form (for trees).
+    invariant: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "rejection_samples", "rejection_steps", "rejection_lr", "gradient_digits")

@@ -20,6 +20,7 @@ CACHED = "cached"  # equivalence cache hit (same function seen before)
 REJECTED = "rejected"  # rejection protocol
 GRADIENT_EQUIVALENT = "gradient_equivalent"
 FAILED = "failed"  # exception, non-finite loss, diverging training
+INVARIANT = "invariant"  # violates the invariant filter (filters.invariant), never trained
 
 
 @dataclass
@@ -47,6 +48,9 @@ class Outcome:
     scale: float = 1.0
     #: fitness training stopped at the prune step (``fitness.prune_at``)
     pruned: bool = False
+    #: classification: TaylorGLO's invariant as the authors wrote it, and the softmax-correct
+    #: condition, for the weights the candidate started from (:mod:`evomal.losses.invariant`)
+    invariant: dict[str, bool] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -53,3 +53,43 @@ def test_only_the_softmax_form_ignores_a_sum_of_probabilities():
     shifted = TaylorLoss([0.0, 0.0, 0.5, -1.0, 0, 0, 0, 0])  # + 1 * p: nothing under a softmax
     assert softmax_condition(base, 10) and softmax_condition(shifted, 10)
     assert not authors_invariant(base, 10) and authors_invariant(shifted, 10)
+
+
+TINY = ["gp.population_size=8", "gp.generations=2", "local_search.steps=2", "fitness.steps=20",
+        "filters.rejection_steps=50", "selection.k=0", "cmaes.population_size=8",
+        "cmaes.generations=2", "training.lr=0.1"]  # fmt: skip
+
+
+def _events(tmp_path, method, invariant):
+    from evomal.config import build_config
+    from evomal.runs.store import RunStore
+    from evomal.search import search
+    from tests.toy import linear_classification
+
+    config = build_config(None, [*TINY, f"method={method}", f"filters.invariant={invariant}"])
+    out = tmp_path / f"{method}-{invariant}"
+    search(linear_classification(seed=1, n=200, features=4, classes=3, n_test=20), "linear",
+           config, out=out)  # fmt: skip
+    return RunStore(out).read_events()
+
+
+def test_taylorglo_skips_candidates_failing_the_authors_check_untrained(tmp_path):
+    events = _events(tmp_path, "taylorglo", "true")
+    skipped = [e for e in events if e["verdict"] == "invariant"]
+    assert skipped, "CMA-ES's first generation around zero should include violations"
+    for event in events:
+        assert set(event["invariant"]) == {"authors", "softmax"}
+        loss = TaylorLoss(event["phi"])
+        assert event["invariant"]["authors"] == authors_invariant(loss, 3)
+    assert all(not e["invariant"]["authors"] and e["fitness"] is None
+               and "fitness" not in e["seconds"] for e in skipped)  # fmt: skip
+    assert all(e["invariant"]["authors"] for e in events if e["verdict"] == "evaluated")
+    off = _events(tmp_path, "taylorglo", "false")
+    assert not any(e["verdict"] == "invariant" for e in off)
+
+
+def test_trees_are_filtered_by_the_softmax_correct_condition(tmp_path):
+    events = [e for e in _events(tmp_path, "evomal", "true") if e.get("invariant") is not None]
+    assert events
+    for event in events:
+        assert (event["verdict"] == "invariant") == (not event["invariant"]["softmax"])

@@ -138,3 +138,26 @@ def test_a_stopped_run_is_reported_as_stopped(tmp_path):
     _, sections = build_report([tmp_path / "run"], top=2)
     overview = sections[0].blocks[0]
     assert overview.rows[0][4] == "stopped"
+
+
+def test_search_signal_counts_invariant_violations_and_shows_fidelity(experiment_dir, tmp_path):
+    import shutil
+
+    from evomal.analysis.fidelity import FidelityResult, write_fidelity
+
+    run = tmp_path / "run"
+    shutil.copytree(experiment_dir / "evomal" / "seed-0" / "search", run)
+    events = load_run(run).events
+    checked = [e["invariant"] for e in events if e.get("invariant")]
+    assert checked, "wine is classification: every screened tree is checked"
+    points = tuple({"generation": 0, "fitness": float(i), "val_metric": float(i % 7),
+                    "expression": "fx"} for i in range(30))  # fmt: skip
+    write_fidelity(run, FidelityResult(0.42, 0.1, 0.7, points, 99, 300))
+    _, sections = build_report([run], top=2)
+    table = next(s for s in sections if s.title == "Search signal").blocks[1]
+    assert isinstance(table, Table)
+    (row,) = table.rows
+    assert row[1] == "0.42 [0.10, 0.70], n = 30"
+    assert row[2:5] == [str(len(checked)), str(sum(not c["authors"] for c in checked)),
+                        str(sum(not c["softmax"] for c in checked))]  # fmt: skip
+    assert row[5] == "0"  # filters.invariant is off by default

@@ -27,12 +27,14 @@ import numpy as np
 from evomal.events import (
     EVALUATED,
     FAILED,
+    INVARIANT,
     CandidateEvent,
     GenerationEvent,
     GenerationSummary,
     Outcome,
 )
 from evomal.execution.base import map_batched
+from evomal.losses.io import loss_from_dict
 from evomal.methods.base import MethodRun
 from evomal.methods.selection import Candidate
 from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness, fitness_batch, stable_seed
@@ -134,13 +136,20 @@ def cma_search(
         else:
             if run.max_generations is not None and ran >= run.max_generations:
                 return CMAResult(best_x, best_f, history, verdicts, False, scored_pairs)
-            scored: list[FitnessOutcome] = map_batched(
+            checks = [invariant_checks(run, document(x)) for x in solutions]
+            train = [
+                i for i, c in enumerate(checks) if not violates(run, document(solutions[i]), c)
+            ]
+            trained: list[FitnessOutcome] = map_batched(
                 run.executor,
                 fitness,
                 fitness_batch,
-                [FitnessJob(document(x)) for x in solutions],
+                [FitnessJob(document(solutions[i])) for i in train],
                 run.batch_size,
             )
+            scored = [SKIPPED] * len(solutions)
+            for i, result in zip(train, trained, strict=True):
+                scored[i] = result
             values = [s.fitness for s in scored]
             replayed = False
             ran += 1
@@ -150,6 +159,8 @@ def cma_search(
         record.append({"x": [list(map(float, x)) for x in solutions], "f": values})
         for i, (x, value) in enumerate(zip(solutions, values, strict=True)):
             verdict = EVALUATED if value is not None else FAILED
+            if not replayed and scored[i] is SKIPPED:
+                verdict = INVARIANT
             verdicts[verdict] = verdicts.get(verdict, 0) + 1
             if value is not None and math.isfinite(value):
                 scored_pairs.append(([float(v) for v in x], value))
@@ -157,10 +168,11 @@ def cma_search(
                 best_x, best_f = [float(v) for v in x], value
             if not replayed:
                 reason = None if value is not None else scored[i].failed
-                seconds = {"fitness": scored[i].seconds}
+                seconds = {} if scored[i] is SKIPPED else {"fitness": scored[i].seconds}
                 outcome = Outcome(
-                    describe(x), "", [float(v) for v in x], value, verdict, reason, seconds=seconds
-                )
+                    describe(x), "", [float(v) for v in x], value, verdict, reason, seconds=seconds,
+                    invariant=checks[i],
+                )  # fmt: skip
                 run.emit(CandidateEvent(generation_offset + g, i, outcome))
         summary = GenerationSummary.of(
             generation_offset + g,
@@ -182,6 +194,29 @@ def cma_search(
             if run.resume_from is not None:
                 run.resume_from = payload
     return CMAResult(best_x, best_f, history, verdicts, True, scored_pairs)
+
+
+#: The outcome of a candidate the invariant filter skipped: never trained, the worst fitness.
+SKIPPED = FitnessOutcome(None, "fails TaylorGLO's invariant (filters.invariant): not trained")
+
+
+def invariant_checks(run: MethodRun, document: dict[str, Any]) -> dict[str, bool] | None:
+    """Both invariant conditions for a classification candidate (None for regression)."""
+    if run.kind != "classification":
+        return None
+    from evomal.losses.invariant import authors_invariant, softmax_condition
+
+    loss = loss_from_dict(document)
+    n = run.task.n_classes
+    return {"authors": authors_invariant(loss, n), "softmax": softmax_condition(loss, n)}
+
+
+def violates(run: MethodRun, document: dict[str, Any], checks: dict[str, bool] | None) -> bool:
+    """With ``filters.invariant``: a Taylor loss failing the authors' check (as TaylorGLO
+    does), any other loss failing the softmax-correct one."""
+    if not run.config.filters.invariant or checks is None:
+        return False
+    return not checks["authors" if document.get("kind") == "taylor" else "softmax"]
 
 
 def _best_loss(document: Callable[[np.ndarray], dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:

@@ -46,6 +46,7 @@ from evomal.events import (
     EVALUATED,
     FAILED,
     GRADIENT_EQUIVALENT,
+    INVARIANT,
     REJECTED,
     Outcome,
 )
@@ -84,8 +85,10 @@ class CandidateEvaluator:
         prune_factor: float = 2.0,
         prune_step: int | None = None,
         prune_before_search: bool = False,
+        n_classes: int = 0,
     ) -> None:
         self.filters = filters
+        self.n_classes = n_classes
         self.search_weights = search_weights
         self.domain = kind
         self.batch_size = batch_size
@@ -105,6 +108,7 @@ class CandidateEvaluator:
         kind: TaskKind,
         executor: Executor,
         batch_size: int = 1,
+        n_classes: int = 0,
     ) -> CandidateEvaluator:
         """The evaluator a search with ``config`` uses (filters, local search, pruning)."""
         fit = config.fitness
@@ -118,7 +122,24 @@ class CandidateEvaluator:
             prune_factor=fit.prune_factor,
             prune_step=fit.prune_step,
             prune_before_search=fit.prune_before_search,
+            n_classes=n_classes,
         )
+
+    def _keeps_invariant(self, out: Outcome) -> bool:
+        """Record both invariant conditions; with ``filters.invariant``, drop a tree that
+        fails the softmax-correct one (with the weights it starts from)."""
+        if self.domain != "classification" or self.n_classes < 2:
+            return True
+        from evomal.losses.invariant import authors_invariant, softmax_condition
+
+        loss = LearnedLoss(out.expression, out.phi, "classification", self.output_activation)
+        out.invariant = {"authors": authors_invariant(loss, self.n_classes),
+                         "softmax": softmax_condition(loss, self.n_classes)}  # fmt: skip
+        if self.filters.invariant and not out.invariant["softmax"]:
+            out.verdict = INVARIANT
+            out.reason = "fails the softmax-correct invariant: g1 >= g0 at p = 1/n"
+            return False
+        return True
 
     # -- state ---------------------------------------------------------------
 
@@ -174,7 +195,7 @@ class CandidateEvaluator:
             outcomes[i] = out
             if result.failed is not None:
                 out.verdict, out.reason = FAILED, result.failed
-            elif not self._passes(out):
+            elif not self._passes(out) or not self._keeps_invariant(out):
                 continue
             else:
                 alive.append(i)

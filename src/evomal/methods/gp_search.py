@@ -33,7 +33,9 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
     config = run.config
     activation = config.gp.output_activation
     run.start_executor()
-    evaluator = CandidateEvaluator.from_config(config, run.kind, run.executor, run.batch_size)
+    evaluator = CandidateEvaluator.from_config(
+        config, run.kind, run.executor, run.batch_size, n_classes=run.task.n_classes
+    )
 
     def best_loss(best: dict[str, Any]) -> nn.Module:
         return loss_from_outcome(best, run.kind, activation)

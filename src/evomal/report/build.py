@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from evomal.errors import ConfigError
-from evomal.files import write_text_atomic
+from evomal.files import read_json, write_text_atomic
 from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import LearnedLoss
 from evomal.report import figures
@@ -58,6 +58,7 @@ def build_report(
         _filters(runs),
         _primitives(runs, fame),
         _time(runs),
+        _search_signal(runs),
         _finalists(runs, fame),
     ]
     sections += [_experiment(path) for path in experiments]
@@ -188,6 +189,35 @@ def _filters(runs: list[RunData]) -> Section:
     return Section(
         "Filter activity", [Image("filters", figures.png(figures.filter_activity(gp)), caption)]
     )
+
+
+def _search_signal(runs: list[RunData]) -> Section:
+    """Per run: how well the first-stage fitness ranks losses (``evomal fidelity``), and
+    how many candidates violate TaylorGLO's invariant in each form."""
+    rows = []
+    for run in runs:
+        checked = [e["invariant"] for e in run.events if e.get("invariant")]
+        skipped = sum(1 for e in run.events if e.get("verdict") == "invariant")
+        path = run.path / "fidelity.json"
+        rho = "not measured"
+        if path.is_file():
+            data = read_json(path)
+            low, high = data.get("ci95", [None, None])
+            if data.get("spearman_rho") is not None and low is not None:
+                rho = f"{data['spearman_rho']:.2f} [{low:.2f}, {high:.2f}], n = {data['sample']}"
+        authors = sum(1 for c in checked if not c.get("authors", True))
+        softmax = sum(1 for c in checked if not c.get("softmax", True))
+        rows.append([run.label, rho, str(len(checked)), str(authors), str(softmax), str(skipped)])
+    caption = Paragraph(
+        "Fidelity: Spearman's rho between a candidate's first-stage fitness and its "
+        "full-schedule validation metric, with its bootstrap 95% interval (`evomal fidelity "
+        "RUN_DIR`). Invariant: candidates checked, how many violate TaylorGLO's invariant as "
+        "its authors wrote it and in its softmax-correct form, and how many the "
+        "`filters.invariant` filter skipped untrained."
+    )
+    header = ["run", "fidelity rho [95% CI]", "checked", "authors' form fails",
+              "softmax form fails", "skipped"]  # fmt: skip
+    return Section("Search signal", [caption, Table(header, rows)])
 
 
 def _primitives(runs: list[RunData], fame: dict[Path, list[FameEntry]]) -> Section:

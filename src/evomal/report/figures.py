@@ -32,18 +32,19 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from evomal.events import CACHED, EVALUATED, FAILED, GRADIENT_EQUIVALENT, REJECTED
+from evomal.events import CACHED, EVALUATED, FAILED, GRADIENT_EQUIVALENT, INVARIANT, REJECTED
 from evomal.report.sources import RunData
 from evomal.report.tables import METHOD_LABELS, METHOD_ORDER
 from evomal.symbolic.primitives import PRIMITIVES
 
 #: Verdicts in the order the filter-activity bars stack them.
-VERDICTS = (EVALUATED, CACHED, GRADIENT_EQUIVALENT, REJECTED, FAILED)
+VERDICTS = (EVALUATED, CACHED, GRADIENT_EQUIVALENT, REJECTED, INVARIANT, FAILED)
 _VERDICT_LABELS = {
     EVALUATED: "evaluated",
     CACHED: "equivalence cache",
     GRADIENT_EQUIVALENT: "gradient equivalence",
     REJECTED: "rejection protocol",
+    INVARIANT: "invariant filter",
     FAILED: "failed",
 }
 #: Stages whose seconds the events record, and how the report names them.
