@@ -136,10 +136,20 @@ def test_gplfl_keeps_phi_at_one():
     assert all(w == 1.0 for w in result.best.phi.tolist())
 
 
-@pytest.mark.parametrize("seeded", [True, False])
-def test_the_task_loss_is_in_generation_zero_when_asked(seeded):
-    config = build_config(None, [*TINY, "gp.generations=1", f"gp.seed_task_loss={seeded}"])
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (["gp.seed_losses=[task]"], ["mul(-1, mul(y, log(fx)))"]),
+        (["gp.seed_losses=none"], []),
+        (["gp.seed_losses=auto"], ["mul(-1, mul(y, log(fx)))"]),
+        (["gp.seed_losses=auto", "selection.baselines=zoo"],
+         ["mul(-1, mul(y, log(fx)))", "abs(sub(y, fx))", "square(sub(y, fx))",
+          "mul(y, sub(1, sqrt(fx)))"]),
+    ],
+)  # fmt: skip
+def test_the_seed_losses_open_generation_zero(setting, expected):
+    config = build_config(None, [*TINY, "gp.generations=1", "selection.k=0", *setting])
     events = []
     search(_task(), "linear", config, listener=events.append)
     first = [e.outcome.expression for e in events if hasattr(e, "outcome") and e.generation == 0]
-    assert (first[0] == "mul(-1, mul(y, log(fx)))") is seeded
+    assert first[: len(expected)] == expected

@@ -56,12 +56,34 @@ class GPConfig:
     output_activation: OutputActivation = "identity"
     functions: tuple[str, ...] = tuple(PRIMITIVES)
     terminals: tuple[str, ...] = TERMINALS
-    # Put the task loss (cross-entropy or MSE as a tree) into generation 0. With
-    # elitism the search then never ends with a fitness worse than the task
-    # loss with tuned weights.
-    seed_task_loss: bool = True
+    # Known losses put into generation 0 as trees (evomal.gp.seeds): ``auto`` (the task
+    # loss with selection.baselines=task, every tree-expressible zoo member with zoo),
+    # ``none``, or names among task, ce, mae, brier, gce (classification), mse, l1
+    # (regression). With elitism the search then never ends with a fitness worse than
+    # the seeds' with tuned weights.
+    seed_losses: tuple[str, ...] = ("auto",)
+    # Deprecated: true is seed_losses=[task], false is seed_losses=none (old run
+    # directories and configs still load; a DeprecationWarning says what to write).
+    seed_task_loss: bool | None = None
 
     def __post_init__(self) -> None:
+        from evomal.gp.seeds import AUTO, NONE, check_names
+
+        if self.seed_task_loss is not None:
+            import warnings
+
+            replacement = ("task",) if self.seed_task_loss else (NONE,)
+            warnings.warn(
+                f"gp.seed_task_loss is deprecated: write gp.seed_losses="
+                f"{'[task]' if self.seed_task_loss else 'none'} instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if self.seed_losses == (AUTO,):
+                object.__setattr__(self, "seed_losses", replacement)
+            object.__setattr__(self, "seed_task_loss", None)
+        if self.seed_losses not in ((AUTO,), (NONE,)):
+            check_names(self.seed_losses)
         _positive(self, "population_size", "generations", "tournament_size", "max_height")
         _probability(self, "crossover_prob", "mutation_prob", "elitism")
         if not 0 <= self.init_min_height <= self.init_max_height <= self.max_height:
@@ -94,8 +116,22 @@ class LocalSearchConfig:
     # (times the task loss's), inside the unrolled step and in the loss handed
     # back, so that phi cannot act as a learning-rate knob.
     normalise_scale: bool = False
+    # Where the task loss after the unrolled steps is measured: ``train`` (the paper:
+    # the next training batch) or ``holdout`` (a slice of holdout_fraction of the
+    # training split that the unrolled steps never train on; never the validation
+    # split, which fitness and selection score on).
+    meta_split: str = "train"
+    holdout_fraction: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.meta_split not in ("train", "holdout"):
+            raise ConfigError(
+                f"local_search.meta_split must be 'train' or 'holdout', got {self.meta_split!r}"
+            )
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ConfigError(
+                f"local_search.holdout_fraction must be in (0, 1), got {self.holdout_fraction}"
+            )
         _non_negative(self, "steps")
         _positive(self, "base_steps", "meta_lr")
         _non_negative(self, "phi_init_std")

@@ -11,7 +11,9 @@ Each of the ``S_meta`` meta steps, for every training task:
    optionally the loss is first multiplied by its scale-normalising factor
    (:mod:`evomal.meta.scale`);
 3. compute the task loss (cross-entropy / MSE) of the updated model on a
-   fresh batch;
+   fresh batch: of the training split (``local_search.meta_split=train``, the
+   paper), or of a slice of it that the unrolled steps never train on
+   (``holdout``; see :func:`meta_streams`);
 
 then update phi with Adam on the sum of the task losses. The base model runs
 functionally (``torch.func.functional_call`` on detached initial
@@ -30,21 +32,74 @@ candidate's result depends only on its tree and the run seed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from evomal.errors import ConfigError
 from evomal.gp.filters import ParametricLoss
 from evomal.meta.base_learner import BaseLearner, State
 from evomal.meta.scale import ScaleNormaliser
 from evomal.meta.unrolled_sgd import UnrolledSGD
+from evomal.tasks.task import Split, Task
 from evomal.training.loop import TrainBatches
 from evomal.training.metrics import task_loss
 
 #: Meta steps between finiteness checks (each check is one host sync).
 CHECK_EVERY = 25
+
+#: The values of ``local_search.meta_split``.
+META_SPLITS = ("train", "holdout")
+
+
+@dataclass(frozen=True)
+class MetaSplit:
+    """Where the local search measures the task loss after its unrolled steps.
+
+    ``train`` (the paper): the next batch of the training stream the unrolled
+    steps draw from. ``holdout``: a fixed slice of ``fraction`` of the training
+    split, drawn from the run seed, that the unrolled steps never see. On noisy
+    labels the training objective rewards a loss that fits the noise it has
+    just stepped on; on unseen samples it cannot. Never the validation split,
+    which fitness and selection score on. Fitness and meta-testing still
+    train on the whole training split.
+    """
+
+    split: str = "train"
+    fraction: float = 0.1
+
+
+def meta_streams(
+    task: Task, batch_size: int, seed: int, meta: MetaSplit | None = None
+) -> tuple[TrainBatches, TrainBatches]:
+    """The streams of the unrolled steps' batches and of the meta-objective's batches.
+
+    With ``train`` they are one stream (inner batches, then the outer one, as
+    in the paper). With ``holdout`` the training split is cut once, by a
+    generator seeded from ``seed``, into a held-out slice (at least one
+    sample) and the rest.
+    """
+    if meta is None or meta.split == "train":
+        stream = TrainBatches(task, batch_size, seed)
+        return stream, stream
+    n = len(task.train)
+    if n < 2:
+        raise ConfigError("local_search.meta_split=holdout needs at least 2 training samples")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(task.device)
+    held = max(1, min(n - 1, round(meta.fraction * n)))
+    inner = replace(task, train=_subset(task.train, order[held:]))
+    outer = replace(task, train=_subset(task.train, order[:held]))
+    return (
+        TrainBatches(inner, batch_size, seed),
+        TrainBatches(outer, min(batch_size, held), seed + 1),
+    )
+
+
+def _subset(split: Split, index: Tensor) -> Split:
+    clean = None if split.y_clean is None else split.y_clean[index]
+    return Split(split.x[index], split.y[index], clean)
 
 
 @dataclass(frozen=True)
@@ -114,6 +169,7 @@ def optimise_phi(
     batch_size: int,
     run_seed: int,
     normaliser: ScaleNormaliser | None = None,
+    meta_split: MetaSplit | None = None,
 ) -> LocalSearchResult:
     """Algorithm 1: ``steps`` Adam updates of phi through ``base_steps`` unrolled optimiser steps.
 
@@ -127,7 +183,8 @@ def optimise_phi(
     optimiser = torch.optim.Adam([phi], lr=meta_lr)
     seeds = meta_step_seeds(run_seed, steps)
     streams = [
-        TrainBatches(learner.task, batch_size, run_seed + j) for j, learner in enumerate(learners)
+        meta_streams(learner.task, batch_size, run_seed + j, meta_split)
+        for j, learner in enumerate(learners)
     ]
 
     def total_task_loss(phi_: Tensor, states: list[tuple[State, State]], data: list) -> Tensor:
@@ -144,7 +201,7 @@ def optimise_phi(
     meta_losses = torch.empty(steps, device=phi.device)
     for step in range(steps):
         states = [learner.initial_state(seeds[step] + j) for j, learner in enumerate(learners)]
-        data = [([stream.next() for _ in range(base_steps)], stream.next()) for stream in streams]
+        data = [([a.next() for _ in range(base_steps)], b.next()) for a, b in streams]
         value = total_task_loss(phi, states, data)
         (phi.grad,) = torch.autograd.grad(value, phi)
         optimiser.step()

@@ -24,12 +24,17 @@ from torch.func import functional_call, vmap
 
 from evomal.gp.filters import ParametricLoss
 from evomal.meta.base_learner import BaseLearner
-from evomal.meta.local_search import CHECK_EVERY, LocalSearchResult, meta_step_seeds
+from evomal.meta.local_search import (
+    CHECK_EVERY,
+    LocalSearchResult,
+    MetaSplit,
+    meta_step_seeds,
+    meta_streams,
+)
 from evomal.meta.scale import ScaleNormaliser
 from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic.population import PopulationProgram, population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
-from evomal.training.loop import TrainBatches
 from evomal.training.metrics import stacked_task_loss
 
 
@@ -71,6 +76,7 @@ def optimise_phi_population(
     batch_size: int,
     run_seed: int,
     normaliser: ScaleNormaliser | None = None,
+    meta_split: MetaSplit | None = None,
 ) -> list[LocalSearchResult]:
     """:func:`optimise_phi` for K candidates in one pass per meta step.
 
@@ -89,7 +95,8 @@ def optimise_phi_population(
     optimiser = torch.optim.Adam(trainable, lr=meta_lr) if trainable else None
     seeds = meta_step_seeds(run_seed, steps)
     streams = [
-        TrainBatches(learner.task, batch_size, run_seed + j) for j, learner in enumerate(learners)
+        meta_streams(learner.task, batch_size, run_seed + j, meta_split)
+        for j, learner in enumerate(learners)
     ]
     forwards = []
     for learner in learners:
@@ -117,8 +124,8 @@ def optimise_phi_population(
                 for n, v in params0.items()
             }
             buffers = {n: v.expand(k_count, *v.shape).clone() for n, v in buffers0.items()}
-            inner = [streams[j].next() for _ in range(base_steps)]
-            outer = streams[j].next()
+            inner = [streams[j][0].next() for _ in range(base_steps)]
+            outer = streams[j][1].next()
             momentum: dict[str, Tensor] | None = None
             for x, y in inner:
                 values = _stacked_learned_loss(

@@ -13,7 +13,8 @@ from torch import nn
 
 from evomal.events import CACHED, EVALUATED, GenerationEvent, Outcome
 from evomal.gp.loop import GeneticProgramming, GPState
-from evomal.losses.learned import LearnedLoss, task_loss_tree
+from evomal.gp.seeds import seed_expressions
+from evomal.losses.learned import LearnedLoss
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.evaluator import CandidateEvaluator
 from evomal.methods.selection import Candidate
@@ -48,7 +49,9 @@ def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, 
     gp = GeneticProgramming(config.gp, evaluator.evaluate, on_event)
     saved = (run.resume_from or {}).get(payload_key)
     if saved is None:
-        seeded = [task_loss_tree(run.kind).expression] if config.gp.seed_task_loss else []
+        seeded = seed_expressions(
+            config.gp.seed_losses, run.kind, config.selection.baselines, config.gp.functions
+        )
         state = gp.initial_state(config.seed, seeded)
     else:
         state = GPState.from_dict(saved)

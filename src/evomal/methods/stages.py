@@ -21,7 +21,7 @@ import torch
 from evomal.execution.context import EvaluationContext
 from evomal.gp.filters import gradient_norms, gradient_signature, rejection_traces
 from evomal.losses.io import loss_from_dict
-from evomal.meta.local_search import LocalSearchResult, initial_phi, optimise_phi
+from evomal.meta.local_search import LocalSearchResult, MetaSplit, initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
 from evomal.symbolic.compile import CompiledLoss, compile_tree, nonfinite_reason
 from evomal.training.loop import Prune, TrainResult, train
@@ -262,6 +262,7 @@ def search_kwargs(ctx: EvaluationContext) -> dict[str, Any]:
         "batch_size": ctx.config.fitness.batch_size,
         "run_seed": ctx.spec.seed,
         "normaliser": ctx.normaliser,
+        "meta_split": MetaSplit(ls.meta_split, ls.holdout_fraction),
     }
 
 
