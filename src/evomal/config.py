@@ -62,6 +62,11 @@ class GPConfig:
     # (regression). With elitism the search then never ends with a fitness worse than
     # the seeds' with tuned weights.
     seed_losses: tuple[str, ...] = ("auto",)
+    # Probability that an offspring is instead add(a, b), max(a, b) or tanh(a) of two
+    # tournament winners that passed the screen: it keeps their shared minimum at
+    # fx = y (evomal.gp.operators.combine_keeping_minimum). 0 (the paper) turns it off;
+    # the regression preset uses it, where random trees almost never pass the screen.
+    keep_minimum: float = 0.0
     # Deprecated: true is seed_losses=[task], false is seed_losses=none (old run
     # directories and configs still load; a DeprecationWarning says what to write).
     seed_task_loss: bool | None = None
@@ -85,7 +90,7 @@ class GPConfig:
         if self.seed_losses not in ((AUTO,), (NONE,)):
             check_names(self.seed_losses)
         _positive(self, "population_size", "generations", "tournament_size", "max_height")
-        _probability(self, "crossover_prob", "mutation_prob", "elitism")
+        _probability(self, "crossover_prob", "mutation_prob", "elitism", "keep_minimum")
         if not 0 <= self.init_min_height <= self.init_max_height <= self.max_height:
             raise ConfigError("need 0 <= gp.init_min_height <= gp.init_max_height <= gp.max_height")
         if not 0 <= self.mutation_min_height <= self.mutation_max_height:

@@ -115,3 +115,35 @@ def test_generation_summary_counts_verdicts_and_round_trips():
     assert (summary.population_best, summary.population_mean) == (0.25, 0.375)
     assert summary.as_dict()["sigma"] == 0.7
     assert GenerationSummary.from_dict(summary.as_dict()) == summary
+
+
+def _screened(trees):
+    """Trees with 'sign' are rejected (no fitness); the rest pass, smaller ones fitter."""
+    from evomal.events import REJECTED
+
+    return [
+        Outcome(str(t), str(t), [1.0] * t.n_edges, None, REJECTED)
+        if "sign" in t.nodes
+        else Outcome(str(t), str(t), [1.0] * t.n_edges, t.size / 100, EVALUATED)
+        for t in trees
+    ]
+
+
+def test_keep_minimum_breeds_only_from_parents_that_passed():
+    """With gp.keep_minimum = 1 every new tree of generation 1 is add, max or tanh of trees
+    that passed in generation 0 (never of a rejected one)."""
+    config = GPConfig(population_size=12, generations=2, max_height=10, keep_minimum=1.0,
+                      mutation_prob=0.0, crossover_prob=0.0)  # fmt: skip
+    events = []
+    GeneticProgramming(config, _screened, events.append).run(
+        GeneticProgramming(config, _screened).initial_state(3)
+    )
+    cands = [e for e in events if isinstance(e, CandidateEvent)]
+    passed = {e.outcome.expression for e in cands if e.generation == 0 and e.outcome.fitness}
+    assert passed and any(e.outcome.fitness is None for e in cands if e.generation == 0)
+    new = [parse(e.outcome.expression) for e in cands if e.generation == 1]
+    assert new
+    for tree in new:
+        assert tree.nodes[0] in ("add", "max", "tanh")
+        args = [str(tree.subtree(i)) for i in tree.children(0)]
+        assert args[0] in passed and (tree.nodes[0] == "tanh" or args[1] in passed)

@@ -1,7 +1,7 @@
 """GP operators: selection, crossover, mutation, repair."""
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evomal.gp.operators import cx_one_point, mut_uniform, repair, sel_best, sel_tournament
@@ -84,3 +84,45 @@ def test_repair_example_from_fig_2():
         in {f"{op}(fx, y)" for op in ("add", "sub", "mul", "div", "min", "max")}
         for i in range(fixed.size)
     )
+
+
+FITTING = ["square(sub(fx, y))", "abs(sub(y, fx))", "tanh(square(sub(y, fx)))",
+           "add(abs(sub(fx, y)), square(sub(fx, y)))", "max(-1, abs(sub(fx, y)))"]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 4), st.floats(-3, 3))
+def test_combinations_keep_the_minimum_at_the_target(seed, rounds, target):
+    """Oracle: evaluated on a grid of predictions, every combination of losses that are least
+    at fx = y is least at fx = y too, however many times the operator is applied."""
+    import torch
+
+    from evomal.gp.operators import combine_keeping_minimum
+    from evomal.symbolic import compile_tree
+
+    rng = np.random.default_rng(seed)
+    pool = [parse(e) for e in FITTING]
+    for _ in range(rounds):
+        a, b = (pool[int(i)] for i in rng.integers(len(pool), size=2))
+        pool.append(combine_keeping_minimum(rng, a, b))
+    tree = pool[-1]
+    assert tree.nodes[0] in ("add", "max", "tanh")
+    loss = compile_tree(tree, "regression")
+    grid = torch.linspace(target - 4, target + 4, 801, dtype=torch.float64)
+    grid = torch.cat([grid, torch.tensor([target], dtype=torch.float64)])
+    values = loss.pointwise(
+        grid.view(-1, 1), torch.full((len(grid), 1), target, dtype=torch.float64),
+        torch.ones(tree.n_edges, dtype=torch.float64),
+    ).view(-1)  # fmt: skip
+    assert values[-1] <= values.min() + 1e-9, str(tree)
+
+
+def test_without_the_primitives_there_is_no_combination():
+    from evomal.gp.operators import combine_keeping_minimum
+    from evomal.symbolic.primitives import PrimitiveSet
+
+    pset = PrimitiveSet(("sub", "mul", "square"))
+    a = parse("square(sub(fx, y))")
+    assert combine_keeping_minimum(np.random.default_rng(0), a, a, pset) is None
+    only_max = PrimitiveSet(("sub", "max", "square"))
+    assert str(combine_keeping_minimum(np.random.default_rng(0), a, a, only_max)).startswith("max(")

@@ -26,8 +26,18 @@ from typing import Any
 import numpy as np
 
 from evomal.config import GPConfig
-from evomal.events import CandidateEvent, GenerationEvent, GenerationSummary, Listener, Outcome
+from evomal.events import (
+    CACHED,
+    EVALUATED,
+    GRADIENT_EQUIVALENT,
+    CandidateEvent,
+    GenerationEvent,
+    GenerationSummary,
+    Listener,
+    Outcome,
+)
 from evomal.gp.operators import (
+    combine_keeping_minimum,
     cx_one_point,
     fitness_key,
     mut_uniform,
@@ -40,6 +50,15 @@ from evomal.symbolic.primitives import PrimitiveSet
 from evomal.symbolic.tree import Tree, parse
 
 Evaluate = Callable[[Sequence[Tree]], list[Outcome]]
+
+
+def _passed(outcome: dict[str, Any] | None) -> bool:
+    """A candidate that passed the screen and has a fitness of its own or borrowed."""
+    return (
+        outcome is not None
+        and outcome.get("fitness") is not None
+        and outcome.get("verdict") in (EVALUATED, CACHED, GRADIENT_EQUIVALENT)
+    )
 
 
 @dataclass
@@ -193,6 +212,8 @@ class GeneticProgramming:
                 )
                 if new != children[i] and new.height <= c.max_height:
                     children[i], changed[i] = new, True
+        if c.keep_minimum > 0:
+            self._keep_minimum(rng, population, chosen, parents, children, changed)
         offspring = []
         for i, child in enumerate(children):
             if changed[i]:
@@ -204,3 +225,29 @@ class GeneticProgramming:
             else:
                 offspring.append(copy.deepcopy(population[chosen[i]]))
         return elites + offspring
+
+    def _keep_minimum(
+        self,
+        rng: np.random.Generator,
+        population: list[dict[str, Any]],
+        chosen: list[int],
+        parents: list[Tree],
+        children: list[Tree],
+        changed: list[bool],
+    ) -> None:
+        """With probability ``gp.keep_minimum`` per slot whose parent passed the screen,
+        replace the child by a minimum-keeping combination of that parent and a second
+        tournament winner among those that passed (see ``combine_keeping_minimum``)."""
+        c = self.config
+        passed = [i for i, ind in enumerate(population) if _passed(ind["outcome"])]
+        if not passed:
+            return
+        fitnesses = [population[i]["outcome"]["fitness"] for i in passed]
+        for slot, parent in enumerate(chosen):
+            if float(rng.random()) >= c.keep_minimum or not _passed(population[parent]["outcome"]):
+                continue
+            (other,) = sel_tournament(rng, fitnesses, 1, c.tournament_size)
+            second = parse(population[passed[other]]["expression"])
+            new = combine_keeping_minimum(rng, parents[slot], second, self.pset)
+            if new is not None and new.height <= c.max_height:
+                children[slot], changed[slot] = new, True

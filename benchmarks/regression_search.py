@@ -1,0 +1,100 @@
+"""Does a regression search search? Screen pass rate and distinct trees, per setting.
+
+Runs the ``regression`` preset's search (no final selection: it does not
+change what the GP saw) on each task and seed, for each setting given as a
+list of ``--set`` overrides, and reports from the run's events:
+
+* the share of the new trees of generations >= 1 that passed the screen
+  (evaluated, or reused from a candidate that passed: the equivalence cache or
+  gradient equivalence), the screen itself unchanged;
+* how many distinct trees (by equivalence key) were evaluated, and how many of
+  them are not MSE or another seed up to a positive scale.
+
+    python benchmarks/regression_search.py --tasks boston diabetes --seeds 0 1 2 \
+        --setting today= --setting "keep_minimum=gp.keep_minimum=0.5 selection.baselines=zoo" \
+        --out benchmarks/results/regression_search.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from evomal.config import build_config
+from evomal.events import CACHED, EVALUATED, GRADIENT_EQUIVALENT
+from evomal.losses.identity import known_equal, known_losses
+from evomal.losses.learned import LearnedLoss
+from evomal.runs.tasks import task_for
+from evomal.search import search
+
+PASSED = (EVALUATED, CACHED, GRADIENT_EQUIVALENT)
+
+
+def measure(task_name: str, seed: int, overrides: list[str]) -> dict[str, Any]:
+    config = build_config(
+        "regression", [f"seed={seed}", "selection.k=0", "execution.executor=serial", *overrides]
+    )
+    task = task_for(task_name, config)
+    events: list[Any] = []
+    start = time.perf_counter()
+    search(task, "mlp", config, listener=events.append)
+    seconds = time.perf_counter() - start
+    outcomes = [(e.generation, e.outcome) for e in events if hasattr(e, "outcome")]
+    later = [o for g, o in outcomes if g >= 1]
+    passed = [o for o in later if o.verdict in PASSED and o.fitness is not None]
+    evaluated = {}
+    for _, o in outcomes:
+        if o.verdict == EVALUATED:
+            evaluated.setdefault(o.key or o.expression, o)
+    known = known_losses("regression", task.n_outputs)
+    new = [
+        o
+        for o in evaluated.values()
+        if known_equal(
+            LearnedLoss(o.expression, o.phi, "regression", config.gp.output_activation),
+            known,
+            "regression",
+            task.n_outputs,
+        )
+        is None
+    ]
+    return {
+        "task": task_name,
+        "seed": seed,
+        "later_trees": len(later),
+        "later_passed": len(passed),
+        "pass_rate": round(len(passed) / len(later), 3) if later else None,
+        "distinct_evaluated": len(evaluated),
+        "distinct_not_known": len(new),
+        "seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["boston", "diabetes"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--setting", action="append", default=[],
+        help="NAME=OVERRIDES (space-separated --set items); repeatable",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/regression_search.json"))
+    args = parser.parse_args()
+    settings = [s.split("=", 1) for s in args.setting or ["today="]]
+    rows = []
+    for name, overrides in settings:
+        for task in args.tasks:
+            for seed in args.seeds:
+                row = {"setting": name, "overrides": overrides.split(), **measure(task, seed, overrides.split())}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
