@@ -8,7 +8,8 @@ list of ``--set`` overrides, and reports from the run's events:
   (evaluated, or reused from a candidate that passed: the equivalence cache or
   gradient equivalence), the screen itself unchanged;
 * how many distinct trees (by equivalence key) were evaluated, and how many of
-  them are not MSE or another seed up to a positive scale.
+  them are not MSE or another zoo member up to a positive scale, as found or as
+  a tree (:func:`evomal.losses.identity.known_equal_document`).
 
     python benchmarks/regression_search.py --tasks boston diabetes --seeds 0 1 2 \
         --setting today= --setting "keep_minimum=gp.keep_minimum=0.5 selection.baselines=zoo" \
@@ -25,7 +26,7 @@ from typing import Any
 
 from evomal.config import build_config
 from evomal.events import CACHED, EVALUATED, GRADIENT_EQUIVALENT
-from evomal.losses.identity import known_equal, known_losses
+from evomal.losses.identity import known_equal_document, known_losses
 from evomal.losses.learned import LearnedLoss
 from evomal.runs.tasks import task_for
 from evomal.search import search
@@ -50,17 +51,11 @@ def measure(task_name: str, seed: int, overrides: list[str]) -> dict[str, Any]:
         if o.verdict == EVALUATED:
             evaluated.setdefault(o.key or o.expression, o)
     known = known_losses("regression", task.n_outputs)
-    new = [
-        o
-        for o in evaluated.values()
-        if known_equal(
-            LearnedLoss(o.expression, o.phi, "regression", config.gp.output_activation),
-            known,
-            "regression",
-            task.n_outputs,
-        )
-        is None
-    ]
+    new = []
+    for o in evaluated.values():
+        document = LearnedLoss(o.expression, o.phi, "regression", config.gp.output_activation)
+        if known_equal_document(document.to_dict(), known, "regression", task.n_outputs) is None:
+            new.append(o.expression)
     return {
         "task": task_name,
         "seed": seed,
@@ -70,6 +65,7 @@ def measure(task_name: str, seed: int, overrides: list[str]) -> dict[str, Any]:
         "distinct_evaluated": len(evaluated),
         "distinct_not_known": len(new),
         "seconds": round(seconds, 1),
+        "not_known": new,
     }
 
 

@@ -60,3 +60,16 @@ def test_selection_marks_learned_finalists_that_are_known_losses():
     assert [f.is_new for f in finalists] == [False, True, False]
     assert finalists[0].describe() == "ce x3 (= ce up to scale)"
     assert Finalist.from_record(finalists[0].record(1)).equals == "ce"
+
+
+def test_a_known_tree_with_nudged_weights_is_still_that_loss():
+    """The local search moves phi off 1: as found, regression's MSE tree with weights
+    1.03 and 0.97 inside is no longer MSE up to scale (its minimum moves), but the tree is."""
+    from evomal.losses.identity import known_equal_document
+
+    known = known_losses("regression", 1)
+    nudged = LearnedLoss("square(sub(fx, y))", [1.0, 1.03, 0.97], "regression")
+    assert known_equal(nudged, known, "regression", 1) is None
+    assert known_equal_document(nudged.to_dict(), known, "regression", 1) == "mse"
+    new = LearnedLoss("add(abs(sub(fx, y)), square(sub(fx, y)))", None, "regression")
+    assert known_equal_document(new.to_dict(), known, "regression", 1) is None

@@ -75,6 +75,21 @@ def known_equal(loss: Any, known: Mapping[str, Any], kind: str, n_outputs: int) 
     return None
 
 
+def known_equal_document(
+    document: Mapping[str, Any], known: Mapping[str, Any], kind: str, n_outputs: int
+) -> str | None:
+    """:func:`known_equal` for a loss file: as found (its learned weights), or else, for a
+    tree, as the tree itself (unit weights). The local search nudges phi; a tree that is
+    MSE in structure with weights 1.01 and 0.99 is MSE tuned, not a new loss."""
+    from evomal.losses.io import loss_from_dict
+
+    found = known_equal(loss_from_dict(dict(document)), known, kind, n_outputs)
+    if found is not None or document.get("kind") != "symbolic":
+        return found
+    unit = {**document, "phi": [1.0] * len(document.get("phi") or []), "scale": 1.0}
+    return known_equal(loss_from_dict(unit), known, kind, n_outputs)
+
+
 def known_losses(
     kind: str, n_outputs: int, class_counts: Sequence[int] | None = None
 ) -> dict[str, Any]:

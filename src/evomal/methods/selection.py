@@ -363,7 +363,7 @@ def identify(run: Any, finalists: Sequence[Finalist]) -> None:
     (:mod:`evomal.losses.identity`): such a loss is returned, but not counted as learned."""
     import torch
 
-    from evomal.losses.identity import known_equal, known_losses
+    from evomal.losses.identity import known_equal_document, known_losses
 
     task = run.task
     counts = None
@@ -372,8 +372,9 @@ def identify(run: Any, finalists: Sequence[Finalist]) -> None:
     known = known_losses(task.kind, task.n_outputs, counts)
     for finalist in finalists:
         if finalist.role == LEARNED:
-            loss = loss_from_dict(finalist.document)
-            finalist.equals = known_equal(loss, known, task.kind, task.n_outputs)
+            finalist.equals = known_equal_document(
+                finalist.document, known, task.kind, task.n_outputs
+            )
 
 
 def baseline_finalists(run: Any, zoo: bool) -> list[Finalist]:
