@@ -77,14 +77,16 @@ def main() -> None:
         "--setting", action="append", default=[],
         help="NAME=OVERRIDES (space-separated --set items); repeatable",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/regression_search.json"))
+    default_out = Path("benchmarks/results/regression_search.json")
+    parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args()
     settings = [s.split("=", 1) for s in args.setting or ["today="]]
     rows = []
     for name, overrides in settings:
         for task in args.tasks:
             for seed in args.seeds:
-                row = {"setting": name, "overrides": overrides.split(), **measure(task, seed, overrides.split())}
+                items = overrides.split()
+                row = {"setting": name, "overrides": items, **measure(task, seed, items)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
