@@ -1,5 +1,7 @@
 """The command line: commands run, and user errors are one clear line with exit code 2."""
 
+import json
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -116,6 +118,13 @@ def test_the_zoo_and_a_search_against_it_from_the_command_line(tmp_path):
     result = runner.invoke(app, [*search, "--out", str(tmp_path / "evo")])
     assert result.exit_code == 0, result.output
     assert "returned:" in result.output
+    summary = json.loads((tmp_path / "evo" / "result.json").read_text())
+    if summary["learned"]:
+        assert "learned: the returned loss equals no seed" in result.output
+    elif summary["baseline"]:
+        assert f"not learned: the returned loss is the baseline {summary['baseline']}" in (
+            " ".join(result.output.split())
+        )
     returned = str(tmp_path / "evo" / "best_loss.json")
     tested = runner.invoke(
         app, ["test", "--loss", returned, *noisy, "--seeds", "0", "--set", "meta_test.steps=40"]

@@ -538,6 +538,18 @@ def _finalists_table(selection: list[dict[str, Any]], metric: str) -> Table:
     return table
 
 
+def _learned_line(result: Any) -> str:
+    """Whether the returned loss is learned (issue 30, item 6), in words."""
+    if result.learned:
+        return "learned: the returned loss equals no seed and no zoo member up to a positive scale"
+    if result.baseline is not None:
+        return f"not learned: the returned loss is the baseline {result.baseline}"
+    if result.equals is not None:
+        return (f"not learned: the returned tree equals the zoo member {result.equals} up to a "
+                "positive scale")  # fmt: skip
+    return "not learned: the returned loss is the task loss"
+
+
 def _report_search(
     result: Any, config: Any, record: dict[str, Any], model: str, meta_test: bool
 ) -> None:
@@ -551,6 +563,7 @@ def _report_search(
     if result.selection:
         console.print(_finalists_table(result.selection, task_metric_name(task)))
     console.print(result.message, highlight=False)
+    console.print(_learned_line(result), highlight=False)
     if result.run_dir is not None:
         console.print(f"run directory: {result.run_dir}", highlight=False)
     loss = result.best
