@@ -145,6 +145,8 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         "expression": getattr(result.best, "expression", None),
         "task_loss": result.task_loss,
         "baseline": result.baseline,
+        "equals": result.equals,
+        "learned": result.learned,
         "message": result.message,
         "finalists": [
             {
@@ -204,7 +206,8 @@ def _extra_rows(
     def row(key: str, finalist_record: dict[str, Any], label: str) -> dict[str, Any]:
         finalist = Finalist.from_record(finalist_record)
         entry = {"row": key, "label": label, "lr_factor": finalist.lr_factor,
-                 "val_metric": finalist.val_metric, "family": finalist.family}  # fmt: skip
+                 "val_metric": finalist.val_metric, "family": finalist.family,
+                 "equals": finalist.equals, "learned": finalist.is_new}  # fmt: skip
         if finalist_record is returned:
             entry.update({k: main.get(k) for k in ("test_metric", "diverged", "reason", "details")})
         else:
@@ -226,8 +229,10 @@ def _extra_rows(
                                                  if s.get("lr_factor", 1.0) == 1.0]}  # fmt: skip
                 rows.append(row("ce_preset", plain, "task loss at the preset's lr"))
         return rows
+    # The best *learned* finalist: a learned loss that equals no seed and no zoo member
+    # up to a positive scale (issue 30, item 6).
     learned = [r for r in records if r.get("role", "learned") == "learned"
-               and r.get("val_metric") is not None]  # fmt: skip
+               and r.get("val_metric") is not None and r.get("equals") is None]  # fmt: skip
     if learned:
         best = min(learned, key=lambda r: r["val_metric"])
         rows.append(row("best_learned", best, f"best learned: {best['label']}"))

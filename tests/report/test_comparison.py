@@ -104,3 +104,21 @@ def test_the_zoo_table_lists_every_row_with_both_comparators():
         "EvoMAL, best learned finalist",
     ):
         assert f"| {label} |" in table
+
+
+def test_every_returned_loss_is_marked_learned_or_as_the_known_loss_it_is():
+    records = _zoo_records()
+    marks = [({"learned": False, "baseline": "gce(q=0.7) at 3x lr"}, "gce(q=0.7) at 3x lr"),
+             ({"learned": False, "baseline": None, "equals": "mae"}, "= mae")]  # fmt: skip
+    for record in (r for r in records if r["method"] == "evomal"):
+        record.update(marks[record["seed"]][0])
+        record["rows"][0].update({"learned": True, "equals": None})
+    rows = {r.key: r for r in method_rows(records)}
+    assert rows["evomal"].returned_as == {0: "gce(q=0.7) at 3x lr", 1: "= mae"}
+    assert rows["evomal/best_learned"].returned_as == {0: "learned", 1: "learned"}
+    assert rows["zoo"].returned_as == {}
+    table = markdown_table(list(rows.values()))
+    assert "returned loss per seed" in table.splitlines()[0]
+    assert "| gce(q=0.7) at 3x lr; = mae |" in table
+    old = method_rows(_zoo_records())  # records from before issue 30 say nothing
+    assert "returned loss per seed" not in markdown_table(old)

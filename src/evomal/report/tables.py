@@ -47,6 +47,9 @@ class MethodRow:
     memorisation: dict[int, float | None] = field(default_factory=dict)
     lr_factors: dict[int, float] = field(default_factory=dict)
     comparisons: tuple[Comparison, ...] = ()
+    #: per seed, what the returned loss is: "learned", the baseline's name, "= X" for a
+    #: tree that equals the known loss X up to a positive scale, or "task loss"
+    returned_as: dict[int, str] = field(default_factory=dict)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -192,7 +195,31 @@ def _row(key: str, cell: dict[str, Any]) -> MethodRow:
         other_metric={s: _other_metric(r) for s, r in seeds.items()},
         memorisation={s: _memorisation(r) for s, r in seeds.items()},
         lr_factors={s: float(r.get("lr_factor", 1.0)) for s, r in seeds.items()},
+        returned_as=_returned_as(key, cell, seeds),
     )
+
+
+def _returned_as(
+    key: str, cell: dict[str, Any], seeds: dict[int, dict[str, Any]]
+) -> dict[int, str]:
+    """What each seed's returned loss is, for the rows of a searching method."""
+    if cell["method"] in ("baseline", "zoo"):
+        return {}
+    out = {}
+    for seed, record in seeds.items():
+        if "learned" not in record:  # a record from before issue 30 does not say
+            continue
+        if record["learned"]:
+            out[seed] = "learned"
+        elif key.endswith("/best_learned") or record.get("row") == "best_learned":
+            out[seed] = f"= {record['equals']}" if record.get("equals") else "learned"
+        elif record.get("baseline"):
+            out[seed] = str(record["baseline"])
+        elif record.get("equals"):
+            out[seed] = f"= {record['equals']}"
+        else:
+            out[seed] = "task loss"
+    return out
 
 
 def comparators_of(rows: Sequence[MethodRow]) -> list[str]:
@@ -233,6 +260,8 @@ def table_cells(
     header += [_other_name(metric)] if other else []
     header += ["memorised (flipped labels fitted)"] if remembered else []
     header += ["lr factor per seed"] if factors else []
+    marked = any(r.returned_as for r in rows)
+    header += ["returned loss per seed (learned, or the known loss it is)"] if marked else []
     for c in comparators:
         header += [f"vs {names[c]}: Δ (paired t)", "p / Holm p", "Welch p", "seeds worse"]
     header += ["task loss returned", "search + selection work (s)"]
@@ -246,6 +275,9 @@ def table_cells(
         line += [_spread(list(row.memorisation.values()))] if remembered else []
         if factors:
             line += [", ".join(f"{row.lr_factors[s]:.3g}" for s in row.seeds)]
+        if marked:
+            line += ["; ".join(row.returned_as.get(s, "-") for s in row.seeds)
+                     if row.returned_as else "-"]  # fmt: skip
         for c in comparators:
             test = row.against(c)
             if test is None:
@@ -275,13 +307,13 @@ def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> s
     writer = csv.writer(out)
     writer.writerow(
         ["method", "seed", "test_metric", "best_fitness", "work_seconds", "task_loss",
-         "expression", "lr_factor", "baseline"]
+         "expression", "lr_factor", "baseline", "equals", "learned"]
     )  # fmt: skip
     for r in sorted(records, key=lambda r: (r["method"], r["seed"])):
         writer.writerow(
             [r["method"], r["seed"], r.get("test_metric"), r.get("best_fitness"),
              _work_seconds(r), r.get("task_loss"), r.get("expression"),
-             r.get("lr_factor", 1.0), r.get("baseline")]
+             r.get("lr_factor", 1.0), r.get("baseline"), r.get("equals"), r.get("learned")]
         )  # fmt: skip
     writer.writerow([])
     writer.writerow(
