@@ -153,3 +153,18 @@ def test_the_seed_losses_open_generation_zero(setting, expected):
     search(_task(), "linear", config, listener=events.append)
     first = [e.outcome.expression for e in events if hasattr(e, "outcome") and e.generation == 0]
     assert first[: len(expected)] == expected
+
+
+def test_resuming_a_finished_run_keeps_what_its_loss_is(tmp_path):
+    """A finished run read back (``resume``) still says which baseline it returned and that
+    it is not learned (before the fix it came back as 'learned')."""
+    config = build_config(None, [*TINY, "selection.k=2", "selection.baselines=zoo",
+                                 "selection.margin_se=100", "zoo.families=[ce, gce, mae]",
+                                 "zoo.grids={gce: [[0.7]]}", "zoo.lr_factors=[1]"])  # fmt: skip
+    task = _task().with_label_noise(0.3)
+    original = search(task, "linear", config, out=tmp_path / "run")
+    assert original.baseline is not None and not original.learned
+    again = resume(tmp_path / "run", task=task)
+    assert (again.baseline, again.equals, again.learned, again.task_loss) == (
+        original.baseline, original.equals, original.learned, original.task_loss
+    )  # fmt: skip

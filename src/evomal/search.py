@@ -287,6 +287,8 @@ def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | No
         verdicts=summary.get("verdicts", {}),
         task_loss=bool(summary.get("task_loss", False)),
         selection=summary.get("selection"),
+        baseline=summary.get("baseline"),
+        equals=summary.get("equals"),
     )
 
 
