@@ -38,6 +38,11 @@ from evomal.symbolic.transforms import OutputActivation
 T = TypeVar("T")
 
 
+#: The names ``gp.seed_losses`` accepts besides auto and none: the task loss and the zoo
+#: members that are trees (:data:`evomal.gp.seeds.SEED_TREES` maps each to its tree).
+SEED_LOSS_NAMES = ("task", "ce", "mae", "brier", "gce", "mse", "l1")
+
+
 @dataclass(frozen=True)
 class GPConfig:
     """The outer genetic-programming loop (paper Section 3.1.2)."""
@@ -72,23 +77,26 @@ class GPConfig:
     seed_task_loss: bool | None = None
 
     def __post_init__(self) -> None:
-        from evomal.gp.seeds import AUTO, NONE, check_names
-
         if self.seed_task_loss is not None:
             import warnings
 
-            replacement = ("task",) if self.seed_task_loss else (NONE,)
+            replacement = ("task",) if self.seed_task_loss else ("none",)
             warnings.warn(
                 f"gp.seed_task_loss is deprecated: write gp.seed_losses="
                 f"{'[task]' if self.seed_task_loss else 'none'} instead",
                 DeprecationWarning,
                 stacklevel=2,
             )
-            if self.seed_losses == (AUTO,):
+            if self.seed_losses == ("auto",):
                 object.__setattr__(self, "seed_losses", replacement)
             object.__setattr__(self, "seed_task_loss", None)
-        if self.seed_losses not in ((AUTO,), (NONE,)):
-            check_names(self.seed_losses)
+        if self.seed_losses not in (("auto",), ("none",)):
+            unknown = [n for n in self.seed_losses if n not in SEED_LOSS_NAMES]
+            if unknown:
+                raise ConfigError(
+                    f"gp.seed_losses: unknown loss {unknown[0]!r}; the zoo members that are "
+                    f"trees are {', '.join(sorted(SEED_LOSS_NAMES))} (or use 'auto' or 'none')"
+                )
         _positive(self, "population_size", "generations", "tournament_size", "max_height")
         _probability(self, "crossover_prob", "mutation_prob", "elitism", "keep_minimum")
         if not 0 <= self.init_min_height <= self.init_max_height <= self.max_height:

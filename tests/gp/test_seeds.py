@@ -79,3 +79,10 @@ def test_the_deprecated_seed_task_loss_maps_onto_seed_losses(old, new):
         from evomal.config import SearchConfig, from_dict, to_dict
 
         assert from_dict(SearchConfig, to_dict(config)).gp.seed_losses == new
+
+
+def test_the_config_knows_exactly_the_seed_names():
+    from evomal.config import SEED_LOSS_NAMES
+
+    trees = {n for kind in SEED_TREES.values() for n in kind}
+    assert set(SEED_LOSS_NAMES) == {"task", *trees}
