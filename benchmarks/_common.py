@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from evomal.tasks import Task
@@ -15,3 +19,10 @@ def mnist_shaped(n: int = 12_000) -> Task:
     return Task.from_tensors(
         "mnist-shaped", "classification", x, y, x[:1000], y[:1000], standardise="none"
     )
+
+
+def write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
+    """Write a benchmark's rows as ``{"rows": [...]}`` JSON (creating the folder) and say so."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")

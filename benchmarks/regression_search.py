@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import write_rows
 from evomal.config import build_config
 from evomal.events import CACHED, EVALUATED, GRADIENT_EQUIVALENT
 from evomal.losses.identity import known_equal_document, known_losses
@@ -89,9 +90,7 @@ def main() -> None:
                 row = {"setting": name, "overrides": items, **measure(task, seed, items)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

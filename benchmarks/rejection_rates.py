@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import write_rows
 from evomal.config import GPConfig, build_config
 from evomal.execution.context import ContextSpec, EvaluationContext
 from evomal.gp.filters import rejection_reason, rejection_traces
@@ -102,9 +103,7 @@ def main() -> None:
         row = rates(task, preset, trees)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

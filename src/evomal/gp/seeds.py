@@ -52,14 +52,11 @@ def task_name(kind: str) -> str:
 
 
 def check_names(names: Sequence[str]) -> None:
-    """A one-line error for an unknown seed name (checked when the config is built)."""
-    known = {TASK, *(n for trees in SEED_TREES.values() for n in trees)}
-    for name in names:
-        if name not in known:
-            raise ConfigError(
-                f"gp.seed_losses: unknown loss {name!r}; the zoo members that are trees are "
-                f"{', '.join(sorted(known))} (or use 'auto' or 'none')"
-            )
+    """A one-line error for an unknown seed name: the config's own check
+    (:data:`evomal.config.SEED_LOSS_NAMES`), for callers that skip the config."""
+    from evomal.config import GPConfig
+
+    GPConfig(seed_losses=tuple(names))
 
 
 def seed_expressions(
