@@ -12,7 +12,8 @@ the directory must read back (every JSON
 file parses, the checkpoint loads) and ``evomal resume`` continues it. At the
 end the killed run must equal the reference: the same best loss and fitness,
 and the same ``events.jsonl`` line for line (timings aside), so no
-evaluation was lost or repeated. Exits 1 on any difference.
+evaluation was lost or repeated. Exits 1 on any difference, and when fewer kills than
+asked for happened (the run ended first).
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ def main() -> int:
     while kills < args.kills:
         resume = (killed / "config.json").exists()
         at_write = kills % 2 == 1
-        # after the start-up, and short enough on average that the kills spread over the run
-        delay = startup + rng.uniform(0.0, 2 * work / (args.kills + 1))
+        # after the start-up; each kill at most 1/(kills + 1) of the work after the last
+        # checkpoint, so that all of them land before the run ends
+        delay = startup + rng.uniform(0.0, work / (args.kills + 1))
         trigger = kill_during(command(killed, args.tiny, resume), killed, delay, at_write)
         if trigger is None:
             print(f"the run finished before kill {kills + 1}")
@@ -147,6 +149,10 @@ def main() -> int:
     }
     print(json.dumps(report))
     (args.out / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
+    if kills < args.kills:
+        print(f"FAILED: {kills} of the {args.kills} kills asked for happened before the run "
+              "ended, so the soak did not test what it was asked to")  # fmt: skip
+        return 1
     return 0 if same_events and same_result else 1
 
 

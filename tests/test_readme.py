@@ -1,6 +1,7 @@
 """The README's set-up commands are the ones CI runs."""
 
 import re
+import shlex
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,11 +28,45 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert test.strip() in [line.strip() for line in ci]
 
 
+def _ci_commands() -> list[list[str]]:
+    """The commands ``.ci/run`` executes: continuation lines joined, comments dropped, each
+    line split at ``&&``, ``||`` and ``;`` and then into words."""
+    text = (ROOT / ".ci" / "run").read_text().replace("\\\n", " ")
+    commands = []
+    for line in text.splitlines():
+        if line.strip().startswith("#"):
+            continue
+        for part in re.split(r"&&|\|\||;", line):
+            words = shlex.split(part, comments=True)
+            if words:
+                commands.append(words)
+    return commands
+
+
+#: What CI may change in the README's run command: its budget and where it writes.
+_NOT_BUDGET = ("method", "task", "data.", "model")
+
+
 def test_ci_runs_the_readme_run_command():
-    ci = (ROOT / ".ci" / "run").read_text()
+    """CI runs the README's run command (``evomal search``) itself, changing only its budget
+    (``--set`` of sizes and steps) and adding ``--out``: the same task, model, method and
+    preset, not merely a line that contains the words."""
     run, _ = _setup_commands()
-    main_job = run.split("&&")[-1].strip()
-    assert main_job in ci
+    main_job = shlex.split(run.split("&&")[-1])
+    found = []
+    for words in _ci_commands():
+        if words[: len(main_job)] != main_job:
+            continue
+        rest = words[len(main_job) :]
+        options = rest[0::2]
+        values = rest[1::2]
+        if len(options) != len(values) or set(options) - {"--set", "--out"}:
+            continue
+        settings = [v for o, v in zip(options, values, strict=True) if o == "--set"]
+        if any(v.split("=", 1)[0].startswith(_NOT_BUDGET) for v in settings):
+            continue
+        found.append(words)
+    assert found, f"no command in .ci/run runs {' '.join(main_job)!r} with only budget settings"
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from rich.table import Table
 
 import evomal
 from evomal.errors import ConfigError, EvomalError, LossFileError, RunDirectoryError
+from evomal.losses.learned import task_loss_name
 
 app = typer.Typer(
     name="evomal",
@@ -539,7 +540,7 @@ def _finalists_table(selection: list[dict[str, Any]], metric: str) -> Table:
 
 
 def _learned_line(result: Any) -> str:
-    """Whether the returned loss is learned (issue 30, item 6), in words."""
+    """Whether the returned loss is learned (equals no seed and no zoo member), in words."""
     if result.learned:
         return "learned: the returned loss equals no seed and no zoo member up to a positive scale"
     if result.baseline is not None:
@@ -569,7 +570,7 @@ def _report_search(
     loss = result.best
     if loss is None or not meta_test:
         return
-    task_loss = "cross-entropy" if task.kind == "classification" else "MSE"
+    task_loss = task_loss_name(task.kind)
     metric = task_metric_name(task)
     table = Table(
         title=f"Meta-test: {model} on {task_name}, {config.meta_test.steps} steps, "

@@ -123,7 +123,7 @@ class LocalSearchConfig:
     phi_init_std: float = 1e-3
     base_lr: float | None = None  # None: fitness.optimizer.lr
     # Differentiate through fitness.optimizer (momentum, Nesterov, weight decay),
-    # as the authors' code does; false: a plain step p - lr * g (evomal before issue 10).
+    # as the authors' code does; false: a plain step p - lr * g (docs/decisions.md).
     unroll_optimizer: bool = True
     # Divide the learned loss by its mean gradient norm on the screening probe
     # (times the task loss's), inside the unrolled step and in the loss handed
@@ -222,7 +222,7 @@ class FilterConfig:
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """The final selection stage (beyond the paper; DESIGN.md).
+    """The final selection stage (beyond the paper; README, "The search": "Final selection").
 
     The top ``k`` distinct candidates and the task loss are trained for the
     meta-testing schedule (``steps``, default ``meta_test.steps``) over
@@ -234,11 +234,9 @@ class SelectionConfig:
     trains the finalists of a seed together where the run batches candidates
     (``execution.batch_candidates``): faster, but their float rounding then
     differs from meta-testing's one-by-one loop, and over a full schedule on a
-    small task that alone can reorder finalists (issue 14: on the README's
-    first command it picked a loss at validation 0.3475 against
-    cross-entropy's 0.375 that scored 0.400 against 0.365 when meta-tested).
-    So it is off by default: one by one, selection's validation numbers are
-    exactly the meta-test's.
+    small task that alone can reorder finalists (docs/decisions.md). So it is
+    off by default: one by one, selection's validation numbers are exactly the
+    meta-test's.
     """
 
     k: int = 5

@@ -230,7 +230,7 @@ def _extra_rows(
                 rows.append(row("ce_preset", plain, "task loss at the preset's lr"))
         return rows
     # The best *learned* finalist: a learned loss that equals no seed and no zoo member
-    # up to a positive scale (issue 30, item 6).
+    # up to a positive scale.
     learned = [r for r in records if r.get("role", "learned") == "learned"
                and r.get("val_metric") is not None and r.get("equals") is None]  # fmt: skip
     if learned:

@@ -240,3 +240,13 @@ def test_workers_exit_when_the_search_process_is_killed(tmp_path):
     for p in left:
         os.kill(p, signal.SIGKILL)
     assert not left, "workers outlived the killed search process"
+
+
+def test_a_batch_that_raises_is_computed_one_by_one():
+    from evomal.execution.base import batched_or_one_by_one
+
+    def broken() -> list[int]:
+        raise RuntimeError("one member broke the batch")
+
+    assert batched_or_one_by_one(lambda: [10, 20], lambda job: -job, [1, 2]) == [10, 20]
+    assert batched_or_one_by_one(broken, lambda job: -job, [1, 2]) == [-1, -2]

@@ -18,6 +18,7 @@ from typing import Any
 
 from evomal.errors import ConfigError, LossFileError, RunDirectoryError
 from evomal.files import read_json, write_json_atomic
+from evomal.losses.learned import task_loss_name
 
 Progress = Callable[[str], None]
 
@@ -30,17 +31,13 @@ class LossSpec:
     loss: Any  # "task" or an nn.Module
 
 
-def task_loss_label(kind: str) -> str:
-    return "cross-entropy" if kind == "classification" else "MSE"
-
-
 def losses_to_compare(files: Sequence[str | os.PathLike[str]], kind: str) -> list[LossSpec]:
     """The task loss first, then each loss file, run directory (labelled by its name) or
     known loss ``NAME[:P1,P2]`` (labelled as written)."""
     from evomal.losses.io import load_loss
     from evomal.losses.zoo import FAMILIES, parse_loss_spec
 
-    specs = [LossSpec(task_loss_label(kind), "task")]
+    specs = [LossSpec(task_loss_name(kind), "task")]
     for given in files:
         path, label = Path(given), None
         if not path.exists() and str(given).partition(":")[0] in FAMILIES:

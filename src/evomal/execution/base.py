@@ -58,6 +58,20 @@ def map_batched(
     return [result for chunk in executor.map(batched, chunks) for result in chunk]
 
 
+def batched_or_one_by_one(
+    batched: Callable[[], list[R]], single: Callable[[J], R], jobs: Sequence[J]
+) -> list[R]:
+    """``batched()`` (the jobs computed together), or, if it raises, ``single`` on each job.
+
+    Every population-batched stage falls back this way, so that a fault in
+    one candidate stays with that candidate instead of failing the batch.
+    """
+    try:
+        return batched()
+    except Exception:
+        return [single(job) for job in jobs]
+
+
 def split_evenly(n: int, parts: int) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges that cover ``range(n)`` in at most ``parts`` near-equal chunks."""
     parts = max(1, min(parts, n))

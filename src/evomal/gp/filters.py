@@ -21,8 +21,8 @@ the test about the direction of the loss's gradient, not its scale, which
 the local search can still adjust through phi.
 
 Run to convergence, the protocol also sees a loss whose minimum
-misclassifies: it fixes most errors early and then undoes them (issue 10
-found one that scores 1.0 after 50 steps and -0.064 at convergence). The
+misclassifies: it fixes most errors early and then undoes them (such a loss
+can score 1.0 after 50 steps and below 0 at convergence; docs/decisions.md). The
 metric is recorded every ``check_every`` steps, and the *late rise* is how
 far the final metric lies above the best one seen, as a fraction of the
 initial metric; :func:`rejection_reason` rejects a rise above a tolerance.

@@ -184,6 +184,11 @@ MAX_FILE_HEIGHT = 64
 MAX_FILE_NODES = 4096
 
 
+def task_loss_name(kind: str) -> str:
+    """What tables and messages call the task loss of ``kind``."""
+    return "cross-entropy" if kind == "classification" else "MSE"
+
+
 def task_loss_tree(kind: str) -> LearnedLoss:
     """The task loss of ``kind`` as a tree: cross-entropy (classification) or squared error."""
     return LearnedLoss.cross_entropy() if kind == "classification" else LearnedLoss.mse()

@@ -41,9 +41,10 @@ from torch import Tensor
 from evomal.errors import ConfigError
 from evomal.gp.filters import ParametricLoss
 from evomal.meta.base_learner import BaseLearner, State
-from evomal.meta.scale import ScaleNormaliser
+from evomal.meta.scale import ScaleNormaliser, final_scale
 from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.tasks.task import Split, Task
+from evomal.training.divergence import divergence
 from evomal.training.loop import TrainBatches
 from evomal.training.metrics import task_loss
 
@@ -157,6 +158,16 @@ def unrolled_task_loss(
     return task_loss(learner.task.kind, learner.forward(params, buffers, x), y)
 
 
+def meta_divergence(values: Tensor, phis: Sequence[Tensor], steps_done: int) -> list[str | None]:
+    """Why each of K candidates' local search diverged (``values``: ``[T, K]`` meta losses
+    from meta step 0), in the shared words of :func:`~evomal.training.divergence.divergence`."""
+    finite = torch.stack([torch.isfinite(phi.detach()).all() for phi in phis]).cpu()
+    return divergence(
+        values, finite, first_step=0, steps_done=steps_done, loss="meta loss", what="phi",
+        unit="meta step",
+    )  # fmt: skip
+
+
 def optimise_phi(
     loss: ParametricLoss,
     phi0: Tensor,
@@ -178,7 +189,7 @@ def optimise_phi(
     """
     phi = phi0.detach().clone().to(learners[0].task.device)
     if steps == 0 or phi.numel() == 0:
-        return LocalSearchResult(phi, [], False, scale=_final_scale(normaliser, loss, phi))
+        return LocalSearchResult(phi, [], False, scale=final_scale(normaliser, loss, phi))
     phi.requires_grad_(True)
     optimiser = torch.optim.Adam([phi], lr=meta_lr)
     seeds = meta_step_seeds(run_seed, steps)
@@ -209,19 +220,10 @@ def optimise_phi(
         if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
             # One host sync every CHECK_EVERY steps: stop early once phi or the loss blow up.
             window = meta_losses[: step + 1]
-            if not bool(torch.isfinite(window).all()) or not bool(torch.isfinite(phi).all()):
-                history = window.tolist()
-                bad = next((i for i, v in enumerate(history) if not np.isfinite(v)), step)
-                reason = f"non-finite meta loss or phi by meta step {bad}"
-                return LocalSearchResult(phi.detach(), history, True, reason)
+            (reason,) = meta_divergence(window.unsqueeze(1), [phi], step + 1)
+            if reason is not None:
+                return LocalSearchResult(phi.detach(), window.tolist(), True, reason)
     final = phi.detach()
     return LocalSearchResult(
-        final, meta_losses.tolist(), False, scale=_final_scale(normaliser, loss, final)
+        final, meta_losses.tolist(), False, scale=final_scale(normaliser, loss, final)
     )
-
-
-def _final_scale(normaliser: ScaleNormaliser | None, loss: ParametricLoss, phi: Tensor) -> float:
-    """The loss scale to hand back with ``phi``: its normalising factor, or 1."""
-    if normaliser is None:
-        return 1.0
-    return float(normaliser.factor(loss, phi.detach(), create_graph=False))

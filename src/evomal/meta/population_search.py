@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.func import functional_call, vmap
@@ -28,10 +27,11 @@ from evomal.meta.local_search import (
     CHECK_EVERY,
     LocalSearchResult,
     MetaSplit,
+    meta_divergence,
     meta_step_seeds,
     meta_streams,
 )
-from evomal.meta.scale import ScaleNormaliser
+from evomal.meta.scale import ScaleNormaliser, final_scale
 from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic.population import PopulationProgram, population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
@@ -88,7 +88,7 @@ def optimise_phi_population(
     phis = [p.detach().clone().to(device).requires_grad_(True) for p in phi0s]
     if steps == 0 or k_count == 0:
         return [
-            LocalSearchResult(p.detach(), [], False, scale=_scale(normaliser, loss, p))
+            LocalSearchResult(p.detach(), [], False, scale=final_scale(normaliser, loss, p))
             for loss, p in zip(losses, phis, strict=True)
         ]
     trainable = [p for p in phis if p.numel() > 0]
@@ -155,23 +155,15 @@ def optimise_phi_population(
             rows[k],
             failed[k] is not None,
             failed[k],
-            _scale(normaliser, losses[k], phis[k]) if failed[k] is None else 1.0,
+            final_scale(normaliser, losses[k], phis[k]) if failed[k] is None else 1.0,
         )
         for k in range(k_count)
     ]
 
 
-def _scale(normaliser: ScaleNormaliser | None, loss: ParametricLoss, phi: Tensor) -> float:
-    if normaliser is None:
-        return 1.0
-    return float(normaliser.factor(loss, phi.detach(), create_graph=False))
-
-
 def _check(failed: list[str | None], history: Tensor, step: int, phis: Sequence[Tensor]) -> None:
-    window = history[: step + 1]
-    finite = torch.isfinite(window).all(dim=0).tolist()
-    for k, ok in enumerate(finite):
-        if failed[k] is None and (not ok or not bool(torch.isfinite(phis[k]).all())):
-            column = window[:, k].tolist()
-            bad = next((i for i, v in enumerate(column) if not np.isfinite(v)), step)
-            failed[k] = f"non-finite meta loss or phi by meta step {bad}"
+    """Record why each candidate not yet marked failed diverged by meta step ``step``."""
+    found = meta_divergence(history[: step + 1], phis, step + 1)
+    for k, reason in enumerate(found):
+        if failed[k] is None:
+            failed[k] = reason

@@ -1,10 +1,9 @@
 """Scale normalisation: keep the learned loss's weights from acting as a learning rate.
 
 Multiplying a loss by ``c`` multiplies every SGD step by ``c``: a learning
-rate in disguise. Left alone, the local search uses phi mostly for that (at
-250 meta steps every edge weight of the cross-entropy tree grows to about
-1.2, a loss 2.1x cross-entropy; issue 10), and a gradient scale tuned
-through one step can overshoot once momentum accumulates over thousands.
+rate in disguise. Left alone, the local search uses phi mostly for that
+(docs/decisions.md), and a gradient scale tuned through one step can
+overshoot once momentum accumulates over thousands.
 
 :class:`ScaleNormaliser` removes that freedom. For weights ``phi`` it gives
 the factor ``c(phi) = g_task / g(phi)``, where ``g`` is the mean per-sample
@@ -61,3 +60,11 @@ class ScaleNormaliser:
         usable = torch.isfinite(norm) & (norm > FLAT)
         safe = torch.where(usable, norm, torch.ones_like(norm))
         return torch.where(usable, self.reference / safe, torch.ones_like(norm))
+
+
+def final_scale(normaliser: ScaleNormaliser | None, loss: ParametricLoss, phi: Tensor) -> float:
+    """The loss scale to hand back with a learned ``phi``: its normalising factor, or 1 when
+    the local search does not normalise (``normaliser`` is ``None``)."""
+    if normaliser is None:
+        return 1.0
+    return float(normaliser.factor(loss, phi.detach(), create_graph=False))

@@ -4,7 +4,7 @@ The local search differentiates the task loss after a few base-training
 steps with respect to the learned loss's weights. Those steps must be the
 ones fitness and meta-testing really take: with momentum 0.9 the step
 actually taken is far larger than a plain ``p - lr * g``, and a loss tuned
-through the plain step can overshoot once trained with momentum (issue 10).
+through the plain step can overshoot once trained with momentum.
 :class:`UnrolledSGD` is ``torch.optim.SGD`` (momentum, dampening 0,
 Nesterov, weight decay) as a pure function of the parameters, the gradients
 and the momentum buffers, so every operation stays on the autograd graph.

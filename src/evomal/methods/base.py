@@ -21,7 +21,7 @@ from evomal.events import Event, FinalistEvent, GenerationEvent, GridEvent, List
 from evomal.execution.base import Executor
 from evomal.execution.context import ContextSpec
 from evomal.losses.document import advice_of
-from evomal.losses.learned import task_loss_tree
+from evomal.losses.learned import task_loss_name, task_loss_tree
 from evomal.methods.selection import Candidate
 from evomal.runs.hall_of_fame import FameEntry, hall_of_fame
 from evomal.runs.store import RunStore
@@ -251,10 +251,6 @@ class MethodRun:
 Method = Callable[[MethodRun], SearchResult]
 
 
-def task_loss_name(kind: str) -> str:
-    return "cross-entropy" if kind == "classification" else "MSE"
-
-
 def apply_outcome(result: SearchResult, outcome: Any, kind: str) -> None:
     """Put a selection's winner into ``result``: the loss, its flags and the finalists.
 
@@ -288,17 +284,15 @@ def auto_batch_size(
     A user's model counts as an image model when its inputs have 2 or more
     dimensions (it most likely convolves them), and as small when it is not one.
 
-    * CPU, measured on 2 cores (``benchmarks/population.py``, docs/performance.md):
-      8 MLPs at once are about 2x faster than one by one, while 8 LeNet-5s
-      are about 17% slower (0.83x: vmapped convolutions cost more on a CPU than
-      they save). So dense models are batched and image models are not.
-    * GPU, predicted, not measured (there is no GPU where evomal is developed;
-      docs/performance.md, "GPU cost model"): a step of a small model (the
-      dense ones and LeNet-5) is bound by kernel launches, which one batched
-      kernel serves for all K models, while a deep convolutional net's step is
-      bound by arithmetic from K = 1, so batching it would bring little and
-      multiply its activation memory by K. ``benchmarks/gpu_cost_model.py``
-      measures the small-model case on a real GPU.
+    * CPU: vmapped dense layers save dispatches, while vmapped convolutions
+      cost more than they save, so dense models are batched and image models
+      are not.
+    * GPU: a step of a small model (the dense ones and LeNet-5) is bound by
+      kernel launches, which one batched kernel serves for all K models, while
+      a deep convolutional net's step is bound by arithmetic from K = 1, so
+      batching it would bring little and multiply its activation memory by K.
+
+    The measurements (and the GPU prediction) are in docs/decisions.md.
     """
     spec = model.registered
     image = spec.image if spec is not None else len(input_shape) >= 2

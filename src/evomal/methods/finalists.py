@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from evomal.execution.base import batched_or_one_by_one
 from evomal.execution.context import EvaluationContext
 from evomal.losses.io import loss_from_dict
 from evomal.methods.stages import describe_error
@@ -243,13 +244,14 @@ def train_finalists(ctx: EvaluationContext, jobs: list[FinalistJob]) -> list[Fin
     lr factor), so each result equals that finalist trained alone up to float
     rounding. Falls back to one by one if the batched run raises.
     """
-    start = time.perf_counter()
     groups: dict[tuple[int, int, int | None], list[int]] = {}
     for i, job in enumerate(jobs):
         groups.setdefault((job.seed, job.steps, _schedule(ctx, job)[1]), []).append(i)
-    runs: list[FinalistRun | None] = [None] * len(jobs)
     config = ctx.config
-    try:
+
+    def together() -> list[FinalistRun]:
+        start = time.perf_counter()
+        runs: list[FinalistRun | None] = [None] * len(jobs)
         for (seed, steps, every), members in groups.items():
             if len(members) == 1:
                 runs[members[0]] = train_finalist(ctx, jobs[members[0]])
@@ -279,9 +281,9 @@ def train_finalists(ctx: EvaluationContext, jobs: list[FinalistJob]) -> list[Fin
             for n, i in enumerate(members):
                 results = [task_results[n] for task_results in per_task]
                 runs[i] = _run_of(jobs[i], results, share, results[0].val_samples)
-    except Exception:
-        return [train_finalist(ctx, job) for job in jobs]
-    return [run for run in runs if run is not None]
+        return [run for run in runs if run is not None]
+
+    return batched_or_one_by_one(together, lambda job: train_finalist(ctx, job), jobs)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from evomal.execution.base import batched_or_one_by_one
 from evomal.execution.context import EvaluationContext
 from evomal.gp.filters import gradient_norms, gradient_signature, rejection_traces
 from evomal.losses.io import loss_from_dict
@@ -223,16 +224,18 @@ def screen(ctx: EvaluationContext, job: ScreenJob) -> list[ScreenOutcome]:
             alive.append((i, loss, phi))
     filters = ctx.config.filters
     if job.reject and filters.rejection and alive:
-        try:
-            traces = _rejection(ctx, [a[1] for a in alive], [a[2] for a in alive])
-        except Exception:
-            traces = []
-            for i, loss, phi in alive:
-                try:
-                    traces.append(_rejection(ctx, [loss], [phi])[0])
-                except Exception as exc:  # a fault stays inside its candidate
-                    traces.append((math.nan, math.nan))
-                    outcomes[i].failed = describe_error(exc)
+
+        def alone(candidate: tuple[int, CompiledLoss, torch.Tensor]) -> tuple[float, float]:
+            i, loss, phi = candidate
+            try:
+                return _rejection(ctx, [loss], [phi])[0]
+            except Exception as exc:  # a fault stays inside its candidate
+                outcomes[i].failed = describe_error(exc)
+                return (math.nan, math.nan)
+
+        traces = batched_or_one_by_one(
+            lambda: _rejection(ctx, [a[1] for a in alive], [a[2] for a in alive]), alone, alive
+        )
         for (i, _, _), (score, rise) in zip(alive, traces, strict=True):
             if outcomes[i].failed is None:
                 outcomes[i].score, outcomes[i].late_rise = score, rise
@@ -300,15 +303,16 @@ def optimise_batch(ctx: EvaluationContext, jobs: list[SearchJob]) -> list[Search
     """
     if not _searching(ctx):
         return [SearchOutcome(list(job.phi)) for job in jobs]
-    start = time.perf_counter()
-    try:
+
+    def together() -> list[SearchOutcome]:
+        start = time.perf_counter()
         losses = [_compiled(ctx, job.expression) for job in jobs]
         phis = [torch.tensor(job.phi, dtype=torch.get_default_dtype()) for job in jobs]
         batch = optimise_phi_population(losses, phis, ctx.learners, **search_kwargs(ctx))
-    except Exception:
-        return [optimise(ctx, job) for job in jobs]
-    share = (time.perf_counter() - start) / max(1, len(jobs))
-    return [_search_outcome(result, share) for result in batch]
+        share = (time.perf_counter() - start) / max(1, len(jobs))
+        return [_search_outcome(result, share) for result in batch]
+
+    return batched_or_one_by_one(together, lambda job: optimise(ctx, job), jobs)
 
 
 def fitness(ctx: EvaluationContext, job: FitnessJob) -> FitnessOutcome:
@@ -343,11 +347,12 @@ def fitness_batch(ctx: EvaluationContext, jobs: list[FitnessJob]) -> list[Fitnes
     of a batch share one prune threshold and step count (the evaluator gives
     them one); where they differ, they are trained one by one.
     """
-    start = time.perf_counter()
     if len({(_prune(ctx, job), job.steps) for job in jobs}) > 1:
         return [fitness(ctx, job) for job in jobs]
     prune, steps = _prune(ctx, jobs[0]), jobs[0].steps or ctx.config.fitness.steps
-    try:
+
+    def together() -> list[FitnessOutcome]:
+        start = time.perf_counter()
         losses = [loss_from_dict(job.document) for job in jobs]
         per_task = []
         for j, learner in enumerate(ctx.learners):
@@ -364,13 +369,13 @@ def fitness_batch(ctx: EvaluationContext, jobs: list[FitnessJob]) -> list[Fitnes
                     prune=prune,
                 )
             )
-    except Exception:
-        return [fitness(ctx, job) for job in jobs]
-    share = (time.perf_counter() - start) / len(jobs)
-    return [
-        _fitness_outcome([task_results[k] for task_results in per_task], prune, share)
-        for k in range(len(jobs))
-    ]
+        share = (time.perf_counter() - start) / len(jobs)
+        return [
+            _fitness_outcome([task_results[k] for task_results in per_task], prune, share)
+            for k in range(len(jobs))
+        ]
+
+    return batched_or_one_by_one(together, lambda job: fitness(ctx, job), jobs)
 
 
 def describe_error(exc: BaseException) -> str:

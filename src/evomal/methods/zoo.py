@@ -38,8 +38,9 @@ import torch
 from evomal.config import SearchConfig
 from evomal.errors import ConfigError
 from evomal.events import GridEvent
+from evomal.losses.learned import task_loss_name
 from evomal.losses.zoo import FAMILIES, ZooLoss, check_params, default_families
-from evomal.methods.base import MethodRun, SearchResult, apply_outcome, task_loss_name
+from evomal.methods.base import MethodRun, SearchResult, apply_outcome
 from evomal.methods.finalists import BASELINE, Finalist, FinalistJob, FinalistRun
 from evomal.methods.selection import (
     SelectionOutcome,

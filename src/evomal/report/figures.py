@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from evomal.events import CACHED, EVALUATED, FAILED, GRADIENT_EQUIVALENT, INVARIANT, REJECTED
+from evomal.losses.learned import task_loss_name
 from evomal.report.sources import RunData
 from evomal.report.tables import METHOD_LABELS, METHOD_ORDER
 from evomal.symbolic.primitives import PRIMITIVES
@@ -83,7 +84,7 @@ def loss_shape(losses: Sequence[tuple[str, nn.Module]], kind: str = "classificat
     from evomal.losses.learned import LearnedLoss
 
     reference = LearnedLoss.cross_entropy() if kind == "classification" else LearnedLoss.mse()
-    name = "cross-entropy" if kind == "classification" else "MSE"
+    name = task_loss_name(kind)
     if kind != "classification":
         fig = Figure(figsize=(5.5, 4))
         axis = fig.subplots()

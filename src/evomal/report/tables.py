@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evomal.losses.learned import task_loss_name
 from evomal.methods.registry import METHODS, REGISTRY
 from evomal.report.comparison import Comparison, compare
 
@@ -100,7 +101,7 @@ def _memorisation(record: dict[str, Any]) -> float | None:
 
 
 def _row_label(method: str, key: str, kind: str) -> str:
-    task = "cross-entropy" if kind != "regression" else "MSE"
+    task = task_loss_name(kind)
     method_label = METHOD_LABELS.get(method, method)
     if method == "zoo":
         fixed = {
@@ -161,7 +162,7 @@ def _add_tuned_task_loss(cells: dict[str, dict[str, Any]], kind: str) -> None:
     stopped = cells.get("zoo/ce_es") or cells.get("zoo/mse_es")
     if plain is None or stopped is None:
         return
-    task = "cross-entropy" if kind != "regression" else "MSE"
+    task = task_loss_name(kind)
     chosen = {}
     for seed, record in plain["seeds"].items():
         other = stopped["seeds"].get(seed)
@@ -207,7 +208,7 @@ def _returned_as(
         return {}
     out = {}
     for seed, record in seeds.items():
-        if "learned" not in record:  # a record from before issue 30 does not say
+        if "learned" not in record:  # an older record does not say
             continue
         if record["learned"]:
             out[seed] = "learned"

@@ -12,11 +12,8 @@ schedule (see the class for the layout): per level, one gather, one
 by the edge weights, so the number of ops grows with the trees' height and
 the primitive types present, not with K times the number of nodes.
 
-Measured on 2 CPU cores (issue 14, docs/performance.md): for the 8 benchmark
-trees, a loss forward and backward issues 387 aten calls against 414 one by
-one, each moving K times more data, so the gain is modest and grows with K:
-1.01x at K = 8, 1.25x at 16 and 1.32x at 32 on whole batched fitness and
-local-search steps.
+Each op moves K times more data, but the count of ops barely falls for
+shallow trees, so the gain is modest and grows with K (docs/decisions.md).
 
 Edge weights follow :mod:`evomal.symbolic.compile`: ``phi_k[i - 1]`` weights
 the edge from node ``i`` of tree ``k`` (prefix order) to its parent, a
@@ -212,10 +209,8 @@ def _cat(parts: list[Tensor], like: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
-#: The smallest population evaluated as one program by :func:`population_program`.
-#: Measured on 2 CPU cores, same process, alternating (docs/performance.md): inside
-#: batched fitness and local search on the MLP the program is 1.01x (K = 8), 1.25x
-#: (16) and 1.32x (32) as fast as the trees one by one, so it starts at 16.
+#: The smallest population evaluated as one program by :func:`population_program`:
+#: below it the program gains nothing over the trees one by one (docs/decisions.md).
 MIN_PROGRAM_SIZE = 16
 
 

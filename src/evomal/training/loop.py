@@ -29,6 +29,7 @@ from evomal.errors import ConfigError, LossFileError, UnknownNameError
 from evomal.optim import SGDConfig
 from evomal.tasks.task import Split, Task
 from evomal.training.device import resolve_device
+from evomal.training.divergence import divergence, finite_members
 from evomal.training.metrics import per_sample_metric, sample_weights, task_loss, task_metric_name
 
 if TYPE_CHECKING:
@@ -237,11 +238,6 @@ def evaluate_per_sample(
     return torch.cat(list(_per_sample_batches(model, split, task, batch_size)))
 
 
-def _nonfinite_parameters(model: nn.Module) -> bool:
-    flags = [torch.isfinite(p).all() for p in model.parameters()]
-    return bool(flags) and not bool(torch.stack(flags).all())
-
-
 def train(
     model: ModelLike,
     loss: Any,
@@ -325,12 +321,12 @@ def train(
             if done in stop_at:
                 best.offer(model, done, curve[-1][1])
         if pruned or done % check_every == 0 or done == steps:
-            window = losses[max(0, done - check_every) : done]
-            if not bool(torch.isfinite(window).all()):
-                bad = int(torch.nonzero(~torch.isfinite(window))[0]) + max(0, done - check_every)
-                diverged, reason = True, f"non-finite training loss at step {bad}"
-            elif _nonfinite_parameters(model):
-                diverged, reason = True, f"non-finite parameters by step {done}"
+            first = max(0, done - check_every)
+            finite = finite_members([p.detach().unsqueeze(0) for p in model.parameters()], 1)
+            (reason,) = divergence(
+                losses[first:done].unsqueeze(1), finite, first_step=first, steps_done=done
+            )
+            diverged = reason is not None
             if progress is not None:
                 progress(done, steps)
             if diverged or pruned:

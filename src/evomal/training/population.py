@@ -32,6 +32,7 @@ from evomal.optim import SGDConfig
 from evomal.symbolic.population import population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.tasks.task import Split, Task
+from evomal.training.divergence import divergence, finite_members
 from evomal.training.loop import (
     Prune,
     TrainBatches,
@@ -348,16 +349,10 @@ def _copy_rows(target: dict[str, Tensor], source: dict[str, Tensor], rows: Tenso
 def _mark_diverged(
     diverged: list[str | None], history: Tensor, done: int, window: int, stacked: StackedModel
 ) -> None:
-    recent = history[max(0, done - window) : done]
-    finite_loss = torch.isfinite(recent).all(dim=0)
-    finite_params = torch.stack(
-        [torch.isfinite(p.reshape(p.shape[0], -1)).all(dim=1) for p in stacked.params.values()]
-    ).all(dim=0)
-    for k, (loss_ok, params_ok) in enumerate(
-        zip(finite_loss.tolist(), finite_params.tolist(), strict=True)
-    ):
-        if diverged[k] is None and not loss_ok:
-            bad = int(torch.nonzero(~torch.isfinite(recent[:, k]))[0]) + max(0, done - window)
-            diverged[k] = f"non-finite training loss at step {bad}"
-        elif diverged[k] is None and not params_ok:
-            diverged[k] = f"non-finite parameters by step {done}"
+    """Record why each member not yet marked diverged in the last ``window`` steps."""
+    first = max(0, done - window)
+    finite = finite_members(stacked.params.values(), history.shape[1])
+    found = divergence(history[first:done], finite, first_step=first, steps_done=done)
+    for k, reason in enumerate(found):
+        if diverged[k] is None:
+            diverged[k] = reason
