@@ -69,16 +69,18 @@ LABELS = {
 def run(args: argparse.Namespace) -> None:
     seeds = tuple(parse_seeds(args.seeds))
     for task in args.tasks:
-        base = ExperimentSpec(("baseline",), task, args.model, seeds, args.preset, ())
+        base = ExperimentSpec(
+            methods=("baseline",), task=task, model=args.model, seeds=seeds, preset=args.preset
+        )
         run_experiment(base, Path(args.out) / task / "baseline", progress=_say)
         for variant in args.variants:
             spec = ExperimentSpec(
-                (args.method,),
-                task,
-                args.model,
-                seeds,
-                args.preset,
-                (*VARIANTS[variant], *args.set),
+                methods=(args.method,),
+                task=task,
+                model=args.model,
+                seeds=seeds,
+                preset=args.preset,
+                overrides=(*VARIANTS[variant], *args.set),
             )
             run_experiment(spec, Path(args.out) / task / variant, progress=_say)
 

@@ -49,7 +49,15 @@ METHODS = ("baseline", "ml3", "taylorglo", "glo", "gplfl", "evomal")
 def experiment_dir(tmp_path_factory):
     """Every method, two seeds, on wine with a linear model (seconds, not minutes)."""
     root = tmp_path_factory.mktemp("report") / "experiment"
-    run_experiment(ExperimentSpec(METHODS, "wine", "linear", (0, 1), "quick", REPORT_TINY), root)
+    spec = ExperimentSpec(
+        methods=METHODS,
+        task="wine",
+        model="linear",
+        seeds=(0, 1),
+        preset="quick",
+        overrides=REPORT_TINY,
+    )
+    run_experiment(spec, root)
     return root
 
 

@@ -295,7 +295,8 @@ API_CASES = [
     ("model output shape", lambda t, r, w: _search(w, _wrong_outputs), E.ModelError),
     ("bad seeds", lambda t, r, w: parse_seeds("a-b"), E.ConfigError),
     ("unknown method in experiment", lambda t, r, w: run_experiment(
-        ExperimentSpec(("baseline", "nosuch"), "wine", "linear", (0,), "quick"), t / "exp"),
+        ExperimentSpec(methods=("baseline", "nosuch"), task="wine", model="linear", seeds=(0,),
+                       preset="quick"), t / "exp"),
      E.UnknownNameError),
     ("bad kind", lambda t, r, w: evomal.get_task("wine", kind="ranking"), E.ConfigError),
     ("noise rate of 1", lambda t, r, w: w.with_label_noise(1.0), E.ConfigError),

@@ -29,7 +29,14 @@ TINY = (
 
 
 def test_experiment_runs_each_pair_once_and_resumes(tmp_path):
-    spec = ExperimentSpec(("baseline", "gplfl"), "wine", "linear", (0, 1), "quick", TINY)
+    spec = ExperimentSpec(
+        methods=("baseline", "gplfl"),
+        task="wine",
+        model="linear",
+        seeds=(0, 1),
+        preset="quick",
+        overrides=TINY,
+    )
     messages = []
     run_experiment(spec, tmp_path, progress=messages.append)
     records = load_cells(tmp_path)
@@ -46,7 +53,15 @@ def test_experiment_runs_each_pair_once_and_resumes(tmp_path):
     # a different task in the same directory is refused
     with pytest.raises(ValueError, match="holds an experiment"):
         run_experiment(
-            ExperimentSpec(("baseline",), "digits", "linear", (0,), "quick", TINY), tmp_path
+            ExperimentSpec(
+                methods=("baseline",),
+                task="digits",
+                model="linear",
+                seeds=(0,),
+                preset="quick",
+                overrides=TINY,
+            ),
+            tmp_path,
         )
 
 
@@ -59,7 +74,9 @@ def _interrupted_evomal_search(root):
     config = build_config("quick", TINY, {"seed": 0, "method": "evomal"})
     search(get_task("wine", seed=0), "linear", config, out=root / "evomal" / "seed-0" / "search",
            max_generations=1, spec={"task": "wine", "model": "linear"})  # fmt: skip
-    return ExperimentSpec(("evomal",), "wine", "linear", (0,), "quick", TINY)
+    return ExperimentSpec(
+        methods=("evomal",), task="wine", model="linear", seeds=(0,), preset="quick", overrides=TINY
+    )
 
 
 def test_interrupted_search_is_resumed_by_a_rerun(tmp_path):

@@ -34,6 +34,6 @@ def test_a_run_stopped_by_the_old_code_resumes_to_the_old_result(method, tmp_pat
         if key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-6)
     assert result.best_fitness == pytest.approx(expected["best_fitness"], abs=1e-6)
-    assert [h["best_so_far"] for h in result.history] == pytest.approx(
+    assert [h.best_so_far for h in result.history] == pytest.approx(
         [h["best_so_far"] for h in expected["history"]], abs=1e-6
     )

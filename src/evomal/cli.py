@@ -486,9 +486,8 @@ class SearchProgress:
         else:
             self.generation = event.generation + 1
             best = event.best
-            if best is not None and best.get("fitness") is not None:
-                label = best.get("expression") or event.summary.best_expression or ""
-                self.best = f"{best['fitness']:.4f} {label}"
+            if best is not None and best.fitness is not None:
+                self.best = f"{best.fitness:.4f} {best.label}"
         counts = " ".join(f"{k}={v}" for k, v in sorted(self.verdicts.items()))
         info = f"gen {self.generation}/{self.total} | {counts} | best {self.best}"
         self.progress.update(self.handle, completed=self.generation, info=info[:160])
@@ -1096,15 +1095,15 @@ def experiment(
 
     build_config(preset, set_)  # fail fast on a bad preset or --set key
     spec = ExperimentSpec(
-        tuple(m.strip() for m in methods.split(",") if m.strip()),
-        task,
-        model,
-        tuple(parse_seeds(seeds)),
-        preset,
-        tuple(set_),
-        str(data_dir) if data_dir else None,
-        target,
-        _kind(kind),
+        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        task=task,
+        model=model,
+        seeds=tuple(parse_seeds(seeds)),
+        preset=preset,
+        overrides=tuple(set_),
+        data_dir=str(data_dir) if data_dir else None,
+        target=target,
+        kind=_kind(kind),
     )
     run_experiment(spec, out, progress=lambda message: console.print(message, highlight=False))
     _write_report(out)

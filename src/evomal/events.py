@@ -23,7 +23,7 @@ FAILED = "failed"  # exception, non-finite loss, diverging training
 INVARIANT = "invariant"  # violates the invariant filter (filters.invariant), never trained
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Outcome:
     """Everything decided about one candidate loss.
 
@@ -127,46 +127,66 @@ class GenerationSummary:
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
 
+@dataclass(frozen=True, kw_only=True)
+class Scored:
+    """A candidate a method scored, as every method reports it: the loss file it is
+    (``document``, read by :func:`evomal.losses.io.loss_from_dict`), its search
+    fitness, the generation that scored it, a readable ``label`` and its ``key``.
+
+    It is the best-so-far of a generation, the best of a GP state and of a
+    search result, whatever the method (a tree, a Taylor polynomial, a network).
+    """
+
+    document: dict[str, Any]
+    fitness: float | None
+    generation: int
+    label: str
+    #: what makes two candidates the same loss (a tree's equivalence key), when known
+    key: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scored:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
 @dataclass
 class GenerationEvent:
-    """A finished generation: its summary, the best so far, and the state to checkpoint."""
+    """A finished generation: its summary and the best candidate so far."""
 
     generation: int
     summary: GenerationSummary
-    best: dict[str, Any] | None
-    checkpoint: dict[str, Any]
+    best: Scored | None
 
 
 @dataclass
 class FinalistEvent:
-    """A finalist of the selection stage was trained and scored on validation.
+    """Finalist ``index`` of the selection stage was trained and scored on validation.
 
-    ``records`` holds every finalist scored so far (this one last) and
-    ``checkpoint`` the state to store, so that selection resumes per finalist.
+    ``records`` holds every finalist scored so far in rank order, those trained
+    in the same group as this one included, so that ``selection.json`` written
+    from it agrees with the checkpoint taken after the group.
     """
 
     index: int
     total: int
     records: list[dict[str, Any]]
-    checkpoint: dict[str, Any]
 
     @property
     def record(self) -> dict[str, Any]:
-        return self.records[-1]
+        return self.records[self.index]
 
 
 @dataclass
 class GridEvent:
-    """A chunk of the zoo's parameter grid was trained (``done`` of ``total`` runs).
-
-    ``cells`` holds every grid cell scored so far and ``checkpoint`` the state
-    to store, so that a resumed run trains only the rest of the grid.
-    """
+    """A chunk of the zoo's parameter grid was trained (``done`` of ``total`` runs);
+    ``cells`` holds every grid cell scored so far."""
 
     done: int
     total: int
     cells: list[dict[str, Any]]
-    checkpoint: dict[str, Any]
 
 
 Event = CandidateEvent | GenerationEvent | FinalistEvent | GridEvent

@@ -40,7 +40,7 @@ from evomal.training.loop import TrainResult
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExperimentSpec:
     methods: tuple[str, ...]
     task: str

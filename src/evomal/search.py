@@ -17,7 +17,7 @@ from typing import Any
 
 from evomal.config import Scenario, SearchConfig, build_config, replace_config, to_dict
 from evomal.errors import ConfigError, ModelError, RunDirectoryError
-from evomal.events import Listener
+from evomal.events import GenerationSummary, Listener
 from evomal.execution.base import Executor, SerialExecutor
 from evomal.losses.io import load_loss
 from evomal.methods.base import MethodRun, SearchResult
@@ -275,12 +275,15 @@ def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | No
 
     summary = read_json(path, "run result", RunDirectoryError)
     best = load_loss(store.best_loss_path) if store.best_loss_path.exists() else None
-    history = [json.loads(line) for line in store.generations_path.read_text().splitlines() if line]
+    history = [
+        GenerationSummary.from_dict(json.loads(line))
+        for line in store.generations_path.read_text().splitlines()
+        if line
+    ]
     return SearchResult(
         method=config.method,
         best=best,
         best_fitness=summary.get("best_fitness"),
-        best_outcome=None,
         history=history,
         run_dir=store.root,
         message=summary.get("message", ""),
@@ -327,17 +330,17 @@ def _run(
     owns_executor = executor is None
     executor = executor or make_executor(config)
     run = MethodRun(
-        config.method,
-        task.without_test(),
-        model,
-        config,
-        executor,
-        store,
-        listener,
-        payload,
-        max_generations,
-        vmappable,
-        cache,
+        method=config.method,
+        task=task.without_test(),
+        model=model,
+        config=config,
+        executor=executor,
+        store=store,
+        listener=listener,
+        resume_from=payload,
+        max_generations=max_generations,
+        vmappable=vmappable,
+        cache=cache,
     )
     try:
         return method.load()(run)

@@ -53,7 +53,7 @@ def _same_result(a, b):
     assert a.best.expression == b.best.expression
     assert a.best_fitness == b.best_fitness
     np.testing.assert_allclose(a.best.phi.numpy(), b.best.phi.numpy(), atol=1e-5)
-    assert [h["verdicts"] for h in a.history] == [h["verdicts"] for h in b.history]
+    assert [h.verdicts for h in a.history] == [h.verdicts for h in b.history]
     assert a.task_loss == b.task_loss
     assert [f["val_metric"] for f in a.selection] == [f["val_metric"] for f in b.selection]
 

@@ -296,13 +296,16 @@ def test_when_the_task_loss_wins_it_is_returned_and_said_so(tmp_path):
 
     twin = LearnedLoss("add(mul(-1, mul(y, log(fx))), 1)")
     run = MethodRun(
-        "evomal", _task().without_test(), resolve_model("linear"), config, SerialExecutor()
+        method="evomal",
+        task=_task().without_test(),
+        model=resolve_model("linear"),
+        config=config,
+        executor=SerialExecutor(),
     )
     found = SearchResult(
         method="evomal",
         best=twin,
         best_fitness=0.5,
-        best_outcome=None,
         history=[],
         run_dir=None,
         message="found",
@@ -317,30 +320,33 @@ def test_when_the_task_loss_wins_it_is_returned_and_said_so(tmp_path):
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_a_run_killed_during_selection_resumes_to_the_same_result(tmp_path, batched):
-    """One by one, the checkpoint follows every finalist; batched, every group of finalists
-    trained together (here all of them), so a resume retrains only what no checkpoint holds."""
+    """The run is checkpointed after each group of finalists trained together: one by one,
+    after every finalist; batched, after all of them here. A kill at a finalist's event
+    (recorded, its group not yet checkpointed) makes the resume retrain that group only."""
     config = build_config(None, [*TINY, f"selection.batched={str(batched).lower()}"])
     full = search(_task(), "linear", config, out=tmp_path / "full")
+    kill_at = 2 if batched else 3  # one by one: finalists 0 and 1 are checkpointed
     seen = []
 
-    def kill_after_two(event):
+    def kill(event):
         if isinstance(event, FinalistEvent):
             seen.append(event.index)
-            if len(seen) == 2:
-                raise KeyboardInterrupt  # as a kill right after the checkpoint
+            if len(seen) == kill_at:
+                raise KeyboardInterrupt  # as a kill after the event was recorded
 
     with pytest.raises(KeyboardInterrupt):
-        search(_task(), "linear", config, out=tmp_path / "part", listener=kill_after_two)
+        search(_task(), "linear", config, out=tmp_path / "part", listener=kill)
     assert not (tmp_path / "part" / "result.json").exists()
     partial = json.loads((tmp_path / "part" / "selection.json").read_text())
-    assert len(partial["finalists"]) == (len(full.selection) if batched else 2)
+    assert len(partial["finalists"]) == (len(full.selection) if batched else 3)
     trained_again = []
     resumed = resume(
         tmp_path / "part",
         task=_task(),
         listener=lambda e: trained_again.append(e.index) if isinstance(e, FinalistEvent) else None,
     )
-    assert trained_again == ([] if batched else list(range(2, len(full.selection))))
+    first = 0 if batched else 2
+    assert trained_again == list(range(first, len(full.selection)))
     assert _untimed(resumed.selection) == _untimed(full.selection)
     assert resumed.best.to_dict() == full.best.to_dict()
     assert resumed.task_loss == full.task_loss

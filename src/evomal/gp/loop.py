@@ -35,6 +35,7 @@ from evomal.events import (
     GenerationSummary,
     Listener,
     Outcome,
+    Scored,
 )
 from evomal.gp.operators import (
     combine_keeping_minimum,
@@ -50,46 +51,109 @@ from evomal.symbolic.primitives import PrimitiveSet
 from evomal.symbolic.tree import Tree, parse
 
 Evaluate = Callable[[Sequence[Tree]], list[Outcome]]
+#: How the method turns a scored tree into its record (the loss file needs the task's kind).
+Record = Callable[[Outcome, int], Scored]
 
 
-def _passed(outcome: dict[str, Any] | None) -> bool:
+def _passed(outcome: Outcome | None) -> bool:
     """A candidate that passed the screen and has a fitness of its own or borrowed."""
     return (
         outcome is not None
-        and outcome.get("fitness") is not None
-        and outcome.get("verdict") in (EVALUATED, CACHED, GRADIENT_EQUIVALENT)
+        and outcome.fitness is not None
+        and outcome.verdict in (EVALUATED, CACHED, GRADIENT_EQUIVALENT)
     )
+
+
+@dataclass(frozen=True)
+class Individual:
+    """A tree of the population and its outcome (``None`` until it is scored)."""
+
+    expression: str
+    outcome: Outcome | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "expression": self.expression,
+            "outcome": None if self.outcome is None else self.outcome.as_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Individual:
+        outcome = data.get("outcome")
+        return cls(data["expression"], None if outcome is None else Outcome.from_dict(outcome))
+
+    @property
+    def fitness(self) -> float | None:
+        return None if self.outcome is None else self.outcome.fitness
 
 
 @dataclass
 class GPState:
-    """Everything needed to continue a GP run, as plain data."""
+    """Everything needed to continue a GP run; :meth:`as_dict` is plain data."""
 
     generation: int  # the next generation to score
-    population: list[dict[str, Any]]  # {"expression": str, "outcome": dict | None}
+    population: list[Individual]
     rng_state: dict[str, Any]
-    best: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    best: Scored | None = None
+    history: list[GenerationSummary] = field(default_factory=list)
     evaluator_state: dict[str, Any] = field(default_factory=dict)
     done: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(self.__dict__)
+        return copy.deepcopy(
+            {
+                "generation": self.generation,
+                "population": [ind.as_dict() for ind in self.population],
+                "rng_state": self.rng_state,
+                "best": None if self.best is None else self.best.as_dict(),
+                "history": [summary.as_dict() for summary in self.history],
+                "evaluator_state": self.evaluator_state,
+                "done": self.done,
+            }
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GPState:
-        return cls(**copy.deepcopy(data))
+    def from_dict(cls, data: dict[str, Any], record: Record | None = None) -> GPState:
+        """Read :meth:`as_dict`'s form. A checkpoint of version 1 stored the best candidate's
+        outcome (with its generation) instead of its record: ``record`` rebuilds that."""
+        data = copy.deepcopy(data)
+        best = data.get("best")
+        scored: Scored | None = None
+        if best is not None and "document" not in best:
+            if record is None:
+                raise ValueError("a version-1 GP state needs record= to read its best candidate")
+            scored = record(Outcome.from_dict(best), best["generation"])
+        elif best is not None:
+            scored = Scored.from_dict(best)
+        return cls(
+            generation=data["generation"],
+            population=[Individual.from_dict(ind) for ind in data["population"]],
+            rng_state=data["rng_state"],
+            best=scored,
+            history=[GenerationSummary.from_dict(h) for h in data.get("history", [])],
+            evaluator_state=data.get("evaluator_state", {}),
+            done=data.get("done", False),
+        )
 
 
 class GeneticProgramming:
     """The outer loop over a population of loss trees."""
 
     def __init__(
-        self, config: GPConfig, evaluate: Evaluate, listener: Listener | None = None
+        self,
+        config: GPConfig,
+        evaluate: Evaluate,
+        record: Record,
+        listener: Listener | None = None,
+        checkpoint: Callable[[GPState], None] | None = None,
     ) -> None:
+        """``record`` turns a scored tree into its record; ``listener`` receives the events;
+        ``checkpoint`` receives the state after each generation's events."""
         self.config = config
         self.evaluate = evaluate
+        self.record = record
         self.listener = listener or (lambda event: None)
+        self.checkpoint = checkpoint or (lambda state: None)
         self.pset = PrimitiveSet(tuple(config.functions), tuple(config.terminals))
 
     def initial_state(self, seed: int, seeded: Sequence[str] = ()) -> GPState:
@@ -105,20 +169,19 @@ class GeneticProgramming:
                 f"{len(seeded)} seeded individuals do not fit a population of {c.population_size}"
             )
         population = [
-            {
-                "expression": str(
+            Individual(
+                str(
                     repair(
                         rng,
                         gen_half_and_half(rng, c.init_min_height, c.init_max_height, self.pset),
                         self.pset,
                     )
-                ),
-                "outcome": None,
-            }
+                )
+            )
             for _ in range(c.population_size)
         ]
         for i, expression in enumerate(seeded):
-            population[i] = {"expression": str(parse(expression)), "outcome": None}
+            population[i] = Individual(str(parse(expression)))
         return GPState(0, population, dict(rng.bit_generator.state))
 
     def run(
@@ -132,7 +195,7 @@ class GeneticProgramming:
         ``evaluator_state`` returns the evaluator's caches, stored in each
         checkpointed state.
         """
-        state = GPState.from_dict(state.as_dict())
+        state = GPState.from_dict(state.as_dict())  # a copy: the caller's state stays as it was
         ran = 0
         while state.generation < self.config.generations and not state.done:
             if max_generations is not None and ran >= max_generations:
@@ -147,14 +210,14 @@ class GeneticProgramming:
         self, state: GPState, evaluator_state: Callable[[], dict[str, Any]] | None
     ) -> None:
         g = state.generation
-        todo = [i for i, ind in enumerate(state.population) if ind["outcome"] is None]
-        outcomes = self.evaluate([parse(state.population[i]["expression"]) for i in todo])
+        todo = [i for i, ind in enumerate(state.population) if ind.outcome is None]
+        outcomes = self.evaluate([parse(state.population[i].expression) for i in todo])
         for i, outcome in zip(todo, outcomes, strict=True):
-            state.population[i]["outcome"] = outcome.as_dict()
-            self.listener(CandidateEvent(g, i, outcome))
+            state.population[i] = Individual(state.population[i].expression, outcome)
+            self.listener(CandidateEvent(g, i, copy.deepcopy(outcome)))
         self._update_best(state, g)
         summary = self._summary(state, g, [o.verdict for o in outcomes])
-        state.history.append(summary.as_dict())
+        state.history.append(summary)
         if g + 1 >= self.config.generations:
             state.done = True
         else:
@@ -165,18 +228,17 @@ class GeneticProgramming:
         state.generation = g + 1
         if evaluator_state is not None:
             state.evaluator_state = evaluator_state()
-        self.listener(
-            GenerationEvent(g, summary, copy.deepcopy(state.best), {"gp": state.as_dict()})
-        )
+        self.listener(GenerationEvent(g, summary, state.best))
+        self.checkpoint(state)
 
     def _update_best(self, state: GPState, generation: int) -> None:
         for ind in state.population:
-            out = ind["outcome"]
-            if out is None or out["fitness"] is None:
+            out = ind.outcome
+            if out is None or out.fitness is None:
                 continue
             best = state.best
-            if best is None or fitness_key(out["fitness"]) < fitness_key(best["fitness"]):
-                state.best = {**copy.deepcopy(out), "generation": generation}
+            if best is None or fitness_key(out.fitness) < fitness_key(best.fitness):
+                state.best = self.record(out, generation)
 
     @staticmethod
     def _summary(state: GPState, generation: int, verdicts: list[str]) -> GenerationSummary:
@@ -184,19 +246,17 @@ class GeneticProgramming:
         return GenerationSummary.of(
             generation,
             verdicts,
-            [ind["outcome"]["fitness"] for ind in state.population if ind["outcome"]],
-            best["fitness"] if best else None,
-            best["expression"] if best else None,
+            [ind.fitness for ind in state.population if ind.outcome],
+            best.fitness if best else None,
+            best.label if best else None,
         )
 
-    def _breed(
-        self, rng: np.random.Generator, population: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+    def _breed(self, rng: np.random.Generator, population: list[Individual]) -> list[Individual]:
         c = self.config
-        fitnesses = [ind["outcome"]["fitness"] if ind["outcome"] else None for ind in population]
+        fitnesses = [ind.fitness for ind in population]
         elites = [copy.deepcopy(population[i]) for i in sel_best(fitnesses, c.n_elites)]
         chosen = sel_tournament(rng, fitnesses, c.population_size - len(elites), c.tournament_size)
-        parents = [parse(population[i]["expression"]) for i in chosen]
+        parents = [parse(population[i].expression) for i in chosen]
         children = list(parents)
         changed = [False] * len(children)
         for i in range(1, len(children), 2):
@@ -221,7 +281,7 @@ class GeneticProgramming:
                 child = fixed if fixed.height <= c.max_height else parents[i]
                 changed[i] = child != parents[i]
             if changed[i]:
-                offspring.append({"expression": str(child), "outcome": None})
+                offspring.append(Individual(str(child)))
             else:
                 offspring.append(copy.deepcopy(population[chosen[i]]))
         return elites + offspring
@@ -229,7 +289,7 @@ class GeneticProgramming:
     def _keep_minimum(
         self,
         rng: np.random.Generator,
-        population: list[dict[str, Any]],
+        population: list[Individual],
         chosen: list[int],
         parents: list[Tree],
         children: list[Tree],
@@ -239,15 +299,15 @@ class GeneticProgramming:
         replace the child by a minimum-keeping combination of that parent and a second
         tournament winner among those that passed (see ``combine_keeping_minimum``)."""
         c = self.config
-        passed = [i for i, ind in enumerate(population) if _passed(ind["outcome"])]
+        passed = [i for i, ind in enumerate(population) if _passed(ind.outcome)]
         if not passed:
             return
-        fitnesses = [population[i]["outcome"]["fitness"] for i in passed]
+        fitnesses = [population[i].fitness for i in passed]
         for slot, parent in enumerate(chosen):
-            if float(rng.random()) >= c.keep_minimum or not _passed(population[parent]["outcome"]):
+            if float(rng.random()) >= c.keep_minimum or not _passed(population[parent].outcome):
                 continue
             (other,) = sel_tournament(rng, fitnesses, 1, c.tournament_size)
-            second = parse(population[passed[other]]["expression"])
+            second = parse(population[passed[other]].expression)
             new = combine_keeping_minimum(rng, parents[slot], second, self.pset)
             if new is not None and new.height <= c.max_height:
                 children[slot], changed[slot] = new, True

@@ -9,6 +9,7 @@ returns a :class:`SearchResult`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,18 @@ from typing import Any
 from torch import nn
 
 from evomal.config import SearchConfig, to_dict
-from evomal.events import Event, FinalistEvent, GenerationEvent, GridEvent, Listener
+from evomal.events import (
+    CandidateEvent,
+    Event,
+    GenerationEvent,
+    GenerationSummary,
+    Listener,
+    Scored,
+)
 from evomal.execution.base import Executor
 from evomal.execution.context import ContextSpec
 from evomal.losses.document import advice_of
+from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import task_loss_name, task_loss_tree
 from evomal.methods.selection import Candidate
 from evomal.runs.hall_of_fame import FameEntry, hall_of_fame
@@ -49,8 +58,9 @@ class SearchResult:
     method: str
     best: nn.Module | None
     best_fitness: float | None
-    best_outcome: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    #: the search's own best candidate (before selection), as every method records it
+    best_record: Scored | None = None
+    history: list[GenerationSummary] = field(default_factory=list)
     run_dir: Path | None = None
     message: str = ""
     verdicts: dict[str, int] = field(default_factory=dict)
@@ -109,9 +119,16 @@ def _advice_record(loss: Any) -> dict[str, Any] | None:
     return None if advice is None else advice.as_dict()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MethodRun:
-    """Everything a method needs for one run."""
+    """Everything a method needs for one run, and what it hands back through.
+
+    A method reads its saved state with :meth:`saved`, announces what happens
+    with :meth:`emit` (which counts the verdicts and keeps ``best_loss.json``
+    current), stores its state with :meth:`checkpoint` after the events that
+    state covers, and builds its result with :meth:`result`.
+    ``resume_from`` is the checkpoint payload read from the run directory.
+    """
 
     method: str
     task: Task
@@ -124,20 +141,42 @@ class MethodRun:
     max_generations: int | None = None
     vmappable: bool = True  # False: the model cannot run under vmap, candidates go one by one
     cache: TrainingCache | None = None  # training runs shared within an experiment
-    _last_best: Any = None
-    _started: bool = False
-    _last_checkpoint: dict[str, Any] | None = None
+    _payload: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _verdicts: Counter[str] = field(default_factory=Counter, init=False, repr=False)
+    _saved_best: Scored | None = field(default=None, init=False, repr=False)
+    _started: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._payload = dict(self.resume_from or {})
+        if self.store is not None and self.resume_from is not None:
+            # events up to the checkpoint were emitted before the run stopped
+            self._verdicts.update(e["verdict"] for e in self.store.read_events() if "verdict" in e)
 
     @property
     def kind(self) -> TaskKind:
         return self.task.kind
 
-    def emit(
-        self, event: Event, best_loss: Callable[[dict[str, Any]], nn.Module] | None = None
-    ) -> None:
-        """Pass an event to the store and the listener; keep ``best_loss.json`` current."""
-        if isinstance(event, (GenerationEvent, FinalistEvent, GridEvent)):
-            self._last_checkpoint = event.checkpoint
+    @property
+    def verdicts(self) -> dict[str, int]:
+        """How many candidates got each verdict, over every candidate event of the run."""
+        return dict(self._verdicts)
+
+    def saved(self, key: str) -> Any:
+        """The state last checkpointed under ``key`` (this run's or the resumed one's), or None."""
+        return self._payload.get(key)
+
+    def checkpoint(self, key: str, state: Any) -> None:
+        """Store ``state`` under ``key`` with the other keys' latest states, atomically, as
+        covering every event emitted so far (a resumed run drops any later ones)."""
+        self._payload = {**self._payload, key: state}
+        if self.store is not None:
+            self.store.checkpoint(self._payload)
+
+    def emit(self, event: Event) -> None:
+        """Pass an event to the store and the listener; count verdicts; keep
+        ``best_loss.json`` current with each generation's best."""
+        if isinstance(event, CandidateEvent):
+            self._verdicts[event.outcome.verdict] += 1
         if self.store is not None:
             self.store(event)
         if self.listener is not None:
@@ -145,19 +184,46 @@ class MethodRun:
         if (
             isinstance(event, GenerationEvent)
             and self.store is not None
-            and best_loss is not None
             and event.best is not None
-            and event.best != self._last_best
+            and event.best != self._saved_best
         ):
-            self._last_best = event.best
+            self._saved_best = event.best
             metadata = {
                 "method": self.method,
-                "fitness": event.best.get("fitness"),
-                "generation": event.best.get("generation"),
+                "fitness": event.best.fitness,
+                "generation": event.best.generation,
                 "task": self.task.name,
                 "model": self.model.name,
             }
-            self.store.save_best(best_loss(event.best), metadata)
+            self.store.save_best(loss_from_dict(event.best.document), metadata)
+
+    def result(
+        self,
+        *,
+        best: nn.Module | None,
+        record: Scored | None,
+        history: list[GenerationSummary],
+        message: str,
+        candidates: list[Candidate] | None = None,
+        finished: bool = True,
+        task_loss: bool = False,
+        verdicts: dict[str, int] | None = None,
+    ) -> SearchResult:
+        """The method's result: ``best`` (the loss module) and ``record`` (its record), with
+        this run's method, directory and verdict counts."""
+        return SearchResult(
+            method=self.method,
+            best=best,
+            best_fitness=None if record is None else record.fitness,
+            best_record=record,
+            history=history,
+            run_dir=self.run_dir,
+            message=message,
+            verdicts=self.verdicts if verdicts is None else verdicts,
+            finished=finished,
+            task_loss=task_loss,
+            candidates=candidates or [],
+        )
 
     def start_executor(self) -> None:
         """Ship this run's context to the executor's workers (once per run)."""
@@ -193,13 +259,6 @@ class MethodRun:
         if configured > 0:
             return configured
         return auto_batch_size(self.model, self.config, self.task.input_shape)
-
-    @property
-    def last_checkpoint(self) -> dict[str, Any]:
-        """The payload of the last checkpoint written (or resumed from)."""
-        if self._last_checkpoint is not None:
-            return self._last_checkpoint
-        return dict(self.resume_from or {})
 
     def finish(self, result: SearchResult) -> SearchResult:
         """Select the final loss (unless turned off), save it and the result; return it.

@@ -14,6 +14,7 @@ from evomal.events import (
     GenerationEvent,
     GenerationSummary,
     Outcome,
+    Scored,
 )
 from evomal.losses.learned import LearnedLoss
 from evomal.methods.base import MethodRun, SearchResult
@@ -27,29 +28,21 @@ def run_baseline(run: MethodRun) -> SearchResult:
     assert isinstance(fit, FitnessOutcome)
     verdict = EVALUATED if fit.fitness is not None else FAILED
     outcome = Outcome(
-        loss.expression,
-        "",
-        loss.phi.tolist(),
-        fit.fitness,
-        verdict,
-        fit.failed,
+        expression=loss.expression,
+        key="",
+        phi=loss.phi.tolist(),
+        fitness=fit.fitness,
+        verdict=verdict,
+        reason=fit.failed,
         seconds={"fitness": fit.seconds},
     )
     run.emit(CandidateEvent(0, 0, outcome))
     summary = GenerationSummary.of(0, [verdict], [fit.fitness], fit.fitness, loss.expression)
-    best = {**outcome.as_dict(), "generation": 0}
-    run.emit(GenerationEvent(0, summary, best, {"baseline": {"done": True}}), lambda _: loss)
+    record = Scored(document=loss.to_dict(), fitness=fit.fitness, generation=0,
+                    label=loss.expression, key=loss.expression)  # fmt: skip
+    run.emit(GenerationEvent(0, summary, record))
+    run.checkpoint("baseline", {"done": True})
     message = f"baseline {loss.expression}: fitness {fit.fitness}"
     return run.finish(
-        SearchResult(
-            method=run.method,
-            best=loss,
-            best_fitness=fit.fitness,
-            best_outcome=best,
-            history=[summary.as_dict()],
-            run_dir=run.run_dir,
-            message=message,
-            verdicts={verdict: 1},
-            task_loss=True,
-        )
+        run.result(best=loss, record=record, history=[summary], message=message, task_loss=True)
     )

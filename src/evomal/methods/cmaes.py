@@ -17,7 +17,7 @@ solutions is an error rather than a silent divergence.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from evomal.events import (
     GenerationEvent,
     GenerationSummary,
     Outcome,
+    Scored,
 )
 from evomal.execution.base import map_batched
 from evomal.losses.io import loss_from_dict
@@ -40,14 +41,20 @@ from evomal.methods.selection import Candidate
 from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness, fitness_batch, stable_seed
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CMAResult:
+    """What a CMA-ES search found: its best vector (and that vector's record), its
+    generations, whether it ran to the end, and every vector it scored finitely."""
+
     best_x: list[float] | None
-    best_fitness: float | None
-    history: list[dict[str, Any]]
-    verdicts: dict[str, int]
+    best: Scored | None
+    history: list[GenerationSummary]
     finished: bool
     scored: list[tuple[list[float], float]] = field(default_factory=list)
+
+    @property
+    def best_fitness(self) -> float | None:
+        return None if self.best is None else self.best.fitness
 
     def candidates(
         self, document: Callable[[np.ndarray], dict[str, Any]], label: Callable[[np.ndarray], str]
@@ -58,7 +65,7 @@ class CMAResult:
         """
         found: dict[str, Candidate] = {}
         for x, value in sorted(self.scored, key=lambda pair: pair[1]):
-            key = "cma:" + ",".join(f"{v:.6g}" for v in x)
+            key = _key(x)
             if key not in found:
                 vector = np.asarray(x)
                 found[key] = Candidate(label(vector), document(vector), value, key)
@@ -112,12 +119,12 @@ def cma_search(
     run.start_executor()
     seed = stable_seed(run.config.seed, "cmaes", payload_key)
     es = make_strategy(x0, sigma0, cfg.population_size, seed)
-    saved = (run.resume_from or {}).get(payload_key, {"generations": []})
+    saved = run.saved(payload_key) or {"generations": []}
     record: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    verdicts: dict[str, int] = {}
+    history: list[GenerationSummary] = []
     best_x: list[float] | None = None
     best_f: float | None = None
+    best: Scored | None = None
     scored_pairs: list[tuple[list[float], float]] = []
     worst = -math.inf
     ran = 0
@@ -135,7 +142,9 @@ def cma_search(
             replayed = True
         else:
             if run.max_generations is not None and ran >= run.max_generations:
-                return CMAResult(best_x, best_f, history, verdicts, False, scored_pairs)
+                return CMAResult(
+                    best_x=best_x, best=best, history=history, finished=False, scored=scored_pairs
+                )
             checks = [invariant_checks(run, document(x)) for x in solutions]
             train = [
                 i for i, c in enumerate(checks) if not violates(run, document(solutions[i]), c)
@@ -161,17 +170,19 @@ def cma_search(
             verdict = EVALUATED if value is not None else FAILED
             if not replayed and scored[i] is SKIPPED:
                 verdict = INVARIANT
-            verdicts[verdict] = verdicts.get(verdict, 0) + 1
             if value is not None and math.isfinite(value):
                 scored_pairs.append(([float(v) for v in x], value))
             if value is not None and (best_f is None or value < best_f):
                 best_x, best_f = [float(v) for v in x], value
+                best = Scored(document=document(np.asarray(best_x)), fitness=value,
+                              generation=generation_offset + g, label=describe(np.asarray(best_x)),
+                              key=_key(best_x))  # fmt: skip
             if not replayed:
                 reason = None if value is not None else scored[i].failed
                 seconds = {} if scored[i] is SKIPPED else {"fitness": scored[i].seconds}
                 outcome = Outcome(
-                    describe(x), "", [float(v) for v in x], value, verdict, reason, seconds=seconds,
-                    invariant=checks[i],
+                    expression=describe(x), key="", phi=[float(v) for v in x], fitness=value,
+                    verdict=verdict, reason=reason, seconds=seconds, invariant=checks[i],
                 )  # fmt: skip
                 run.emit(CandidateEvent(generation_offset + g, i, outcome))
         summary = GenerationSummary.of(
@@ -182,18 +193,16 @@ def cma_search(
             describe(np.asarray(best_x)) if best_x is not None else None,
             sigma=float(es.sigma),
         )
-        history.append(summary.as_dict())
+        history.append(summary)
         if not replayed:
-            best = None
-            if best_x is not None:
-                best = {"x": best_x, "fitness": best_f, "generation": generation_offset + g}
-            payload = {**(run.resume_from or {}), payload_key: {"generations": list(record)}}
-            run.emit(
-                GenerationEvent(generation_offset + g, summary, best, payload), _best_loss(document)
-            )
-            if run.resume_from is not None:
-                run.resume_from = payload
-    return CMAResult(best_x, best_f, history, verdicts, True, scored_pairs)
+            run.emit(GenerationEvent(generation_offset + g, summary, best))
+            run.checkpoint(payload_key, {"generations": list(record)})
+    return CMAResult(best_x=best_x, best=best, history=history, finished=True, scored=scored_pairs)
+
+
+def _key(x: Sequence[float]) -> str:
+    """Vectors equal to 6 significant digits are the same loss."""
+    return "cma:" + ",".join(f"{v:.6g}" for v in x)
 
 
 #: The outcome of a candidate the invariant filter skipped: never trained, the worst fitness.
@@ -217,9 +226,3 @@ def violates(run: MethodRun, document: dict[str, Any], checks: dict[str, bool] |
     if not run.config.filters.invariant or checks is None:
         return False
     return not checks["authors" if document.get("kind") == "taylor" else "softmax"]
-
-
-def _best_loss(document: Callable[[np.ndarray], dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
-    from evomal.losses.io import loss_from_dict
-
-    return lambda best: loss_from_dict(document(np.asarray(best["x"])))

@@ -183,11 +183,11 @@ class CandidateEvaluator:
         alive: list[int] = []
         for i, result in zip(fresh, prepared, strict=True):
             out = Outcome(
-                expressions[i],
-                keys[i],
-                result.phi,
-                None,
-                EVALUATED,
+                expression=expressions[i],
+                key=keys[i],
+                phi=result.phi,
+                fitness=None,
+                verdict=EVALUATED,
                 score=result.score,
                 late_rise=result.late_rise,
                 seconds={"screen": result.seconds, "local_search": 0.0},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from evomal.events import Scored
 from evomal.losses.learned import LearnedLoss
 from evomal.methods.base import MethodRun, SearchResult
 from evomal.methods.cmaes import cma_search
@@ -17,15 +18,13 @@ from evomal.methods.gp_search import gp_result, run_gp
 
 
 def run_glo(run: MethodRun) -> SearchResult:
-    state, verdicts = run_gp(run)
-    structure = gp_result(run, state, verdicts)
+    state = run_gp(run)
+    structure = gp_result(run, state)
     if not state.done or structure.best is None:
-        structure.method = run.method
         return run.finish(structure)
     tree = structure.best
     assert isinstance(tree, LearnedLoss)
     kind, activation = run.kind, run.config.gp.output_activation
-    run.resume_from = {**(run.resume_from or {}), "gp": state.as_dict()}
 
     def loss_of(x: np.ndarray) -> LearnedLoss:
         return LearnedLoss(tree.expression, [float(v) for v in x], kind, activation)
@@ -41,18 +40,12 @@ def run_glo(run: MethodRun) -> SearchResult:
         generation_offset=len(state.history),
     )
     history = state.history + result.history
-    for verdict, count in result.verdicts.items():
-        verdicts[verdict] = verdicts.get(verdict, 0) + count
     if not result.finished:
-        return SearchResult(
-            method=run.method,
+        return run.result(
             best=tree,
-            best_fitness=structure.best_fitness,
-            best_outcome=structure.best_outcome,
+            record=structure.best_record,
             history=history,
-            run_dir=run.run_dir,
             message="stopped during the CMA-ES stage",
-            verdicts=verdicts,
             finished=False,
         )
     candidates = structure.candidates + result.candidates(
@@ -60,30 +53,21 @@ def run_glo(run: MethodRun) -> SearchResult:
     )
     candidates.sort(key=lambda c: c.fitness)
     stage1 = structure.best_fitness if structure.best_fitness is not None else float("inf")
-    fitness: float | None
-    if (
-        result.best_x is not None
-        and result.best_fitness is not None
-        and result.best_fitness < stage1
-    ):
-        best, fitness = loss_of(np.asarray(result.best_x)), result.best_fitness
-        message = f"best fitness {fitness:.4g} after CMA-ES on the weights of {tree.expression}"
-    else:
-        best, fitness = tree, structure.best_fitness
+    record: Scored | None
+    if result.best is not None and result.best_fitness is not None and result.best_fitness < stage1:
+        best, record = loss_of(np.asarray(result.best_x)), result.best
         message = (
-            f"best fitness {fitness:.4g} (CMA-ES did not improve the GP tree {tree.expression})"
+            f"best fitness {result.best_fitness:.4g} after CMA-ES on the weights of "
+            f"{tree.expression}"
         )
-    outcome = {"fitness": fitness, "phi": best.phi.detach().tolist(), "expression": best.expression}
+    else:
+        best, record = tree, structure.best_record
+        message = (
+            f"best fitness {structure.best_fitness:.4g} (CMA-ES did not improve the GP tree "
+            f"{tree.expression})"
+        )
     return run.finish(
-        SearchResult(
-            method=run.method,
-            best=best,
-            best_fitness=fitness,
-            best_outcome=outcome,
-            history=history,
-            run_dir=run.run_dir,
-            message=message,
-            verdicts=verdicts,
-            candidates=candidates,
+        run.result(
+            best=best, record=record, history=history, message=message, candidates=candidates
         )
     )

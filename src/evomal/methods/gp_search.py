@@ -7,12 +7,8 @@ structure stage.
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
-
-from evomal.events import CACHED, EVALUATED, GenerationEvent, Outcome
-from evomal.gp.loop import GeneticProgramming, GPState
+from evomal.events import CACHED, EVALUATED, Outcome, Scored
+from evomal.gp.loop import GeneticProgramming, GPState, Record
 from evomal.gp.seeds import seed_expressions
 from evomal.losses.learned import LearnedLoss
 from evomal.methods.base import MethodRun, SearchResult
@@ -22,47 +18,53 @@ from evomal.symbolic.transforms import OutputActivation, TaskKind
 
 
 def loss_from_outcome(
-    outcome: dict[str, Any], kind: TaskKind, output_activation: OutputActivation
+    outcome: Outcome, kind: TaskKind, output_activation: OutputActivation
 ) -> LearnedLoss:
     """The :class:`LearnedLoss` an outcome describes (the source tree for a cache hit)."""
-    out = Outcome.from_dict(outcome)
-    return LearnedLoss(out.loss_expression(), out.phi, kind, output_activation, scale=out.scale)
+    return LearnedLoss(
+        outcome.loss_expression(), outcome.phi, kind, output_activation, scale=outcome.scale
+    )
 
 
-def run_gp(run: MethodRun, payload_key: str = "gp") -> tuple[GPState, dict[str, int]]:
-    """Run (or resume) the GP loop; returns the final state and the verdict counts."""
+def tree_record(kind: TaskKind, output_activation: OutputActivation) -> Record:
+    """How a scored tree becomes its record: its loss file, labelled by its expression."""
+
+    def record(outcome: Outcome, generation: int) -> Scored:
+        loss = loss_from_outcome(outcome, kind, output_activation)
+        return Scored(
+            document=loss.to_dict(),
+            fitness=outcome.fitness,
+            generation=generation,
+            label=outcome.expression,
+            key=outcome.key or loss.expression,
+        )
+
+    return record
+
+
+def run_gp(run: MethodRun, payload_key: str = "gp") -> GPState:
+    """Run (or resume) the GP loop, checkpointing under ``payload_key``; the final state."""
     config = run.config
-    activation = config.gp.output_activation
     run.start_executor()
     evaluator = CandidateEvaluator.from_config(
         config, run.kind, run.executor, run.batch_size, n_classes=run.task.n_classes
     )
+    record = tree_record(run.kind, config.gp.output_activation)
 
-    def best_loss(best: dict[str, Any]) -> nn.Module:
-        return loss_from_outcome(best, run.kind, activation)
+    def checkpoint(state: GPState) -> None:
+        run.checkpoint(payload_key, state.as_dict())
 
-    def on_event(event: Any) -> None:
-        if isinstance(event, GenerationEvent):
-            event.checkpoint = {**(run.resume_from or {}), payload_key: event.checkpoint["gp"]}
-        run.emit(event, best_loss)
-
-    gp = GeneticProgramming(config.gp, evaluator.evaluate, on_event)
-    saved = (run.resume_from or {}).get(payload_key)
+    gp = GeneticProgramming(config.gp, evaluator.evaluate, record, run.emit, checkpoint)
+    saved = run.saved(payload_key)
     if saved is None:
         seeded = seed_expressions(
             config.gp.seed_losses, run.kind, config.selection.baselines, config.gp.functions
         )
         state = gp.initial_state(config.seed, seeded)
     else:
-        state = GPState.from_dict(saved)
+        state = GPState.from_dict(saved, record)
         evaluator.load_state_dict(state.evaluator_state)
-        run._last_best = state.best
-    state = gp.run(state, evaluator.state_dict, max_generations=run.max_generations)
-    verdicts: dict[str, int] = {}
-    for summary in state.history:
-        for verdict, count in summary["verdicts"].items():
-            verdicts[verdict] = verdicts.get(verdict, 0) + count
-    return state, verdicts
+    return gp.run(state, evaluator.state_dict, max_generations=run.max_generations)
 
 
 def gp_candidates(state: GPState, kind: TaskKind, activation: OutputActivation) -> list[Candidate]:
@@ -73,56 +75,55 @@ def gp_candidates(state: GPState, kind: TaskKind, activation: OutputActivation) 
     a fitness of their own count: rejected, failed and gradient-equivalent
     candidates (which borrow another's fitness) are left out.
     """
-    outcomes = list(state.evaluator_state.get("equivalence_cache", {}).values())
-    outcomes += [ind["outcome"] for ind in state.population if ind["outcome"]]
-    if state.best is not None:
-        outcomes.append(state.best)
+    cache = {
+        key: Outcome.from_dict(data)
+        for key, data in state.evaluator_state.get("equivalence_cache", {}).items()
+    }
+    outcomes = list(cache.values())
+    outcomes += [ind.outcome for ind in state.population if ind.outcome is not None]
     found: dict[str, Candidate] = {}
-    for data in outcomes:
-        out = Outcome.from_dict(data)
+    for out in outcomes:
         if out.verdict not in (EVALUATED, CACHED) or out.fitness is None:
             continue
         key = out.key or out.loss_expression()
         if key in found:
             continue
-        loss = loss_from_outcome(data, kind, activation)
+        loss = loss_from_outcome(out, kind, activation)
         found[key] = Candidate(loss.expression, loss.to_dict(), out.fitness, key)
+    best = state.best  # no longer in the population, and (with the cache off) in no cache
+    if best is not None and best.fitness is not None and best.key not in found:
+        source = cache.get(best.key)
+        if source is None or source.verdict in (EVALUATED, CACHED):
+            loss = LearnedLoss.from_dict(best.document)
+            found[best.key] = Candidate(loss.expression, best.document, best.fitness, best.key)
     return sorted(found.values(), key=lambda c: c.fitness)
 
 
-def gp_result(run: MethodRun, state: GPState, verdicts: dict[str, int]) -> SearchResult:
+def gp_result(run: MethodRun, state: GPState) -> SearchResult:
     """The search result of a GP state: the best loss, or a clear statement that none passed."""
     kind, activation = run.kind, run.config.gp.output_activation
     candidates = gp_candidates(state, kind, activation)
-    if state.best is not None:
-        best = loss_from_outcome(state.best, kind, activation)
+    best = state.best
+    if best is not None:
+        loss = LearnedLoss.from_dict(best.document)
         message = (
-            f"best fitness {state.best['fitness']:.4g} in generation "
-            f"{state.best['generation']}: {best.expression}"
+            f"best fitness {best.fitness:.4g} in generation {best.generation}: {loss.expression}"
         )
-        return SearchResult(
-            method=run.method,
-            best=best,
-            best_fitness=state.best["fitness"],
-            best_outcome=state.best,
+        return run.result(
+            best=loss,
+            record=best,
             history=state.history,
-            run_dir=run.run_dir,
             message=message,
-            verdicts=verdicts,
             finished=state.done,
             candidates=candidates,
         )
-    total = sum(verdicts.values())
-    message = f"no candidate passed the filters ({total} scored: {verdicts})"
-    return SearchResult(
-        method=run.method,
+    verdicts = run.verdicts
+    message = f"no candidate passed the filters ({sum(verdicts.values())} scored: {verdicts})"
+    return run.result(
         best=None,
-        best_fitness=None,
-        best_outcome=None,
+        record=None,
         history=state.history,
-        run_dir=run.run_dir,
         message=message,
-        verdicts=verdicts,
         finished=state.done,
         candidates=candidates,
     )
@@ -130,11 +131,9 @@ def gp_result(run: MethodRun, state: GPState, verdicts: dict[str, int]) -> Searc
 
 def run_evomal(run: MethodRun) -> SearchResult:
     """EvoMAL: GP over trees, local search of the edge weights, fitness by partial training."""
-    state, verdicts = run_gp(run)
-    return run.finish(gp_result(run, state, verdicts))
+    return run.finish(gp_result(run, run_gp(run)))
 
 
 def run_gplfl(run: MethodRun) -> SearchResult:
     """GP-LFL: EvoMAL's GP with no local search (phi fixed at 1; the registry turns it off)."""
-    state, verdicts = run_gp(run)
-    return run.finish(gp_result(run, state, verdicts))
+    return run.finish(gp_result(run, run_gp(run)))

@@ -20,6 +20,7 @@ from evomal.events import (
     GenerationEvent,
     GenerationSummary,
     Outcome,
+    Scored,
 )
 from evomal.execution.context import EvaluationContext
 from evomal.losses.neural import NeuralLoss, NeuralLossFunction
@@ -83,16 +84,15 @@ def run_ml3(run: MethodRun) -> SearchResult:
     """
     run.start_executor()
     hidden = tuple(run.config.ml3.hidden)
-    saved = (run.resume_from or {}).get("ml3")
+    saved = run.saved("ml3")
     if saved is not None and "params" in saved:
         loss = NeuralLoss(saved["params"], run.kind, hidden)
         loss.set_scale(saved.get("scale", 1.0))
         value, reason = saved["fitness"], saved.get("reason")
-        summary = saved["summary"]
+        summary = GenerationSummary.from_dict(saved["summary"])
     else:
         loss, value, reason, summary = _train_and_score(run, hidden)
-    verdict = EVALUATED if value is not None else FAILED
-    best = {"fitness": value, "generation": 0} if value is not None else None
+    record = _record(loss, value)
     candidates = []
     if value is not None:
         candidates = [Candidate(loss.expression, loss.to_dict(), value, "ml3")]
@@ -102,23 +102,26 @@ def run_ml3(run: MethodRun) -> SearchResult:
         else f"ML3 failed: {reason}"
     )
     return run.finish(
-        SearchResult(
-            method=run.method,
+        run.result(
             best=loss if value is not None else None,
-            best_fitness=value,
-            best_outcome=best,
+            record=record,
             history=[summary],
-            run_dir=run.run_dir,
             message=message,
-            verdicts={verdict: 1},
             candidates=candidates,
         )
     )
 
 
+def _record(loss: NeuralLoss, value: float | None) -> Scored | None:
+    if value is None:
+        return None
+    return Scored(document=loss.to_dict(), fitness=value, generation=0, label=loss.expression,
+                  key="ml3")  # fmt: skip
+
+
 def _train_and_score(
     run: MethodRun, hidden: tuple[int, ...]
-) -> tuple[NeuralLoss, float | None, str | None, dict]:
+) -> tuple[NeuralLoss, float | None, str | None, GenerationSummary]:
     (trained,) = run.executor.map(train_loss_network, [ML3Job(hidden)])
     loss = NeuralLoss(trained.params, run.kind, hidden)
     loss.set_scale(trained.scale)
@@ -128,12 +131,12 @@ def _train_and_score(
     value = fit.fitness if fit is not None else None
     reason = trained.failed or (fit.failed if fit is not None else None)
     outcome = Outcome(
-        loss.expression,
-        "",
-        [],
-        value,
-        EVALUATED if value is not None else FAILED,
-        reason,
+        expression=loss.expression,
+        key="",
+        phi=[],
+        fitness=value,
+        verdict=EVALUATED if value is not None else FAILED,
+        reason=reason,
         seconds={"local_search": trained.seconds, "fitness": fit.seconds if fit else 0.0},
         scale=trained.scale,
     )
@@ -146,7 +149,6 @@ def _train_and_score(
         loss.expression,
         final_meta_loss=trained.meta_losses[-1] if trained.meta_losses else None,
     )
-    best = {"fitness": value, "generation": 0} if value is not None else None
     state = {
         "params": loss.weights.detach().tolist(),
         "scale": trained.scale,
@@ -154,5 +156,6 @@ def _train_and_score(
         "reason": reason,
         "summary": summary.as_dict(),
     }
-    run.emit(GenerationEvent(0, summary, best, {"ml3": state}), lambda _: loss)
-    return loss, value, reason, summary.as_dict()
+    run.emit(GenerationEvent(0, summary, _record(loss, value)))
+    run.checkpoint("ml3", state)
+    return loss, value, reason, summary

@@ -395,11 +395,11 @@ def train_all(run: Any, finalists: list[Finalist], factors: Sequence[float] | No
 
     Finished finalists are read back from the run's checkpoint, so a resumed
     run trains only the rest; runs already in the run's cache are not trained
-    again. A :class:`~evomal.events.FinalistEvent` is emitted (and the run
-    directory checkpointed) after every group.
+    again. A :class:`~evomal.events.FinalistEvent` is emitted per finalist, and
+    the run directory checkpointed, after every group.
     """
     config = run.config
-    saved = (run.resume_from or {}).get("selection", {}).get("records", [])
+    saved = (run.saved("selection") or {}).get("records", [])
     for i, record in enumerate(saved[: len(finalists)]):
         finalists[i] = Finalist.from_record(record)
     steps = config.selection_steps
@@ -419,9 +419,9 @@ def train_all(run: Any, finalists: list[Finalist], factors: Sequence[float] | No
         for n, i in enumerate(members):
             finalists[i].runs = results[n * per : (n + 1) * per]
         records = records_of(finalists[: members[-1] + 1])
-        payload = {**run.last_checkpoint, "selection": {"records": records}}
         for i in members:
-            run.emit(FinalistEvent(i, len(finalists), records[: i + 1], payload))
+            run.emit(FinalistEvent(i, len(finalists), records))
+        run.checkpoint("selection", {"records": records})
 
 
 def run_jobs(run: Any, jobs: Sequence[FinalistJob], batch: int = 1) -> list[FinalistRun]:

@@ -37,20 +37,15 @@ def run_taylorglo(run: MethodRun) -> SearchResult:
         if best is not None
         else "no TaylorGLO candidate trained to a finite validation metric"
     )
-    outcome = {"fitness": result.best_fitness, "phi": result.best_x} if best is not None else None
     candidates = result.candidates(
         lambda x: loss_of(x).to_dict(), lambda x: "Taylor: " + loss_of(x).expression
     )
     return run.finish(
-        SearchResult(
-            method=run.method,
+        run.result(
             best=best,
-            best_fitness=result.best_fitness,
-            best_outcome=outcome,
+            record=result.best,
             history=result.history,
-            run_dir=run.run_dir,
             message=message,
-            verdicts=result.verdicts,
             finished=result.finished,
             candidates=candidates,
         )

@@ -129,7 +129,7 @@ def grid_cells(run: MethodRun, names: Sequence[str]) -> list[dict[str, Any]]:
     reads its cache.
     """
     config, task = run.config, run.task
-    saved = (run.resume_from or {}).get("zoo_grid") or {}
+    saved = run.saved("zoo_grid") or {}
     records: list[dict[str, Any]] = list(saved.get("cells", []))
     factors, seeds, steps = config.zoo.lr_factors, _seeds(config), config.selection_steps
     cells = [(name, params, factor) for name in names for params in family_grid(config, name)
@@ -155,8 +155,8 @@ def grid_cells(run: MethodRun, names: Sequence[str]) -> list[dict[str, Any]]:
                 "seeds": [{"seed": r.seed, "val_metric": r.val_metric, "failed": r.failed,
                            "seconds": round(r.seconds, 3)} for r in runs],
             })  # fmt: skip
-        payload = {**run.last_checkpoint, "zoo_grid": {"cells": records}}
-        run.emit(GridEvent(len(records), len(cells), records, payload))
+        run.emit(GridEvent(len(records), len(cells), records))
+        run.checkpoint("zoo_grid", {"cells": records})
     return records
 
 
@@ -203,14 +203,13 @@ def run_zoo(run: MethodRun) -> SearchResult:
     train_all(run, finalists, config.zoo.lr_factors)
     outcome = SelectionOutcome(finalists, choose(finalists), run.kind, 0.0,
                                config.meta_test.optimizer.lr)  # fmt: skip
-    chosen = outcome.chosen
-    result = SearchResult(
-        method=run.method,
+    result = run.result(
         best=None,
-        best_fitness=chosen.val_metric,
-        run_dir=run.run_dir,
+        record=None,
+        history=[],
+        message=outcome.message(task_loss_name(run.kind)),
         verdicts={"trained": len(finalists)},
     )
+    result.best_fitness = outcome.chosen.val_metric  # the pick's validation metric
     apply_outcome(result, outcome, run.kind)
-    result.message = outcome.message(task_loss_name(run.kind))
     return run.finish(result)

@@ -43,7 +43,11 @@ from evomal.errors import RunDirectoryError
 from evomal.events import CandidateEvent, Event, FinalistEvent, GridEvent
 from evomal.files import read_json, write_json_atomic
 
-CHECKPOINT_VERSION = 1
+#: Version 2: a GP state's ``best`` is a :class:`~evomal.events.Scored` record (loss file,
+#: fitness, generation, label); version 1 stored the best candidate's outcome, which
+#: :meth:`evomal.gp.loop.GPState.from_dict` still reads.
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def environment(config: SearchConfig) -> dict[str, Any]:
@@ -174,9 +178,10 @@ class RunStore:
             self._truncate(self.generations_path, 0)
             return None
         data = read_json(self.checkpoint_path, "checkpoint", RunDirectoryError)
-        if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+        if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
             raise RunDirectoryError(
-                f"{self.checkpoint_path} is not a version-{CHECKPOINT_VERSION} checkpoint"
+                f"{self.checkpoint_path} is not a checkpoint of a version this evomal reads "
+                f"({', '.join(map(str, READABLE_VERSIONS))})"
             )
         self._truncate(self.events_path, int(data["event_lines"]))
         self._truncate(self.generations_path, int(data["generation_lines"]))
@@ -197,11 +202,12 @@ class RunStore:
     # -- listening -----------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
+        """Record an event. Checkpoints are the method's to write (:meth:`checkpoint`),
+        after the events they cover."""
         if isinstance(event, GridEvent):
             write_json_atomic(
                 self.root / "zoo_grid.json", {"total": event.total, "cells": _clean(event.cells)}
             )
-            self.checkpoint(event.checkpoint)
         elif isinstance(event, CandidateEvent):
             record = {
                 "generation": event.generation,
@@ -211,21 +217,19 @@ class RunStore:
             self._append(self.events_path, record)
         elif isinstance(event, FinalistEvent):
             self._write_finalist(event)
-            self.checkpoint(event.checkpoint)
         else:
             self._append(self.generations_path, event.summary.as_dict())
-            self.checkpoint(event.checkpoint)
 
     def _write_finalist(self, event: FinalistEvent) -> None:
         """Rewrite ``selection.json`` and write the finalist's loss file.
 
-        ``selection.json`` holds what the checkpoint holds: finalists trained
-        together (one batch) are checkpointed together, so after the first
-        event of a batch it already lists them all, and a kill between two of
-        their events leaves the record and the checkpoint in agreement.
+        ``selection.json`` lists every finalist of the event's group: the group
+        is checkpointed after its events, so a kill before that checkpoint
+        retrains the group and rewrites the record.
         """
-        records = event.checkpoint.get("selection", {}).get("records", event.records)
-        write_json_atomic(self.selection_path, {"total": event.total, "finalists": _clean(records)})
+        write_json_atomic(
+            self.selection_path, {"total": event.total, "finalists": _clean(event.records)}
+        )
         record = event.record
         metadata = {
             "finalist": record["rank"],
