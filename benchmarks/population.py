@@ -130,6 +130,8 @@ def run_case(name: str, task: Task, model: str, args: argparse.Namespace, k: int
         "meta_steps": args.meta_steps,
         "fitness_steps": args.fitness_steps,
         "seconds": med,
+        # every timed round, in the order run (round 0, the warm-up, is not timed)
+        "rounds": runs,
         "speedup": {s: round(med["serial"][s] / med["batched"][s], 2) for s in med["serial"]},
         "speedup_total": round(sum(med["serial"].values()) / sum(med["batched"].values()), 2),
     }
