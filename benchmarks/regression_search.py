@@ -12,8 +12,11 @@ list of ``--set`` overrides, and reports from the run's events:
   a tree (:func:`evomal.losses.identity.known_equal_document`).
 
     python benchmarks/regression_search.py --tasks boston diabetes --seeds 0 1 2 \
-        --setting today= --setting "keep_minimum=gp.keep_minimum=0.5 selection.baselines=zoo" \
+        --setting "before=gp.keep_minimum=0 gp.seed_losses=auto" \
+        --setting "keep_minimum=gp.keep_minimum=0.5 gp.seed_losses=[mse,l1]" \
         --out benchmarks/results/regression_search.json
+
+(``keep_minimum`` is the ``regression`` preset's setting now; ``before`` is what it was.)
 """
 
 from __future__ import annotations
