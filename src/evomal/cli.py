@@ -20,6 +20,7 @@ from rich.table import Table
 import evomal
 from evomal.errors import ConfigError, EvomalError, LossFileError, RunDirectoryError
 from evomal.losses.learned import task_loss_name
+from evomal.methods.registry import help_text, method_names, tree_methods
 
 app = typer.Typer(
     name="evomal",
@@ -613,9 +614,7 @@ def search(
     out: Path | None = typer.Option(
         None, help="Run directory (resumable); default: runs/<task>-<model>-<seed>."
     ),
-    method: str = typer.Option(
-        "evomal", help="evomal, gplfl, glo, taylorglo, ml3, baseline or zoo (tuned baselines)."
-    ),
+    method: str = typer.Option("evomal", help=f"The method: {help_text()}."),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (overrides execution.device)."),
     executor: str | None = typer.Option(
         None,
@@ -1019,7 +1018,9 @@ def landscape(
 @app.command()
 @user_errors
 def fidelity(
-    run_dir: Path = typer.Argument(..., help="A run directory of evomal, gplfl or glo."),
+    run_dir: Path = typer.Argument(
+        ..., help=f"A run directory of a tree method ({', '.join(tree_methods())})."
+    ),
     sample: int = typer.Option(30, help="Evaluated candidates to retrain (uniform, >= 30)."),
     seed: int = typer.Option(0, help="Seed of the sample and of the bootstrap."),
     data_dir: FileDataDirOption = None,
@@ -1076,7 +1077,7 @@ def lr_sweep_command(
 @user_errors
 def experiment(
     methods: str = typer.Option(
-        "baseline,evomal", help="Comma-separated: baseline,zoo,ml3,taylorglo,glo,gplfl,evomal."
+        "baseline,evomal", help=f"Comma-separated: {','.join(method_names())}."
     ),
     task: TaskOption = "mnist1d",
     target: TargetOption = None,
