@@ -422,6 +422,20 @@ def list_losses() -> None:
                   "split's class counts.")  # fmt: skip
 
 
+@app.command("methods")
+def list_methods() -> None:
+    """List the methods: what each learns, its config section, and whether selection follows."""
+    from evomal.methods.registry import REGISTRY
+
+    table = Table(title="Methods (--method NAME; experiment --methods A,B,...)")
+    for column in ("name", "label", "learns", "settings", "final selection"):
+        table.add_column(column)
+    for spec in REGISTRY.values():
+        section = f"{spec.config_section}.*" if spec.config_section else "-"
+        table.add_row(spec.name, spec.label, spec.summary, section, "yes" if spec.selects else "no")
+    console.print(table)
+
+
 @app.command("models")
 def list_models() -> None:
     """List the base models."""

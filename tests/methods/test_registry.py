@@ -84,3 +84,15 @@ def test_the_registry_names_registered_methods_and_refuses_to_drop_built_in_ones
     assert "constant" in method_names()
     with pytest.raises(ValueError, match="built in"):
         unregister("evomal")
+
+
+def test_evomal_methods_lists_every_method_with_what_it_learns_and_its_settings(constant):
+    from typer.testing import CliRunner
+
+    from evomal.cli import app
+
+    listed = CliRunner().invoke(app, ["methods"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    for name in ("evomal", "taylorglo", "zoo", "constant"):
+        assert name in listed.output
+    assert "cmaes.*" in listed.output and "MAE as a tree" in listed.output
