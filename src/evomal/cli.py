@@ -569,6 +569,7 @@ def _report_search(
     result: Any, config: Any, record: dict[str, Any], model: str, meta_test: bool
 ) -> None:
     from evomal.losses.document import advice_of
+    from evomal.methods.meta_test import loss_to_test
     from evomal.methods.meta_test import meta_test as run_meta_test
     from evomal.runs.tasks import task_from_record
     from evomal.training.metrics import task_metric_name
@@ -581,7 +582,7 @@ def _report_search(
     console.print(_learned_line(result), highlight=False)
     if result.run_dir is not None:
         console.print(f"run directory: {result.run_dir}", highlight=False)
-    loss = result.best
+    loss = loss_to_test(result)
     if loss is None or not meta_test:
         return
     task_loss = task_loss_name(task.kind)
@@ -594,7 +595,7 @@ def _report_search(
     table.add_column(f"validation {metric}", justify="right")
     table.add_column(f"test {metric}", justify="right")
     baseline = run_meta_test("task", task, model, config, seed=config.seed)
-    if result.task_loss:
+    if loss == "task":
         returned = baseline  # the same loss, trained the same way
         label = f"returned: {task_loss} (no learned loss beat it on validation)"
     else:
@@ -1125,21 +1126,12 @@ def experiment(
 
 
 def _write_report(root: Path) -> None:
-    from evomal.report.plots import plot_experiment
-    from evomal.report.sources import load_cells
-    from evomal.report.tables import csv_table, markdown_table, method_rows
+    """Write the experiment's table, CSV and plot (:mod:`evomal.report.experiment_files`)."""
+    from evomal.report.experiment_files import write_experiment_files
 
-    records = load_cells(root)
-    if not records:
-        raise RunDirectoryError(f"{root} holds no finished (method, seed) results yet")
-    rows = method_rows(records)
-    metric = f"test {records[0].get('metric') or 'error rate'}"
-    table = markdown_table(rows, metric)
-    (root / "table.md").write_text(table)
-    (root / "results.csv").write_text(csv_table(records, rows))
-    plot = plot_experiment(root, records, root / "results.png")
-    console.print(table, highlight=False)
-    console.print(f"wrote {root / 'table.md'}, {root / 'results.csv'} and {plot}", highlight=False)
+    files = write_experiment_files(root)
+    console.print(files.table, highlight=False)
+    console.print(f"wrote {files.markdown}, {files.csv} and {files.plot}", highlight=False)
 
 
 @app.command()
