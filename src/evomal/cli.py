@@ -20,6 +20,7 @@ from rich.table import Table
 import evomal
 from evomal.errors import ConfigError, EvomalError, LossFileError, RunDirectoryError
 from evomal.losses.learned import task_loss_name
+from evomal.methods.registry import help_text, method_names, tree_methods
 
 app = typer.Typer(
     name="evomal",
@@ -421,6 +422,20 @@ def list_losses() -> None:
                   "split's class counts.")  # fmt: skip
 
 
+@app.command("methods")
+def list_methods() -> None:
+    """List the methods: what each learns, its config section, and whether selection follows."""
+    from evomal.methods.registry import REGISTRY
+
+    table = Table(title="Methods (--method NAME; experiment --methods A,B,...)")
+    for column in ("name", "label", "learns", "settings", "final selection"):
+        table.add_column(column)
+    for spec in REGISTRY.values():
+        section = f"{spec.config_section}.*" if spec.config_section else "-"
+        table.add_row(spec.name, spec.label, spec.summary, section, "yes" if spec.selects else "no")
+    console.print(table)
+
+
 @app.command("models")
 def list_models() -> None:
     """List the base models."""
@@ -554,6 +569,7 @@ def _report_search(
     result: Any, config: Any, record: dict[str, Any], model: str, meta_test: bool
 ) -> None:
     from evomal.losses.document import advice_of
+    from evomal.methods.meta_test import loss_to_test
     from evomal.methods.meta_test import meta_test as run_meta_test
     from evomal.runs.tasks import task_from_record
     from evomal.training.metrics import task_metric_name
@@ -566,7 +582,7 @@ def _report_search(
     console.print(_learned_line(result), highlight=False)
     if result.run_dir is not None:
         console.print(f"run directory: {result.run_dir}", highlight=False)
-    loss = result.best
+    loss = loss_to_test(result)
     if loss is None or not meta_test:
         return
     task_loss = task_loss_name(task.kind)
@@ -579,7 +595,7 @@ def _report_search(
     table.add_column(f"validation {metric}", justify="right")
     table.add_column(f"test {metric}", justify="right")
     baseline = run_meta_test("task", task, model, config, seed=config.seed)
-    if result.task_loss:
+    if loss == "task":
         returned = baseline  # the same loss, trained the same way
         label = f"returned: {task_loss} (no learned loss beat it on validation)"
     else:
@@ -613,9 +629,7 @@ def search(
     out: Path | None = typer.Option(
         None, help="Run directory (resumable); default: runs/<task>-<model>-<seed>."
     ),
-    method: str = typer.Option(
-        "evomal", help="evomal, gplfl, glo, taylorglo, ml3, baseline or zoo (tuned baselines)."
-    ),
+    method: str = typer.Option("evomal", help=f"The method: {help_text()}."),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (overrides execution.device)."),
     executor: str | None = typer.Option(
         None,
@@ -1019,7 +1033,9 @@ def landscape(
 @app.command()
 @user_errors
 def fidelity(
-    run_dir: Path = typer.Argument(..., help="A run directory of evomal, gplfl or glo."),
+    run_dir: Path = typer.Argument(
+        ..., help=f"A run directory of a tree method ({', '.join(tree_methods())})."
+    ),
     sample: int = typer.Option(30, help="Evaluated candidates to retrain (uniform, >= 30)."),
     seed: int = typer.Option(0, help="Seed of the sample and of the bootstrap."),
     data_dir: FileDataDirOption = None,
@@ -1076,7 +1092,7 @@ def lr_sweep_command(
 @user_errors
 def experiment(
     methods: str = typer.Option(
-        "baseline,evomal", help="Comma-separated: baseline,zoo,ml3,taylorglo,glo,gplfl,evomal."
+        "baseline,evomal", help=f"Comma-separated: {','.join(method_names())}."
     ),
     task: TaskOption = "mnist1d",
     target: TargetOption = None,
@@ -1110,21 +1126,12 @@ def experiment(
 
 
 def _write_report(root: Path) -> None:
-    from evomal.report.plots import plot_experiment
-    from evomal.report.sources import load_cells
-    from evomal.report.tables import csv_table, markdown_table, method_rows
+    """Write the experiment's table, CSV and plot (:mod:`evomal.report.experiment_files`)."""
+    from evomal.report.experiment_files import write_experiment_files
 
-    records = load_cells(root)
-    if not records:
-        raise RunDirectoryError(f"{root} holds no finished (method, seed) results yet")
-    rows = method_rows(records)
-    metric = f"test {records[0].get('metric') or 'error rate'}"
-    table = markdown_table(rows, metric)
-    (root / "table.md").write_text(table)
-    (root / "results.csv").write_text(csv_table(records, rows))
-    plot = plot_experiment(root, records, root / "results.png")
-    console.print(table, highlight=False)
-    console.print(f"wrote {root / 'table.md'}, {root / 'results.csv'} and {plot}", highlight=False)
+    files = write_experiment_files(root)
+    console.print(files.table, highlight=False)
+    console.print(f"wrote {files.markdown}, {files.csv} and {files.plot}", highlight=False)
 
 
 @app.command()

@@ -28,13 +28,13 @@ from evomal.config import build_config, to_dict
 from evomal.errors import RunDirectoryError, UnknownNameError
 from evomal.files import read_json, write_json_atomic
 from evomal.losses.document import advice_of
-from evomal.losses.io import load_loss
 from evomal.methods.finalists import Finalist
-from evomal.methods.meta_test import meta_test
+from evomal.methods.meta_test import loss_to_test, meta_test
+from evomal.methods.registry import method_names
 from evomal.methods.selection import finalist_loss
 from evomal.runs.store import RunStore
 from evomal.runs.tasks import task_from_record, task_record
-from evomal.search import METHODS, resume, search
+from evomal.search import resume, search
 from evomal.training.loop import TrainResult
 
 Progress = Callable[[str], None]
@@ -72,9 +72,9 @@ class ExperimentSpec:
 
 
 def _check(spec: ExperimentSpec, root: Path) -> None:
-    unknown = [m for m in spec.methods if m not in METHODS]
+    unknown = [m for m in spec.methods if m not in method_names()]
     if unknown:
-        raise UnknownNameError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+        raise UnknownNameError(f"unknown method(s) {unknown}; choose from {list(method_names())}")
     saved = root / "experiment.json"
     if saved.exists():
         previous = read_json(saved, "experiment description", RunDirectoryError)
@@ -128,11 +128,7 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         result = search(task, spec.model, config, out=run_dir, spec=spec.task_record,
                         cache=cell.parent.parent / CACHE)  # fmt: skip
     search_seconds = time.perf_counter() - start
-    loss: Any = result.best
-    if method == "baseline" or result.task_loss:
-        loss = "task"  # the task loss was returned: train with F.cross_entropy / MSE itself
-    elif loss is None and (run_dir / "best_loss.json").exists():
-        loss = load_loss(run_dir / "best_loss.json")
+    loss = loss_to_test(result)
     record: dict[str, Any] = {
         "method": method,
         "seed": seed,

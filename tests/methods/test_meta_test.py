@@ -121,3 +121,23 @@ def test_with_the_process_executor_meta_testing_trains_with_the_workers_threads(
         assert seen[-1] == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_what_meta_testing_trains_for_a_result(tmp_path):
+    """The task loss itself when it was returned, else the returned loss (from the run
+    directory when the result holds none), else nothing."""
+    from evomal.losses import LearnedLoss, load_loss
+    from evomal.methods.base import SearchResult
+    from evomal.methods.meta_test import loss_to_test
+
+    mae = LearnedLoss("abs(sub(y, fx))")
+    ce = LearnedLoss.cross_entropy()
+    assert loss_to_test(SearchResult(method="evomal", best=ce, best_fitness=0.5,
+                                     task_loss=True)) == "task"  # fmt: skip
+    assert loss_to_test(SearchResult(method="evomal", best=mae, best_fitness=0.5)) is mae
+    mae.save(tmp_path / "best_loss.json")
+    read = loss_to_test(SearchResult(method="evomal", best=None, best_fitness=None,
+                                     run_dir=tmp_path))  # fmt: skip
+    assert read.to_dict() == load_loss(tmp_path / "best_loss.json").to_dict() == mae.to_dict()
+    nothing = SearchResult(method="evomal", best=None, best_fitness=None, run_dir=tmp_path / "x")
+    assert loss_to_test(nothing) is None

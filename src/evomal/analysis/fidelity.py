@@ -36,6 +36,7 @@ from evomal.events import EVALUATED
 from evomal.files import write_json_atomic, write_text_atomic
 from evomal.losses.learned import LearnedLoss
 from evomal.methods.meta_test import training_settings
+from evomal.methods.registry import tree_methods
 from evomal.runs.store import RunStore
 from evomal.training.loop import train
 
@@ -50,7 +51,6 @@ FRESH_SEED_OFFSET = 1_000
 RESAMPLES = 5_000
 
 #: Methods whose events carry a tree and its weights.
-TREE_METHODS = ("evomal", "gplfl", "glo")
 
 
 @dataclass(frozen=True)
@@ -140,10 +140,10 @@ def fidelity(
     root = Path(run_dir)
     store = RunStore(root)
     config = store.load_config()
-    if config.method not in TREE_METHODS:
+    if config.method not in tree_methods():
         raise RunDirectoryError(
             f"fidelity reads trees from a run's events: {root} is a {config.method} run; "
-            f"use a run of {', '.join(TREE_METHODS)}"
+            f"use a run of {', '.join(tree_methods())}"
         )
     candidates = evaluated_candidates(store)
     if len(candidates) < sample:

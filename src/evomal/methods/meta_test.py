@@ -111,6 +111,27 @@ def meta_test(
         )
 
 
+def loss_to_test(result: Any) -> Any:
+    """What meta-testing trains for a search's result.
+
+    The task loss itself (``"task"``: plain ``F.cross_entropy`` / MSE, so the
+    comparison with the task loss is exact) when the search returned it; else
+    the returned loss, read back from the run directory when the result holds
+    none in memory; ``None`` when the search produced no loss. The command
+    line's meta-test and every experiment cell decide it here.
+    """
+    if result.task_loss:
+        return "task"
+    if result.best is not None:
+        return result.best
+    run_dir = result.run_dir
+    if run_dir is not None and (run_dir / "best_loss.json").exists():
+        from evomal.losses.io import load_loss
+
+        return load_loss(run_dir / "best_loss.json")
+    return None
+
+
 def selection_threads(config: SearchConfig) -> int | None:
     """The torch thread count the final selection trained with, if not this process's.
 

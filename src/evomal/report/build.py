@@ -22,6 +22,7 @@ from evomal.errors import ConfigError
 from evomal.files import read_json, write_text_atomic
 from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import LearnedLoss
+from evomal.methods.registry import tree_methods
 from evomal.report import figures
 from evomal.report.page import (
     Block,
@@ -178,7 +179,7 @@ def _meta_training(runs: list[RunData]) -> Section:
 
 
 def _filters(runs: list[RunData]) -> Section:
-    gp = [r for r in runs if r.method in figures.FILTERED_METHODS]
+    gp = [r for r in runs if r.method in tree_methods()]
     if not gp:
         return Section("Filter activity", [Paragraph("No GP run (EvoMAL, GP-LFL, GLO) given.")])
     caption = (

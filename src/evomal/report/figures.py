@@ -34,8 +34,9 @@ from torch import nn
 
 from evomal.events import CACHED, EVALUATED, FAILED, GRADIENT_EQUIVALENT, INVARIANT, REJECTED
 from evomal.losses.learned import task_loss_name
+from evomal.methods.registry import tree_methods
 from evomal.report.sources import RunData
-from evomal.report.tables import METHOD_LABELS, METHOD_ORDER
+from evomal.report.tables import method_label, method_order
 from evomal.symbolic.primitives import PRIMITIVES
 
 #: Verdicts in the order the filter-activity bars stack them.
@@ -135,7 +136,7 @@ def _by_method(runs: Sequence[RunData]) -> dict[str, list[RunData]]:
     grouped: dict[str, list[RunData]] = {}
     for run in runs:
         grouped.setdefault(run.method, []).append(run)
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    order = {m: i for i, m in enumerate(method_order())}
     return dict(sorted(grouped.items(), key=lambda item: order.get(item[0], len(order))))
 
 
@@ -167,7 +168,7 @@ def meta_training_curves(runs: Sequence[RunData]) -> Figure:
     for method, group in _by_method(runs).items():
         means, stds = mean_std(best_so_far_columns(group))
         xs = list(range(len(means)))
-        label = f"{METHOD_LABELS.get(method, method)} ({len(group)} run{'s' * (len(group) > 1)})"
+        label = f"{method_label(method)} ({len(group)} run{'s' * (len(group) > 1)})"
         axis.plot(xs, means, marker="o", markersize=3, label=label)
         low = [m - s for m, s in zip(means, stds, strict=True)]
         high = [m + s for m, s in zip(means, stds, strict=True)]
@@ -193,17 +194,14 @@ def verdict_counts(runs: Sequence[RunData]) -> dict[str, list[float]]:
     return {v: [c / len(runs) for c in counts] for v, counts in totals.items()} if runs else totals
 
 
-#: Methods whose candidates go through the GP's filters.
-FILTERED_METHODS = ("evomal", "gplfl", "glo")
-
-
 def filter_activity(runs: Sequence[RunData]) -> Figure:
     """Stacked bars per generation: evaluated, cached, gradient-equivalent, rejected, failed.
 
-    Only runs of the GP methods count (:data:`FILTERED_METHODS`): the others
+    Only runs of the methods whose candidates are trees count
+    (:func:`~evomal.methods.registry.tree_methods`): the others
     have no filters to show.
     """
-    runs = [r for r in runs if r.method in FILTERED_METHODS] or list(runs)
+    runs = [r for r in runs if r.method in tree_methods()] or list(runs)
     counts = verdict_counts(runs)
     fig = Figure(figsize=(6.5, 4))
     axis = fig.subplots()

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from evomal.report.tables import (
-    METHOD_LABELS,
-    METHOD_ORDER,
     TUNED_TASK_LOSS,
     MethodRow,
+    method_label,
+    method_order,
     method_rows,
 )
 
@@ -39,16 +39,14 @@ def plot_experiment(root: str | os.PathLike[str], records: list[dict[str, Any]],
 
     curves = fitness_curves(root)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for method in [m for m in METHOD_ORDER if m in curves and any(curves[m])]:
+    for method in [m for m in method_order() if m in curves and any(curves[m])]:
         runs = curves[method]
         length = max(len(r) for r in runs)
         means = []
         for g in range(length):
             values = [float(v) for r in runs if g < len(r) and (v := r[g]) is not None]
             means.append(sum(values) / len(values) if values else float("nan"))
-        left.plot(
-            range(length), means, marker="o", markersize=3, label=METHOD_LABELS.get(method, method)
-        )
+        left.plot(range(length), means, marker="o", markersize=3, label=method_label(method))
     left.set_xlabel("generation")
     left.set_ylabel("best fitness so far (validation metric)")
     left.set_title("Meta-training (mean over seeds)")

@@ -24,11 +24,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evomal.losses.learned import task_loss_name
-from evomal.methods.registry import METHODS, REGISTRY
+from evomal.methods.registry import REGISTRY, method_names
 from evomal.report.comparison import Comparison, compare
 
-METHOD_ORDER = METHODS
-METHOD_LABELS = {name: spec.label for name, spec in REGISTRY.items()}
+
+def method_order() -> tuple[str, ...]:
+    """Methods in display order, as registered (read when a table is built)."""
+    return method_names()
+
+
+def method_label(method: str) -> str:
+    """A method's display label (its name if it is not registered)."""
+    spec = REGISTRY.get(method)
+    return spec.label if spec is not None else method
+
 
 #: The derived row: per seed, the better of tuned cross-entropy with and without early stopping.
 TUNED_TASK_LOSS = "zoo/tuned_ce"
@@ -102,7 +111,7 @@ def _memorisation(record: dict[str, Any]) -> float | None:
 
 def _row_label(method: str, key: str, kind: str) -> str:
     task = task_loss_name(kind)
-    method_label = METHOD_LABELS.get(method, method)
+    label = method_label(method)
     if method == "zoo":
         fixed = {
             "ce": f"tuned {task}",
@@ -113,13 +122,14 @@ def _row_label(method: str, key: str, kind: str) -> str:
         }
         return fixed.get(key, f"tuned {key}")
     if key == "best_learned":
-        return f"{method_label}, best learned finalist"
-    return f"{method_label}: {key}"
+        return f"{label}, best learned finalist"
+    return f"{label}: {key}"
 
 
 def _order(key: str) -> tuple[int, int, str]:
     method, _, sub = key.partition("/")
-    position = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    order = method_order()
+    position = order.index(method) if method in order else len(order)
     zoo_first = ["ce_preset", "ce", "mse", "ce_es", "mse_es", "tuned_ce"]
     if method == "zoo":
         inner = zoo_first.index(sub) if sub in zoo_first else (len(zoo_first) if sub else 99)
@@ -139,7 +149,7 @@ def method_rows(records: Sequence[dict[str, Any]]) -> list[MethodRow]:
 
     for record in records:
         method, seed = record["method"], record["seed"]
-        label = "zoo pick (by validation)" if method == "zoo" else METHOD_LABELS.get(method, method)
+        label = "zoo pick (by validation)" if method == "zoo" else method_label(method)
         add(method, label, method, seed, record)
         for extra in record.get("rows") or []:
             key = extra["row"]
@@ -184,7 +194,7 @@ def _row(key: str, cell: dict[str, Any]) -> MethodRow:
              if w is not None]  # fmt: skip
     main = "/" not in key
     returned = None
-    if main and cell["method"] != "baseline":
+    if main and _learns(cell["method"]):
         returned = sum(1 for r in seeds.values() if r.get("task_loss"))
     return MethodRow(
         key=key,
@@ -204,7 +214,7 @@ def _returned_as(
     key: str, cell: dict[str, Any], seeds: dict[int, dict[str, Any]]
 ) -> dict[int, str]:
     """What each seed's returned loss is, for the rows of a searching method."""
-    if cell["method"] in ("baseline", "zoo"):
+    if not _learns(cell["method"]):
         return {}
     out = {}
     for seed, record in seeds.items():
@@ -223,12 +233,18 @@ def _returned_as(
     return out
 
 
+def _learns(method: str) -> bool:
+    """Whether a method can return a learned loss (not the baseline, not the zoo)."""
+    spec = REGISTRY.get(method)
+    return spec is None or spec.learns
+
+
 def comparators_of(rows: Sequence[MethodRow]) -> list[str]:
     """Tuned cross-entropy and the zoo pick when the zoo ran, else the baseline method."""
     keys = {r.key for r in rows}
     if "zoo" in keys:
         return [k for k in (TUNED_TASK_LOSS, "zoo") if k in keys]
-    return ["baseline"] if "baseline" in keys else []
+    return [m for m in method_order() if m in keys and REGISTRY[m].reference][:1]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
