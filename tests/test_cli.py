@@ -242,3 +242,26 @@ def test_a_missing_idx_folder_is_one_line(tmp_path):
     result = runner.invoke(app, ["train", "--task", f"idx:{tmp_path / 'none'}"])
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert "no folder" in result.output
+
+
+def test_every_analysis_command_takes_the_shared_options_from_one_place():
+    """data-utilisation, training-speed, robustness, lr-sweep and landscape are built by
+    analysis_command from ANALYSIS_OPTIONS (landscape with its own --seed)."""
+    import inspect
+
+    from evomal import cli
+
+    shared = {p.name for p in cli.ANALYSIS_OPTIONS}
+    commands = {
+        "data_utilisation_command": shared,
+        "training_speed_command": shared,
+        "robustness": shared,
+        "lr_sweep_command": shared,
+        "landscape": (shared - {"seeds"}) | {"seed"},
+    }
+    for name, expected in commands.items():
+        params = inspect.signature(getattr(cli, name)).parameters
+        assert expected <= set(params), name
+        for option in cli.ANALYSIS_OPTIONS:
+            if option.name in params:
+                assert params[option.name].default is option.default, (name, option.name)

@@ -7,7 +7,9 @@ printed as one clear message with exit code 2, never as a traceback.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -881,11 +883,80 @@ def _diagnostics_text(details: dict[str, Any]) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
+LOSSES_HELP = (
+    "A learned loss file, a run directory or a known loss NAME[:P1,P2] (repeat for several); "
+    "the task loss is always included."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisSetup:
+    """What every seed-based analysis command starts from: the config, a seed -> task
+    function, the losses to compare (the task loss included), the seeds, the model and
+    the output directory."""
+
+    config: Any
+    task_for_seed: Callable[[int], Any]
+    losses: Any
+    seeds: list[int]
+    model: str
+    out: Path
+
+    def progress(self, message: str) -> None:
+        console.print(message, highlight=False)
+
+
+_KW = inspect.Parameter.KEYWORD_ONLY
+
+#: The options every seed-based analysis command shares, once.
+ANALYSIS_OPTIONS = (
+    inspect.Parameter("loss", _KW, annotation=list[str],
+                      default=typer.Option(..., help=LOSSES_HELP)),
+    inspect.Parameter("task", _KW, annotation=str, default=typer.Option(..., help=TASK_HELP)),
+    inspect.Parameter("target", _KW, annotation=TargetOption, default=None),
+    inspect.Parameter("kind", _KW, annotation=KindOption, default=None),
+    inspect.Parameter("model", _KW, annotation=str, default=typer.Option(..., help=MODEL_HELP)),
+    inspect.Parameter("preset", _KW, annotation=SchedulePresetOption, default="quick"),
+    inspect.Parameter("seeds", _KW, annotation=SeedsOption, default="0-2"),
+    inspect.Parameter("set_", _KW, annotation=list[str],
+                      default=typer.Option([], "--set", help="Override a config key.")),
+    inspect.Parameter("out", _KW, annotation=Path, default=typer.Option(
+        ..., help="Output directory (re-running skips finished cells).")),
+    inspect.Parameter("data_dir", _KW, annotation=FileDataDirOption, default=None),
+)  # fmt: skip
+
+
+def analysis_command(run: Callable[..., None]) -> Callable[..., None]:
+    """An analysis command: ``run(setup, **its own options)`` plus :data:`ANALYSIS_OPTIONS`.
+
+    The shared options are parsed once here (the typer signature is the shared
+    options followed by the command's own), turned into an :class:`AnalysisSetup`,
+    and the command's scenario is printed before it runs. A command with its own
+    ``seed`` option (one seed, not several) gets every shared option but ``--seeds``.
+    """
+    own = list(inspect.signature(run).parameters.values())[1:]
+    shared = [p for p in ANALYSIS_OPTIONS
+              if not (p.name == "seeds" and any(o.name == "seed" for o in own))]  # fmt: skip
+    names = [p.name for p in shared]
+
+    @functools.wraps(run)
+    def command(**options: Any) -> None:
+        given = {name: options.pop(name) for name in names}
+        if "seed" in options:
+            given["seeds"] = str(options["seed"])
+        run(_analysis_setup(**given), **options)
+
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*shared, *(p.replace(kind=_KW) for p in own)]
+    )
+    del command.__wrapped__  # typer must read the signature above, not run's
+    return command
+
+
 def _analysis_setup(
-    loss: list[str], task: str, target: str | None, kind: str | None, preset: str,
-    set_: list[str], data_dir: Path | None, seeds: str,
-) -> tuple[Any, Any, Any, list[int]]:  # fmt: skip
-    """Config, a seed -> task function, the losses to compare, and the seeds."""
+    *, loss: list[str], task: str, target: str | None, kind: str | None, model: str,
+    preset: str, seeds: str, set_: list[str], out: Path, data_dir: Path | None,
+) -> AnalysisSetup:  # fmt: skip
     from evomal.analysis.cells import losses_to_compare
     from evomal.config import build_config
     from evomal.methods.meta_test import parse_seeds
@@ -897,136 +968,84 @@ def _analysis_setup(
     def task_for_seed(seed: int) -> Any:
         return task_for(task, config, data_dir=data_dir, seed=seed, target=target, kind=task_kind)
 
-    _print_scenario(task_for_seed(seed_list[0]))
-    return (
-        config,
-        task_for_seed,
-        losses_to_compare(loss, task_for_seed(seed_list[0]).kind),
-        seed_list,
-    )
-
-
-LOSSES_HELP = (
-    "A learned loss file, a run directory or a known loss NAME[:P1,P2] (repeat for several); "
-    "the task loss is always included."
-)
+    first = task_for_seed(seed_list[0])
+    _print_scenario(first)
+    return AnalysisSetup(config, task_for_seed, losses_to_compare(loss, first.kind), seed_list,
+                         model, out)  # fmt: skip
 
 
 @app.command("data-utilisation")
 @user_errors
+@analysis_command
 def data_utilisation_command(
-    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
-    task: str = typer.Option(..., help=TASK_HELP),
-    target: TargetOption = None,
-    kind: KindOption = None,
-    model: str = typer.Option(..., help=MODEL_HELP),
-    preset: SchedulePresetOption = "quick",
+    setup: AnalysisSetup,
     fractions: str = typer.Option("0.1,0.25,0.5,1", help="Shares of the training split."),
-    seeds: SeedsOption = "0-2",
-    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
-    out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
-    data_dir: FileDataDirOption = None,
 ) -> None:
     """Test metric when training on 10-100% of the data, task loss against learned losses (GLO)."""
     from evomal.analysis.claims import data_utilisation, parse_fractions
 
-    config, task_for_seed, losses, seed_list = _analysis_setup(
-        loss, task, target, kind, preset, set_, data_dir, seeds
-    )
-    data_utilisation(losses, task_for_seed, model, config, parse_fractions(fractions), seed_list,
-                     out, progress=lambda m: console.print(m, highlight=False))  # fmt: skip
-    console.print((out / "data_utilisation.md").read_text(), highlight=False)
+    data_utilisation(setup.losses, setup.task_for_seed, setup.model, setup.config,
+                     parse_fractions(fractions), setup.seeds, setup.out,
+                     progress=setup.progress)  # fmt: skip
+    console.print((setup.out / "data_utilisation.md").read_text(), highlight=False)
 
 
 @app.command("training-speed")
 @user_errors
+@analysis_command
 def training_speed_command(
-    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
-    task: str = typer.Option(..., help=TASK_HELP),
-    target: TargetOption = None,
-    kind: KindOption = None,
-    model: str = typer.Option(..., help=MODEL_HELP),
-    preset: SchedulePresetOption = "quick",
+    setup: AnalysisSetup,
     reach: float = typer.Option(
         ..., help="Target validation metric: an error rate (0.1 = 90% accuracy) or an MSE."
     ),
     every: int = typer.Option(100, min=1, help="Check the validation metric every N steps."),
-    seeds: SeedsOption = "0-2",
-    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
-    out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
-    data_dir: FileDataDirOption = None,
 ) -> None:
     """Steps to reach a validation target, and learning curves (TaylorGLO's speed claim)."""
     from evomal.analysis.claims import training_speed
 
-    config, task_for_seed, losses, seed_list = _analysis_setup(
-        loss, task, target, kind, preset, set_, data_dir, seeds
-    )
-    training_speed(losses, task_for_seed, model, config, reach, seed_list, out, every,
-                   progress=lambda m: console.print(m, highlight=False))  # fmt: skip
-    console.print((out / "training_speed.md").read_text(), highlight=False)
+    training_speed(setup.losses, setup.task_for_seed, setup.model, setup.config, reach,
+                   setup.seeds, setup.out, every, progress=setup.progress)  # fmt: skip
+    console.print((setup.out / "training_speed.md").read_text(), highlight=False)
 
 
 @app.command()
 @user_errors
+@analysis_command
 def robustness(
-    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
-    task: str = typer.Option(..., help=TASK_HELP),
-    target: TargetOption = None,
-    kind: KindOption = None,
-    model: str = typer.Option(..., help=MODEL_HELP),
-    preset: SchedulePresetOption = "quick",
+    setup: AnalysisSetup,
     epsilons: str = typer.Option("0,0.01,0.02,0.05,0.1,0.2", help="FGSM epsilons."),
-    seeds: SeedsOption = "0-2",
-    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
-    out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
-    data_dir: FileDataDirOption = None,
 ) -> None:
     """Test accuracy under FGSM attacks over epsilons (GLO/TaylorGLO's robustness claim)."""
     from evomal.analysis.claims import parse_epsilons
     from evomal.analysis.claims import robustness as run_robustness
 
-    config, task_for_seed, losses, seed_list = _analysis_setup(
-        loss, task, target, kind, preset, set_, data_dir, seeds
-    )
-    run_robustness(losses, task_for_seed, model, config, parse_epsilons(epsilons), seed_list,
-                   out, progress=lambda m: console.print(m, highlight=False))  # fmt: skip
-    console.print((out / "robustness.md").read_text(), highlight=False)
+    run_robustness(setup.losses, setup.task_for_seed, setup.model, setup.config,
+                   parse_epsilons(epsilons), setup.seeds, setup.out,
+                   progress=setup.progress)  # fmt: skip
+    console.print((setup.out / "robustness.md").read_text(), highlight=False)
 
 
 @app.command()
 @user_errors
+@analysis_command
 def landscape(
-    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
-    task: str = typer.Option(..., help=TASK_HELP),
-    target: TargetOption = None,
-    kind: KindOption = None,
-    model: str = typer.Option(..., help=MODEL_HELP),
-    preset: SchedulePresetOption = "quick",
+    setup: AnalysisSetup,
     seed: int = typer.Option(0, help="Seed for the initial weights, batches and directions."),
     points: int = typer.Option(21, help="Grid points per direction."),
     span: float = typer.Option(1.0, help="The grid covers -span..span along each direction."),
     samples: int = typer.Option(1000, min=1, help="Training samples the loss is evaluated on."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
-    out: Path = typer.Option(..., help="Output directory (landscape.json, landscape.png)."),
-    data_dir: FileDataDirOption = None,
 ) -> None:
     """Filter-normalised 2-D loss landscapes of models trained with each loss (Figs. 9-10)."""
-    from evomal.analysis.cells import losses_to_compare
     from evomal.analysis.landscape import landscapes
-    from evomal.config import build_config
-    from evomal.runs.tasks import task_for
 
-    config = build_config(preset, set_)
-    the_task = task_for(task, config, data_dir=data_dir, seed=seed, target=target, kind=_kind(kind))
     found = landscapes(
-        losses_to_compare(loss, the_task.kind), the_task, model, config, seed=seed, out=out,
-        points=points, span=span, samples=samples,
-        progress=lambda message: console.print(message, highlight=False),
+        setup.losses, setup.task_for_seed(seed), setup.model, setup.config, seed=seed,
+        out=setup.out, points=points, span=span, samples=samples, progress=setup.progress,
     )  # fmt: skip
     for ls in found:
         centre = ls.values[len(ls.values) // 2][len(ls.values) // 2]
         console.print(f"{ls.label}: loss at the trained weights {centre:.4g}", highlight=False)
+    out = setup.out
     console.print(f"written: {out / 'landscape.png'}, {out / 'landscape.json'}", highlight=False)
 
 
@@ -1058,20 +1077,12 @@ def fidelity(
 
 @app.command("lr-sweep")
 @user_errors
+@analysis_command
 def lr_sweep_command(
-    loss: list[str] = typer.Option(..., help=LOSSES_HELP),
-    task: str = typer.Option(..., help=TASK_HELP),
-    target: TargetOption = None,
-    kind: KindOption = None,
-    model: str = typer.Option(..., help=MODEL_HELP),
-    preset: SchedulePresetOption = "quick",
+    setup: AnalysisSetup,
     lrs: str = typer.Option(
         "0.003,0.01,0.03,0.1,0.3", help="Base learning rates, comma-separated."
     ),
-    seeds: SeedsOption = "0-2",
-    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
-    out: Path = typer.Option(..., help="Output directory (re-running skips finished cells)."),
-    data_dir: FileDataDirOption = None,
 ) -> None:
     """Train the task loss and learned losses at every base learning rate (paper Fig. 11).
 
@@ -1080,12 +1091,9 @@ def lr_sweep_command(
     """
     from evomal.analysis.lr_sweep import lr_sweep, parse_lrs
 
-    config, task_for_seed, losses, seed_list = _analysis_setup(
-        loss, task, target, kind, preset, set_, data_dir, seeds
-    )
-    lr_sweep(losses, task_for_seed, model, config, parse_lrs(lrs), seed_list, out,
-             progress=lambda m: console.print(m, highlight=False))  # fmt: skip
-    console.print((out / "lr_sweep.md").read_text(), highlight=False)
+    lr_sweep(setup.losses, setup.task_for_seed, setup.model, setup.config, parse_lrs(lrs),
+             setup.seeds, setup.out, progress=setup.progress)  # fmt: skip
+    console.print((setup.out / "lr_sweep.md").read_text(), highlight=False)
 
 
 @app.command()
