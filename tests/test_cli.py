@@ -265,3 +265,22 @@ def test_every_analysis_command_takes_the_shared_options_from_one_place():
         for option in cli.ANALYSIS_OPTIONS:
             if option.name in params:
                 assert params[option.name].default is option.default, (name, option.name)
+
+
+def test_test_with_out_resumes_its_seeds_and_refuses_another_loss(tmp_path):
+    """`evomal test --out` rewrites its record after each seed; the same command again reads
+    the finished seeds back, and a different loss with the same --out is one line, file kept."""
+    out = tmp_path / "ce.json"
+    base = ["test", "--task", "wine", "--model", "linear", "--set", "meta_test.steps=30",
+            "--out", str(out)]  # fmt: skip
+    first = runner.invoke(app, [*base, "--loss", "ce", "--seeds", "0-1"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, [*base, "--loss", "ce", "--seeds", "0-2"])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("read back from") == 2 and "seed 2: test error rate" in again.output
+    record = json.loads(out.read_text())
+    assert [run["seed"] for run in record["runs"]] == [0, 1, 2] and record["complete"]
+    before = out.read_text()
+    other = runner.invoke(app, [*base, "--loss", "gce:0.7", "--seeds", "0"])
+    assert other.exit_code == 2 and "another loss" in other.output
+    assert "Traceback" not in other.output and out.read_text() == before

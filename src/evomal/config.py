@@ -531,19 +531,27 @@ def _probability(obj: Any, *names: str) -> None:
             raise ConfigError(f"{_prefix(obj)}{name} must be in [0, 1], got {getattr(obj, name)}")
 
 
+def _sections(cls: type, prefix: str = "") -> list[tuple[type, str]]:
+    """Every config section class under ``cls`` with its key prefix (``"ml3."``), read off
+    the dataclass fields, so that a new section (a method's settings) is one field of
+    :class:`SearchConfig` and nothing else."""
+    found: list[tuple[type, str]] = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        kind = hints[f.name]
+        if isinstance(kind, type) and is_dataclass(kind):
+            found.append((kind, f"{prefix}{f.name}."))
+            found += _sections(kind, f"{prefix}{f.name}.")
+    return found
+
+
+#: Each section class and its key prefix, for messages ("ml3.steps must be positive"). A class
+#: used in two places (the optimiser of fitness and of meta-testing) has no single prefix: its
+#: messages get the path they were read at instead (:func:`from_dict`).
 _GROUPS = {
-    GPConfig: "gp.",
-    LocalSearchConfig: "local_search.",
-    FitnessConfig: "fitness.",
-    FilterConfig: "filters.",
-    SelectionConfig: "selection.",
-    MetaTestConfig: "meta_test.",
-    DataConfig: "data.",
-    ExecutionConfig: "execution.",
-    ML3Config: "ml3.",
-    CMAESConfig: "cmaes.",
-    ZooConfig: "zoo.",
-    EarlyStoppingConfig: "meta_test.early_stopping.",
+    kind: prefix
+    for kind, prefix in _sections(SearchConfig)
+    if [k for k, _ in _sections(SearchConfig)].count(kind) == 1
 }
 
 
@@ -761,6 +769,24 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
         else:
             out[key] = value
     return out
+
+
+def data_only(overrides: Iterable[str], command: str) -> list[str]:
+    """``--set`` for the commands that take only the data settings (scenario, split)."""
+    overrides = list(overrides)
+    for item in overrides:
+        if not item.strip().startswith("data."):
+            raise ConfigError(
+                f"evomal {command} takes --set data.* only (label noise, imbalance, metric, "
+                f"split), got {item!r}; its training settings are its own options"
+            )
+    return overrides
+
+
+def sets_lr(overrides: Iterable[str]) -> bool:
+    """Whether ``--set`` gives the meta-testing learning rate explicitly."""
+    keys = {item.split("=", 1)[0].strip() for item in overrides}
+    return bool(keys & {"meta_test.optimizer.lr", "training.lr"})
 
 
 def build_config(

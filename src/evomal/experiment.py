@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,23 @@ class ExperimentSpec:
     data_dir: str | None = None
     target: str | None = None
     kind: str | None = None
+
+    @classmethod
+    def from_options(
+        cls, *, methods: str, seeds: str, overrides: Sequence[str], data_dir: object, **rest: Any
+    ) -> ExperimentSpec:
+        """From the command line's strings (``--methods a,b --seeds 0-4``), checking the
+        preset and every ``--set`` key before anything runs."""
+        from evomal.methods.meta_test import parse_seeds
+
+        build_config(rest["preset"], overrides)  # fail fast on a bad preset or --set key
+        return cls(
+            methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+            seeds=tuple(parse_seeds(seeds)),
+            overrides=tuple(overrides),
+            data_dir=str(data_dir) if data_dir else None,
+            **rest,
+        )
 
     @property
     def task_record(self) -> dict[str, Any]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from evomal.config import Scenario, SearchConfig, build_config, replace_config, to_dict
-from evomal.errors import ConfigError, ModelError, RunDirectoryError
+from evomal.errors import ConfigError, ModelError
 from evomal.events import GenerationSummary, Listener
 from evomal.execution.base import Executor, SerialExecutor
 from evomal.losses.io import load_loss
@@ -31,6 +32,19 @@ from evomal.training.device import resolve_device
 from evomal.training.model_check import check_model
 
 __all__ = ["METHODS", "SearchResult", "command_line_executor", "make_executor", "resume", "search"]
+
+
+def command_line_config(
+    preset: str, overrides: Sequence[str], *, seed: int, method: str, **execution: Any
+) -> SearchConfig:
+    """The config ``evomal search`` runs: the preset, the command's options (``execution``
+    keys given as None are left to the preset) and ``--set``, with ``auto`` settled
+    (:func:`command_line_executor`)."""
+    extra: dict[str, Any] = {"seed": seed, "method": method}
+    given = {key: value for key, value in execution.items() if value is not None}
+    if given:
+        extra["execution"] = given
+    return command_line_executor(build_config(preset, overrides, extra))
 
 
 def command_line_executor(config: SearchConfig, cores: int | None = None) -> SearchConfig:
@@ -268,12 +282,9 @@ def _check_device(config: SearchConfig) -> None:
 
 
 def _finished_result(store: RunStore, config: SearchConfig) -> SearchResult | None:
-    path = store.root / "result.json"
-    if not path.exists():
+    summary = store.load_result()
+    if summary is None:
         return None
-    from evomal.files import read_json
-
-    summary = read_json(path, "run result", RunDirectoryError)
     best = load_loss(store.best_loss_path) if store.best_loss_path.exists() else None
     history = [
         GenerationSummary.from_dict(json.loads(line))

@@ -96,3 +96,21 @@ def test_evomal_methods_lists_every_method_with_what_it_learns_and_its_settings(
     for name in ("evomal", "taylorglo", "zoo", "constant"):
         assert name in listed.output
     assert "cmaes.*" in listed.output and "MAE as a tree" in listed.output
+
+
+def test_every_config_section_a_method_names_is_a_section_of_the_config():
+    """The registry and the config agree: each method's section exists, and its messages carry
+    the section's prefix read off SearchConfig (no hand-kept list of groups)."""
+    from dataclasses import fields
+
+    from evomal.config import SearchConfig
+    from evomal.errors import ConfigError
+    from evomal.methods.registry import REGISTRY
+
+    sections = {f.name for f in fields(SearchConfig)}
+    named = {spec.config_section for spec in REGISTRY.values() if spec.config_section}
+    assert named and named <= sections
+    with pytest.raises(ConfigError, match="ml3.steps must be positive"):
+        build_config(None, ["ml3.steps=0"])
+    with pytest.raises(ConfigError, match="section 'nonexistent'.*add it there"):
+        MethodSpec(name="x", label="X", runner="m:f", summary="-", config_section="nonexistent")

@@ -13,14 +13,19 @@ import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from evomal.config import SearchConfig
 from evomal.errors import ConfigError, LossFileError, RunDirectoryError
 from evomal.files import read_json, write_json_atomic
 from evomal.losses.learned import task_loss_name
+from evomal.tasks.task import Task
 
 Progress = Callable[[str], None]
+#: One cell of a grid: (loss, task of the seed, the setting's value, seed) -> a JSON record.
+CellFunction = Callable[["LossSpec", Task, Any, int], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,50 @@ def _run_label(run_dir: Path) -> str:
     return f"{config.get('method', run_dir.name)} seed {config.get('seed', '?')}"
 
 
+@dataclass(frozen=True)
+class AnalysisSetup:
+    """What every seed-based analysis starts from: the config, a seed -> task function, the
+    losses to compare (the task loss included), the seeds, the model, the output directory
+    and where progress messages go."""
+
+    config: SearchConfig
+    task_for_seed: Callable[[int], Task]
+    losses: list[LossSpec]
+    seeds: list[int]
+    model: str
+    out: Path
+    progress: Progress
+    first: Task  # the first seed's task (its scenario is what a command reports up front)
+
+    @classmethod
+    def build(
+        cls, *, loss: Sequence[str], task: str, target: str | None, kind: str | None,
+        model: str, preset: str, seeds: str, set_: Sequence[str], out: Path,
+        data_dir: Path | None, progress: Progress,
+    ) -> AnalysisSetup:  # fmt: skip
+        """From the analysis commands' shared options (``evomal lr-sweep --help``)."""
+        from evomal.config import build_config
+        from evomal.methods.meta_test import parse_seeds
+        from evomal.runs.tasks import task_for
+
+        config = build_config(preset, set_)
+        seed_list = parse_seeds(seeds)
+
+        def task_for_seed(seed: int) -> Task:
+            return task_for(task, config, data_dir=data_dir, seed=seed, target=target, kind=kind)
+
+        first = task_for_seed(seed_list[0])
+        return cls(config, task_for_seed, losses_to_compare(loss, first.kind), seed_list, model,
+                   out, progress, first)  # fmt: skip
+
+    def run(self, analysis: Callable[..., object], setting: object, **options: Any) -> str:
+        """Run a grid analysis (``lr_sweep``, ``robustness``, ...) on this setup over its
+        ``setting`` values; return the Markdown table it wrote (``<analysis name>.md``)."""
+        analysis(self.losses, self.task_for_seed, self.model, self.config, setting, self.seeds,
+                 self.out, progress=self.progress, **options)  # fmt: skip
+        return (self.out / f"{getattr(analysis, '__name__', '')}.md").read_text()
+
+
 class CellStore:
     """``root/cells/<loss>/<setting>/seed-<k>.json``, written once each."""
 
@@ -92,6 +141,37 @@ class CellStore:
         record = {"loss": loss, "setting": setting, "seed": seed, **run()}
         write_json_atomic(path, record)
         return record
+
+
+def run_grid(
+    out: str | os.PathLike[str],
+    losses: Sequence[LossSpec],
+    settings: Sequence[tuple[str, Any]],
+    seeds: Sequence[int],
+    task_for_seed: Callable[[int], Task],
+    cell: CellFunction,
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every (loss, setting, seed) cell of an analysis, each trained once and kept on disk.
+
+    ``settings`` are (key, value) pairs: the key names the cell's folder, the
+    value is passed to ``cell``. Cells already under ``out`` are read back, not
+    run again, so a re-run finishes a stopped analysis. Returns the records per
+    (loss label, setting key), in seed order. A new analysis is one cell
+    function plus what it writes from these records.
+    """
+    store = CellStore(out)
+    tasks: dict[int, Task] = {}
+    grid: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for spec in losses:
+        for key, value in settings:
+            records = []
+            for seed in seeds:
+                if seed not in tasks:
+                    tasks[seed] = task_for_seed(seed)
+                job = partial(cell, spec, tasks[seed], value, seed)
+                records.append(store.get_or_run(spec.label, key, seed, job))
+            grid[(spec.label, key)] = records
+    return grid
 
 
 def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None, int]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evomal.analysis.cells import CellStore, LossSpec, Progress, format_spread, mean_std
+from evomal.analysis.cells import LossSpec, Progress, format_spread, mean_std, run_grid
 from evomal.config import SearchConfig
 from evomal.errors import ConfigError
 from evomal.files import write_json_atomic, write_text_atomic
@@ -98,20 +97,16 @@ def data_utilisation(
 ) -> dict[str, dict[float, tuple[float | None, float | None]]]:
     """Test metric (mean, std over seeds) per loss and training-set fraction."""
     say = progress or (lambda message: None)
-    store = CellStore(out)
+
+    def cell(spec: LossSpec, task: Task, fraction: float, seed: int) -> dict[str, Any]:
+        return _train_on_fraction(spec, task, fraction, model, config, seed, say)
+
+    settings = [(f"data-{fraction:g}", fraction) for fraction in fractions]
+    grid = run_grid(out, losses, settings, seeds, task_for_seed, cell)
     table: dict[str, dict[float, tuple[float | None, float | None]]] = {}
     for spec in losses:
-        for fraction in fractions:
-            values = []
-            for seed in seeds:
-                job = partial(
-                    _train_on_fraction, spec, task_for_seed(seed), fraction, model, config,
-                    seed, say,
-                )  # fmt: skip
-                values.append(
-                    store.get_or_run(spec.label, f"data-{fraction:g}", seed, job)["test_metric"]
-                )
-            mean, std, _ = mean_std(values)
+        for key, fraction in settings:
+            mean, std, _ = mean_std([r["test_metric"] for r in grid[(spec.label, key)]])
             table.setdefault(spec.label, {})[fraction] = (mean, std)
     _write_grid(Path(out), "data_utilisation", table, "share of the training split",
                 "test metric", f"{config.meta_test.steps} steps, seeds {list(seeds)}")  # fmt: skip
@@ -158,15 +153,16 @@ def training_speed(
 ) -> dict[str, dict[str, Any]]:
     """Per loss: steps to reach ``reach`` per seed, and the mean learning curve."""
     say = progress or (lambda message: None)
-    store = CellStore(out)
+
+    def cell(spec: LossSpec, task: Task, every: int, seed: int) -> dict[str, Any]:
+        return _curve(spec, task, model, config, every, seed, say)
+
+    key = f"curve-every-{every}"
+    grid = run_grid(out, losses, [(key, every)], seeds, task_for_seed, cell)
     found: dict[str, dict[str, Any]] = {}
     for spec in losses:
-        curves, steps = [], []
-        for seed in seeds:
-            job = partial(_curve, spec, task_for_seed(seed), model, config, every, seed, say)
-            cell = store.get_or_run(spec.label, f"curve-every-{every}", seed, job)
-            curves.append(cell["curve"])
-            steps.append(steps_to_reach(cell["curve"], reach))
+        curves = [record["curve"] for record in grid[(spec.label, key)]]
+        steps = [steps_to_reach(curve, reach) for curve in curves]
         found[spec.label] = {"steps_to_reach": steps, "curves": curves}
     lines = [
         f"Steps until the validation metric is at or below {reach:g} (checked every {every} "
@@ -237,17 +233,17 @@ def robustness(
 ) -> dict[str, dict[float, tuple[float | None, float | None]]]:
     """FGSM test accuracy (mean, std over seeds) per loss and epsilon."""
     say = progress or (lambda message: None)
-    store = CellStore(out)
+    if seeds and task_for_seed(seeds[0]).kind != "classification":
+        raise ConfigError("FGSM robustness is measured for classification tasks only")
+
+    def cell(spec: LossSpec, task: Task, eps: Sequence[float], seed: int) -> dict[str, Any]:
+        return _attack(spec, task, model, config, eps, seed, say)
+
+    key = "fgsm-" + "-".join(f"{e:g}" for e in epsilons)
+    grid = run_grid(out, losses, [(key, list(epsilons))], seeds, task_for_seed, cell)
     table: dict[str, dict[float, tuple[float | None, float | None]]] = {}
     for spec in losses:
-        runs = []
-        for seed in seeds:
-            task = task_for_seed(seed)
-            if task.kind != "classification":
-                raise ConfigError("FGSM robustness is measured for classification tasks only")
-            job = partial(_attack, spec, task, model, config, epsilons, seed, say)
-            setting = "fgsm-" + "-".join(f"{e:g}" for e in epsilons)
-            runs.append(store.get_or_run(spec.label, setting, seed, job)["accuracy"])
+        runs = [record["accuracy"] for record in grid[(spec.label, key)]]
         for i, eps in enumerate(epsilons):
             mean, std, _ = mean_std([r[i] if r is not None else None for r in runs])
             table.setdefault(spec.label, {})[eps] = (mean, std)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evomal.analysis.cells import CellStore, LossSpec, Progress, format_spread, mean_std
+from evomal.analysis.cells import LossSpec, Progress, format_spread, mean_std, run_grid
 from evomal.config import SearchConfig, replace_config
 from evomal.errors import ConfigError
 from evomal.files import write_json_atomic, write_text_atomic
@@ -60,19 +59,18 @@ def lr_sweep(
     progress: Progress | None = None,
 ) -> list[SweepPoint]:
     """Train every loss at every learning rate from every seed; write the results to ``out``."""
-    store = CellStore(out)
     say = progress or (lambda message: None)
+
+    def cell(spec: LossSpec, task: Task, lr: float, seed: int) -> dict[str, Any]:
+        trained = replace_config(config, meta_test={"optimizer": {"lr": lr}})
+        return _train(spec, task, model, trained, seed, say)
+
+    settings = [(f"lr-{lr:g}", lr) for lr in lrs]
+    grid = run_grid(out, losses, settings, seeds, task_for_seed, cell)
     points = []
-    tasks: dict[int, Task] = {}
     for spec in losses:
-        for lr in lrs:
-            trained = replace_config(config, meta_test={"optimizer": {"lr": lr}})
-            values = []
-            for seed in seeds:
-                task = tasks.setdefault(seed, task_for_seed(seed))
-                job = partial(_train, spec, task, model, trained, seed, say)
-                cell = store.get_or_run(spec.label, f"lr-{lr:g}", seed, job)
-                values.append(cell["test_metric"])
+        for key, lr in settings:
+            values = [record["test_metric"] for record in grid[(spec.label, key)]]
             mean, std, diverged = mean_std(values)
             points.append(SweepPoint(spec.label, lr, tuple(values), mean, std, diverged))
     _write(Path(out), points, config, seeds)

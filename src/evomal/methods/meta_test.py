@@ -69,6 +69,25 @@ def training_settings(
     return optimizer, every if every is not None else config.meta_test.stop_every
 
 
+def describe_training(loss: Any, config: SearchConfig, *, apply_advice: bool = True) -> str:
+    """How ``loss`` trains under the meta-test schedule, in words (steps, lr and why, early
+    stopping): the line ``evomal test`` prints before it trains."""
+    optimizer, every = training_settings(loss, config, apply_advice=apply_advice)
+    advice, preset_lr = advice_of(loss), config.meta_test.optimizer.lr
+    how = f"{config.meta_test.steps} steps, lr {optimizer.lr:g}"
+    if advice is not None and advice.lr_factor != 1.0:
+        how += (
+            f" (the preset's {preset_lr:g} x the factor {advice.lr_factor:.3g} the loss was "
+            "selected at)"
+            if apply_advice
+            else f" (the preset's {preset_lr:g} set explicitly: the file's factor "
+            f"{advice.lr_factor:.3g} not applied)"
+        )
+    if every is not None:
+        how += f", early stopping every {every} steps"
+    return how
+
+
 def meta_test(
     loss: Any,
     task: Task,
@@ -130,6 +149,25 @@ def loss_to_test(result: Any) -> Any:
 
         return load_loss(run_dir / "best_loss.json")
     return None
+
+
+def meta_test_beside_task_loss(
+    result: Any, task: Task, model: ModelLike, config: SearchConfig
+) -> tuple[Any, TrainResult, TrainResult] | None:
+    """A search's returned loss, then the task loss and it meta-tested from the run seed.
+
+    What ``evomal search`` and ``resume`` show at the end: the loss meta-testing
+    trains is :func:`loss_to_test`'s, as in every experiment cell; when that is
+    the task loss itself its one run is both rows. ``None`` when the search
+    produced no loss.
+    """
+    loss = loss_to_test(result)
+    if loss is None:
+        return None
+    baseline = meta_test("task", task, model, config, seed=config.seed)
+    if loss == "task":
+        return loss, baseline, baseline  # the same loss, trained the same way
+    return loss, baseline, meta_test(loss, task, model, config, seed=config.seed)
 
 
 def selection_threads(config: SearchConfig) -> int | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from evomal.config import SearchConfig, replace_config
-from evomal.errors import UnknownNameError
+from evomal.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
     from evomal.methods.base import Method
@@ -51,6 +51,15 @@ class MethodSpec:
     config_section: str | None = None
     #: the row every other method is compared with in an experiment's tables
     reference: bool = False
+
+    def __post_init__(self) -> None:
+        sections = {f.name for f in fields(SearchConfig)}
+        if self.config_section is not None and self.config_section not in sections:
+            raise ConfigError(
+                f"method {self.name!r} names the config section {self.config_section!r}, which "
+                f"SearchConfig does not have; add it there as a field (sections: "
+                f"{', '.join(sorted(sections))})"
+            )
 
     def configure(self, config: SearchConfig) -> SearchConfig:
         """``config`` with this method's fixed settings applied (idempotent)."""

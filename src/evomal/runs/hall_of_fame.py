@@ -108,7 +108,7 @@ def _finalists(store: RunStore) -> tuple[dict[str, float], str | None]:
         if expression is not None and record.get("val_metric") is not None:
             validation[expression] = float(record["val_metric"])
     returned = None
-    if store.best_loss_path.exists() and (store.root / "result.json").exists():
+    if store.best_loss_path.exists() and store.result_path.exists():
         from evomal.files import read_json
 
         returned = read_json(store.best_loss_path, "loss file", LossFileError).get("expression")
@@ -144,6 +144,16 @@ def _entry(
         val_metric=val,
         returned=returned,
     )
+
+
+def returned_label(run_dir: str | os.PathLike[str]) -> str | None:
+    """The loss a finished run handed back, as its expression ("(the task loss)" marked);
+    None before the run has finished or when it returned no tree."""
+    summary = RunStore(run_dir).load_result()
+    expression = None if summary is None else summary.get("best_expression")
+    if expression is None:
+        return None
+    return str(expression) + (" (the task loss)" if summary and summary.get("task_loss") else "")
 
 
 def latex_table(entries: list[FameEntry], caption: str | None = None) -> str:

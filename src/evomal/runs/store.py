@@ -76,6 +76,12 @@ def environment(config: SearchConfig) -> dict[str, Any]:
     }
 
 
+def default_run_dir(task: str, model: str, seed: int) -> Path:
+    """``runs/<task>-<model>-<seed>``, with paths and colons of the specs flattened."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{task}-{model}-{seed}")
+    return Path("runs") / name
+
+
 def _finite_or_none(value: Any) -> Any:
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return None
@@ -276,8 +282,18 @@ class RunStore:
         """Write the best loss so far (any loss module with ``save``)."""
         loss.save(self.best_loss_path, metadata=_clean(metadata))
 
+    @property
+    def result_path(self) -> Path:
+        return self.root / "result.json"
+
     def save_result(self, result: dict[str, Any]) -> None:
-        write_json_atomic(self.root / "result.json", _clean(result))
+        write_json_atomic(self.result_path, _clean(result))
+
+    def load_result(self) -> dict[str, Any] | None:
+        """The finished run's ``result.json``, or None while the run has not finished."""
+        if not self.result_path.exists():
+            return None
+        return dict(read_json(self.result_path, "run result", RunDirectoryError))
 
     def work_seconds(self) -> float:
         """Seconds of candidate work (every stage of every scored candidate) plus selection

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from evomal.config import SearchConfig
+from evomal.errors import ConfigError
 from evomal.symbolic.transforms import TaskKind
 from evomal.tasks.registry import get_task
 from evomal.tasks.task import Task
@@ -19,7 +20,7 @@ def task_for(
     data_dir: str | os.PathLike[str] | None = None,
     seed: int | None = None,
     target: str | None = None,
-    kind: TaskKind | None = None,
+    kind: str | None = None,
 ) -> Task:
     """``get_task(name)`` with ``config.data`` applied; the validation split drawn from ``seed``.
 
@@ -37,9 +38,20 @@ def task_for(
         val_fraction=config.data.val_fraction,
         augmentation=config.data.augmentation,
         target=target,
-        kind=kind,
+        kind=check_kind(kind),
         scenario=config.data.scenario,
     )
+
+
+def check_kind(kind: str | None) -> TaskKind | None:
+    """A data file's task kind: classification or regression (None: inferred from the data)."""
+    if kind is None:
+        return None
+    if kind == "classification":
+        return "classification"
+    if kind == "regression":
+        return "regression"
+    raise ConfigError(f"--kind must be classification or regression, got {kind!r}")
 
 
 def task_record(
@@ -54,6 +66,7 @@ def task_record(
     ``evomal resume`` may run from another directory, so ``csv:data.csv``
     is recorded as ``csv:/abs/path/data.csv``.
     """
+    check_kind(kind)
     prefix, _, rest = name.partition(":")
     if prefix in ("csv", "npz", "idx") and rest:
         name = f"{prefix}:{Path(rest).expanduser().resolve()}"
