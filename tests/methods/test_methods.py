@@ -116,12 +116,22 @@ def _selected(method, extra, tmp_path):
 
 
 @pytest.mark.parametrize("method", [m for m in SEARCHES if m != "baseline"])
-@pytest.mark.parametrize("margin", [None, 0.0], ids=["default-margin", "no-margin"])
+@pytest.mark.parametrize(
+    "margin", [None, 0.0, 1e6], ids=["default-margin", "no-margin", "margin-never-beaten"]
+)
 def test_every_method_goes_through_selection(method, margin, tmp_path):
     """With selection: the task loss and the method's top distinct candidates are the
     finalists, and the loss returned is the one selection's margin rule picks (recomputed
-    here from the finalists' per-sample validation metrics)."""
-    _selected(method, [] if margin is None else [f"selection.margin_se={margin}"], tmp_path)
+    here from the finalists' per-sample validation metrics). With a margin no learned loss
+    can clear, the task loss is returned even where a learned finalist has the lowest
+    validation metric (GLO's here): a plain minimum would return that one."""
+    extra = [] if margin is None else [f"selection.margin_se={margin}"]
+    finalists, winner = _selected(method, extra, tmp_path)
+    if margin == 1e6:
+        assert winner == 0
+        if method == "glo":  # keeps the case one where the plain minimum is a learned loss
+            values = [f["val_metric"] for f in finalists]
+            assert min(values[1:]) < values[0]
 
 
 def test_a_learned_finalist_ahead_within_the_margin_is_not_returned(tmp_path):

@@ -110,7 +110,7 @@ def test_every_config_section_a_method_names_is_a_section_of_the_config():
     sections = {f.name for f in fields(SearchConfig)}
     named = {spec.config_section for spec in REGISTRY.values() if spec.config_section}
     assert named and named <= sections
-    with pytest.raises(ConfigError, match="ml3.steps must be positive"):
+    with pytest.raises(ConfigError, match=r"ml3\.steps must be positive"):
         build_config(None, ["ml3.steps=0"])
-    with pytest.raises(ConfigError, match="section 'nonexistent'.*add it there"):
+    with pytest.raises(ConfigError, match=r"section .nonexistent.*add it there"):
         MethodSpec(name="x", label="X", runner="m:f", summary="-", config_section="nonexistent")
