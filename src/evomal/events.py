@@ -8,11 +8,14 @@ plain data only.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TypedDict, cast
+
+from evomal.records import FinalistRecord, GridCell, LossDocument
 
 #: Verdicts recorded for each candidate.
 EVALUATED = "evaluated"
@@ -21,6 +24,37 @@ REJECTED = "rejected"  # rejection protocol
 GRADIENT_EQUIVALENT = "gradient_equivalent"
 FAILED = "failed"  # exception, non-finite loss, diverging training
 INVARIANT = "invariant"  # violates the invariant filter (filters.invariant), never trained
+
+
+def _known(cls: type, data: Mapping[str, object]) -> dict[str, object]:
+    """The entries of ``data`` that are fields of dataclass ``cls``: a record read back may
+    carry others (an event line's generation and index, a version-1 best's generation)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+class _OutcomeFields(TypedDict):
+    expression: str
+    key: str
+    phi: list[float]
+    fitness: float | None
+    verdict: str
+
+
+class OutcomeRecord(_OutcomeFields, total=False):
+    """:class:`Outcome` as plain data (a line of ``events.jsonl`` without its generation and
+    index, an entry of the evaluator's cache); :meth:`Outcome.as_dict` writes every key,
+    records from before a field existed lack it."""
+
+    reason: str | None
+    score: float | None
+    signature: str | None
+    reused_from: str | None
+    seconds: dict[str, float]
+    late_rise: float | None
+    scale: float
+    pruned: bool
+    invariant: dict[str, bool] | None
 
 
 @dataclass(kw_only=True)
@@ -52,12 +86,29 @@ class Outcome:
     #: condition, for the weights the candidate started from (:mod:`evomal.losses.invariant`)
     invariant: dict[str, bool] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> OutcomeRecord:
+        """Every field, in order, as plain data (containers copied)."""
+        return {
+            "expression": self.expression,
+            "key": self.key,
+            "phi": list(self.phi),
+            "fitness": self.fitness,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "score": self.score,
+            "signature": self.signature,
+            "reused_from": self.reused_from,
+            "seconds": dict(self.seconds),
+            "late_rise": self.late_rise,
+            "scale": self.scale,
+            "pruned": self.pruned,
+            "invariant": None if self.invariant is None else dict(self.invariant),
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Outcome:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+    def from_dict(cls, data: OutcomeRecord) -> Outcome:
+        """Read :meth:`as_dict`'s record (other keys ignored, missing ones at their default)."""
+        return cls(**cast(OutcomeRecord, _known(cls, data)))
 
     def loss_expression(self) -> str:
         """The tree that ``phi`` belongs to: the source's, for an equivalence-cache hit."""
@@ -71,6 +122,32 @@ class CandidateEvent:
     generation: int
     index: int
     outcome: Outcome
+
+
+class GenerationExtra(TypedDict, total=False):
+    """What a method adds to its generation summaries: CMA-ES its step size, ML3 its final
+    meta-loss."""
+
+    sigma: float
+    final_meta_loss: float | None
+
+
+class _GenerationFields(TypedDict):
+    generation: int
+    scored: int
+    verdicts: dict[str, int]
+    population_best: float | None
+    best_so_far: float | None
+
+
+class _SummaryFields(_GenerationFields, total=False):
+    population_mean: float | None
+    best_expression: str | None
+
+
+class GenerationRecord(_SummaryFields, GenerationExtra):
+    """:class:`GenerationSummary` as plain data (a line of ``generations.jsonl``): its fields
+    and, at the top level, its method's extras. Early records lack ``population_mean``."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +166,7 @@ class GenerationSummary:
     population_mean: float | None
     best_so_far: float | None
     best_expression: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: GenerationExtra = field(default_factory=GenerationExtra)
 
     @classmethod
     def of(
@@ -99,7 +176,7 @@ class GenerationSummary:
         fitnesses: Iterable[float | None],
         best_so_far: float | None,
         best_expression: str | None = None,
-        **extra: Any,
+        **extra: float | None,
     ) -> GenerationSummary:
         """From the generation's verdicts and its population's fitnesses (``None``: failed)."""
         listed = list(verdicts)
@@ -112,19 +189,44 @@ class GenerationSummary:
             population_mean=sum(finite) / len(finite) if finite else None,
             best_so_far=best_so_far,
             best_expression=best_expression,
-            extra=extra,
+            extra=cast(GenerationExtra, extra),  # the method's keyword arguments
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k != "extra"}
-        return {**data, **self.extra}
+    def as_dict(self) -> GenerationRecord:
+        """The fields in order (containers copied), then the extras."""
+        record: GenerationRecord = {
+            "generation": self.generation,
+            "scored": self.scored,
+            "verdicts": dict(self.verdicts),
+            "population_best": self.population_best,
+            "population_mean": self.population_mean,
+            "best_so_far": self.best_so_far,
+            "best_expression": self.best_expression,
+        }
+        return {**record, **self.extra}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GenerationSummary:
-        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
+    def from_dict(cls, data: Mapping[str, object]) -> GenerationSummary:
+        """Read a :class:`GenerationRecord`: any key that is not a field is an extra (the
+        method's, or one a record from another version has)."""
+        names = {f.name for f in fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         known.setdefault("population_mean", None)
-        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+        extra = {k: v for k, v in data.items() if k not in names}
+        return cls(**cast(_SummaryFields, known), extra=cast(GenerationExtra, extra))
+
+
+class _ScoredFields(TypedDict):
+    document: LossDocument
+    fitness: float | None
+    generation: int
+    label: str
+
+
+class ScoredRecord(_ScoredFields, total=False):
+    """:class:`Scored` as plain data (a GP state's best); early records lack ``key``."""
+
+    key: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,19 +239,27 @@ class Scored:
     search result, whatever the method (a tree, a Taylor polynomial, a network).
     """
 
-    document: dict[str, Any]
+    document: LossDocument
     fitness: float | None
     generation: int
     label: str
     #: what makes two candidates the same loss (a tree's equivalence key), when known
     key: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> ScoredRecord:
+        """Every field, in order, as plain data (the document copied)."""
+        return {
+            "document": copy.deepcopy(self.document),
+            "fitness": self.fitness,
+            "generation": self.generation,
+            "label": self.label,
+            "key": self.key,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Scored:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+    def from_dict(cls, data: ScoredRecord) -> Scored:
+        """Read :meth:`as_dict`'s record (other keys ignored)."""
+        return cls(**cast(ScoredRecord, _known(cls, data)))
 
 
 @dataclass
@@ -172,10 +282,10 @@ class FinalistEvent:
 
     index: int
     total: int
-    records: list[dict[str, Any]]
+    records: list[FinalistRecord]
 
     @property
-    def record(self) -> dict[str, Any]:
+    def record(self) -> FinalistRecord:
         return self.records[self.index]
 
 
@@ -186,7 +296,7 @@ class GridEvent:
 
     done: int
     total: int
-    cells: list[dict[str, Any]]
+    cells: list[GridCell]
 
 
 Event = CandidateEvent | GenerationEvent | FinalistEvent | GridEvent

@@ -32,6 +32,7 @@ from evomal.methods.finalists import Finalist
 from evomal.methods.meta_test import loss_to_test, meta_test
 from evomal.methods.registry import method_names
 from evomal.methods.selection import finalist_loss
+from evomal.records import FinalistRecord
 from evomal.runs.store import RunStore
 from evomal.runs.tasks import task_from_record, task_record
 from evomal.search import resume, search
@@ -211,12 +212,12 @@ def _extra_rows(
     Each finalist is meta-tested as selection scored it (its chosen lr factor,
     its early stopping); the finalist that was returned reuses the main meta-test.
     """
-    records = result.selection or []
+    records: list[FinalistRecord] = result.selection or []
     lr = config.meta_test.optimizer.lr
     returned = next((r for r in records if r.get("returned")), None)
     rows = []
 
-    def row(key: str, finalist_record: dict[str, Any], label: str) -> dict[str, Any]:
+    def row(key: str, finalist_record: FinalistRecord, label: str) -> dict[str, Any]:
         finalist = Finalist.from_record(finalist_record)
         entry = {"row": key, "label": label, "lr_factor": finalist.lr_factor,
                  "val_metric": finalist.val_metric, "family": finalist.family,
@@ -238,15 +239,20 @@ def _extra_rows(
             if Finalist.from_record(records[0]).lr_factor == 1.0:
                 rows.append({**rows[0], "row": "ce_preset"})
             else:
-                plain = {**records[0], "seeds": [s for s in records[0]["seeds"]
-                                                 if s.get("lr_factor", 1.0) == 1.0]}  # fmt: skip
+                seeds = [s for s in records[0]["seeds"] if s.get("lr_factor", 1.0) == 1.0]
+                plain: FinalistRecord = {**records[0], "seeds": seeds}
                 rows.append(row("ce_preset", plain, "task loss at the preset's lr"))
         return rows
     # The best *learned* finalist: a learned loss that equals no seed and no zoo member
     # up to a positive scale.
-    learned = [r for r in records if r.get("role", "learned") == "learned"
-               and r.get("val_metric") is not None and r.get("equals") is None]  # fmt: skip
+    learned = [
+        (value, r)
+        for r in records
+        if r.get("role", "learned") == "learned"
+        and (value := r.get("val_metric")) is not None
+        and r.get("equals") is None
+    ]
     if learned:
-        best = min(learned, key=lambda r: r["val_metric"])
+        best = min(learned, key=lambda pair: pair[0])[1]
         rows.append(row("best_learned", best, f"best learned: {best['label']}"))
     return rows

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, final
 
 import numpy as np
 
@@ -32,10 +32,13 @@ from evomal.events import (
     GRADIENT_EQUIVALENT,
     CandidateEvent,
     GenerationEvent,
+    GenerationRecord,
     GenerationSummary,
     Listener,
     Outcome,
+    OutcomeRecord,
     Scored,
+    ScoredRecord,
 )
 from evomal.gp.operators import (
     combine_keeping_minimum,
@@ -64,6 +67,44 @@ def _passed(outcome: Outcome | None) -> bool:
     )
 
 
+class EvaluatorState(TypedDict, total=False):
+    """What the candidate evaluator (:class:`evomal.methods.evaluator.CandidateEvaluator`)
+    keeps in a GP state: its equivalence cache (key -> outcome), its gradient-equivalence
+    cache (signature -> fitness) and its pruning reference. Empty before the first
+    generation; runs from before pruning lack ``best_rung``."""
+
+    equivalence_cache: dict[str, OutcomeRecord]
+    gradient_cache: dict[str, float | None]
+    best_rung: float | None
+
+
+class IndividualRecord(TypedDict):
+    """An :class:`Individual` as plain data."""
+
+    expression: str
+    outcome: OutcomeRecord | None
+
+
+@final
+class BestV1(OutcomeRecord):
+    """A version-1 checkpoint's best candidate: its outcome and the generation that scored it
+    (version 2 stores its :class:`ScoredRecord`)."""
+
+    generation: int
+
+
+class GPStateRecord(TypedDict):
+    """A :class:`GPState` as plain data (a GP run's checkpoint)."""
+
+    generation: int
+    population: list[IndividualRecord]
+    rng_state: dict[str, Any]  # numpy's bit-generator state, as numpy types it
+    best: ScoredRecord | BestV1 | None
+    history: list[GenerationRecord]
+    evaluator_state: EvaluatorState
+    done: bool
+
+
 @dataclass(frozen=True)
 class Individual:
     """A tree of the population and its outcome (``None`` until it is scored)."""
@@ -71,14 +112,14 @@ class Individual:
     expression: str
     outcome: Outcome | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> IndividualRecord:
         return {
             "expression": self.expression,
             "outcome": None if self.outcome is None else self.outcome.as_dict(),
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Individual:
+    def from_dict(cls, data: IndividualRecord) -> Individual:
         outcome = data.get("outcome")
         return cls(data["expression"], None if outcome is None else Outcome.from_dict(outcome))
 
@@ -96,24 +137,23 @@ class GPState:
     rng_state: dict[str, Any]
     best: Scored | None = None
     history: list[GenerationSummary] = field(default_factory=list)
-    evaluator_state: dict[str, Any] = field(default_factory=dict)
+    evaluator_state: EvaluatorState = field(default_factory=EvaluatorState)
     done: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(
-            {
-                "generation": self.generation,
-                "population": [ind.as_dict() for ind in self.population],
-                "rng_state": self.rng_state,
-                "best": None if self.best is None else self.best.as_dict(),
-                "history": [summary.as_dict() for summary in self.history],
-                "evaluator_state": self.evaluator_state,
-                "done": self.done,
-            }
-        )
+    def as_dict(self) -> GPStateRecord:
+        record: GPStateRecord = {
+            "generation": self.generation,
+            "population": [ind.as_dict() for ind in self.population],
+            "rng_state": self.rng_state,
+            "best": None if self.best is None else self.best.as_dict(),
+            "history": [summary.as_dict() for summary in self.history],
+            "evaluator_state": self.evaluator_state,
+            "done": self.done,
+        }
+        return copy.deepcopy(record)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], record: Record | None = None) -> GPState:
+    def from_dict(cls, data: GPStateRecord, record: Record | None = None) -> GPState:
         """Read :meth:`as_dict`'s form. A checkpoint of version 1 stored the best candidate's
         outcome (with its generation) instead of its record: ``record`` rebuilds that."""
         data = copy.deepcopy(data)
@@ -187,7 +227,7 @@ class GeneticProgramming:
     def run(
         self,
         state: GPState,
-        evaluator_state: Callable[[], dict[str, Any]] | None = None,
+        evaluator_state: Callable[[], EvaluatorState] | None = None,
         max_generations: int | None = None,
     ) -> GPState:
         """Run generations from ``state`` until the budget (or ``max_generations`` more) is spent.
@@ -207,7 +247,7 @@ class GeneticProgramming:
     # -- one generation --------------------------------------------------------
 
     def _generation(
-        self, state: GPState, evaluator_state: Callable[[], dict[str, Any]] | None
+        self, state: GPState, evaluator_state: Callable[[], EvaluatorState] | None
     ) -> None:
         g = state.generation
         todo = [i for i, ind in enumerate(state.population) if ind.outcome is None]

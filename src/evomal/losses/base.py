@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from evomal.errors import LossFileError
-from evomal.losses.document import FORMAT_TAG, FORMAT_VERSION, JsonLoss
+from evomal.losses.document import FORMAT_TAG, FORMAT_VERSION, JsonLoss, LossDocument
+from evomal.records import KindFields
 from evomal.symbolic.transforms import REDUCTIONS, check_choice
 
 
@@ -26,7 +27,7 @@ class WeightedLoss(JsonLoss, nn.Module):
     """A loss function with one weight vector, as a drop-in ``nn.Module`` criterion."""
 
     kind: ClassVar[str]
-    weight_name: ClassVar[str] = "params"
+    weight_name: ClassVar[Literal["phi", "params"]] = "params"
     loss_fn: Any  # the pure function loss_fn(y_pred, y_true, weights, reduction)
     reduction: str
     scale: float = 1.0
@@ -63,14 +64,18 @@ class WeightedLoss(JsonLoss, nn.Module):
         value = self.loss_fn(y_pred, y_true, self.weights, self.reduction)
         return value * self.scale if self.scale != 1.0 else value
 
-    def document_fields(self) -> dict[str, Any]:
+    def document_fields(self) -> KindFields:
         """The kind-specific fields of the JSON document (besides the weights)."""
         raise NotImplementedError
 
-    def to_dict(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    def to_dict(self, metadata: dict[str, Any] | None = None) -> LossDocument:
         """The loss as a plain JSON-ready document."""
-        doc: dict[str, Any] = {"format": FORMAT_TAG, "version": FORMAT_VERSION, "kind": self.kind}
-        doc.update(self.document_fields())
+        doc: LossDocument = {
+            "format": FORMAT_TAG,
+            "version": FORMAT_VERSION,
+            "kind": self.kind,
+            **self.document_fields(),
+        }
         doc[self.weight_name] = [float(v) for v in self.weights.detach().cpu().tolist()]
         if self.scale != 1.0:
             doc["scale"] = self.scale

@@ -4,6 +4,10 @@ A loss file is plain data: a format tag, a version, the loss kind, its
 expression or parameters, the transforms and free-form metadata. Loading
 validates every field and never executes anything from the file. Any problem
 is a ``ValueError`` that names the field and what was expected.
+
+The document's shape is :class:`LossDocument` (its ``training`` field a
+:class:`TrainingRecord`), importable from here; it is defined in
+:mod:`evomal.records`, below the events that carry loss documents.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evomal.errors import LossFileError
+from evomal.records import LossDocument, TrainingRecord
 
 FORMAT_TAG = "evomal-loss"
 FORMAT_VERSION = 1
@@ -116,7 +121,7 @@ class TrainingAdvice:
     lr: float | None = None
     early_stopping: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> TrainingRecord:
         return {"lr_factor": self.lr_factor, "lr": self.lr, "early_stopping": self.early_stopping}
 
     @property
@@ -158,7 +163,7 @@ class JsonLoss:
     reads JSON only, so a file from a stranger runs no code.
     """
 
-    def to_dict(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    def to_dict(self, metadata: dict[str, Any] | None = None) -> LossDocument:
         raise NotImplementedError
 
     @classmethod

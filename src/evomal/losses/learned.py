@@ -16,6 +16,7 @@ from evomal.losses.document import (
     read_scale,
     require_fields,
 )
+from evomal.records import KindFields
 from evomal.symbolic.compile import compile_tree
 from evomal.symbolic.primitives import EPS
 from evomal.symbolic.sympy_form import to_latex, to_sympy
@@ -126,7 +127,7 @@ class LearnedLoss(WeightedLoss):
 
     # -- persistence ---------------------------------------------------------
 
-    def document_fields(self) -> dict[str, Any]:
+    def document_fields(self) -> KindFields:
         return {
             "expression": self.expression,
             "task": self.task,

@@ -35,6 +35,7 @@ from evomal.losses.document import (
     read_scale,
     require_fields,
 )
+from evomal.records import KindFields
 from evomal.symbolic.transforms import (
     TASK_KINDS,
     Reduction,
@@ -127,7 +128,7 @@ class NeuralLoss(WeightedLoss):
     def __str__(self) -> str:
         return f"NeuralLoss({self.task}): {self.expression}, {self.loss_fn.n_weights} weights"
 
-    def document_fields(self) -> dict[str, Any]:
+    def document_fields(self) -> KindFields:
         return {"hidden": list(self.hidden), "task": self.task}
 
     @classmethod

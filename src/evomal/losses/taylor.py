@@ -31,6 +31,7 @@ from evomal.losses.document import (
     read_scale,
     require_fields,
 )
+from evomal.records import KindFields
 from evomal.symbolic.transforms import (
     OUTPUT_ACTIVATIONS,
     TASK_KINDS,
@@ -135,7 +136,7 @@ class TaylorLoss(WeightedLoss):
     def __str__(self) -> str:
         return f"TaylorLoss({self.task}, order {self.order}): {self.expression}"
 
-    def document_fields(self) -> dict[str, Any]:
+    def document_fields(self) -> KindFields:
         return {"order": self.order, "task": self.task, "output_activation": self.output_activation}
 
     @classmethod

@@ -10,10 +10,10 @@ returns a :class:`SearchResult`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from torch import nn
 
@@ -28,16 +28,48 @@ from evomal.events import (
 )
 from evomal.execution.base import Executor
 from evomal.execution.context import ContextSpec
-from evomal.losses.document import advice_of
+from evomal.losses.document import LossDocument, TrainingRecord, advice_of
 from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import task_loss_name, task_loss_tree
 from evomal.methods.selection import Candidate
+from evomal.records import FinalistRecord
 from evomal.runs.hall_of_fame import FameEntry, hall_of_fame
 from evomal.runs.store import RunStore
 from evomal.runs.train_cache import TrainingCache
 from evomal.symbolic.transforms import TaskKind
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
+
+
+class ResultSummary(TypedDict):
+    """A search result as plain data (``result.json``)."""
+
+    method: str
+    best_expression: str | None
+    best_loss: LossDocument | None
+    task_loss: bool
+    baseline: str | None
+    equals: str | None
+    learned: bool
+    training: TrainingRecord | None
+    best_fitness: float | None
+    message: str
+    verdicts: dict[str, int]
+    generations: int
+    selection: list[FinalistRecord] | None
+
+
+class CacheContext(TypedDict):
+    """What, besides a job, decides a selection-schedule training run: with the job, the key
+    of a run's cache. The task, its scenario and the configuration sections are plain data
+    the cache only hashes."""
+
+    task: Mapping[str, object]
+    model: str
+    model_options: Mapping[str, object]
+    meta_test: Mapping[str, object]
+    device: str
+    threads: int | None
 
 
 @dataclass(kw_only=True)
@@ -66,7 +98,7 @@ class SearchResult:
     verdicts: dict[str, int] = field(default_factory=dict)
     finished: bool = True
     task_loss: bool = False
-    selection: list[dict[str, Any]] | None = None
+    selection: list[FinalistRecord] | None = None
     candidates: list[Candidate] = field(default_factory=list, repr=False)
     #: the baseline returned, named ("cross-entropy", "gce(q=0.7) at 3x lr"), when no learned
     #: loss beat the baselines; None when a learned loss was returned
@@ -95,7 +127,7 @@ class SearchResult:
             raise ValueError("top() reads the run directory; search with out=DIR to keep one")
         return hall_of_fame(self.run_dir, k)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> ResultSummary:
         best_doc = self.best.to_dict() if self.best is not None else None  # type: ignore[operator]
         return {
             "method": self.method,
@@ -114,7 +146,7 @@ class SearchResult:
         }
 
 
-def _advice_record(loss: Any) -> dict[str, Any] | None:
+def _advice_record(loss: Any) -> TrainingRecord | None:
     advice = advice_of(loss)
     return None if advice is None else advice.as_dict()
 
@@ -127,7 +159,9 @@ class MethodRun:
     with :meth:`emit` (which counts the verdicts and keeps ``best_loss.json``
     current), stores its state with :meth:`checkpoint` after the events that
     state covers, and builds its result with :meth:`result`.
-    ``resume_from`` is the checkpoint payload read from the run directory.
+    ``resume_from`` is the checkpoint payload read from the run directory:
+    each method's state under its own key (``gp``, ``cma``, ``selection``...),
+    which only that method reads back (:meth:`saved`), stating its type.
     """
 
     method: str
@@ -137,11 +171,11 @@ class MethodRun:
     executor: Executor
     store: RunStore | None = None
     listener: Listener | None = None
-    resume_from: dict[str, Any] | None = None
+    resume_from: Mapping[str, object] | None = None
     max_generations: int | None = None
     vmappable: bool = True  # False: the model cannot run under vmap, candidates go one by one
     cache: TrainingCache | None = None  # training runs shared within an experiment
-    _payload: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _payload: dict[str, object] = field(default_factory=dict, init=False, repr=False)
     _verdicts: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _saved_best: Scored | None = field(default=None, init=False, repr=False)
     _started: bool = field(default=False, init=False, repr=False)
@@ -162,7 +196,11 @@ class MethodRun:
         return dict(self._verdicts)
 
     def saved(self, key: str) -> Any:
-        """The state last checkpointed under ``key`` (this run's or the resumed one's), or None."""
+        """The state last checkpointed under ``key`` (this run's or the resumed one's), or None.
+
+        It is plain JSON in the form the method wrote it: the method, which alone knows that
+        form, states its type where it reads it (``saved: CMAState | None = run.saved(key)``).
+        """
         return self._payload.get(key)
 
     def checkpoint(self, key: str, state: Any) -> None:
@@ -235,7 +273,7 @@ class MethodRun:
             self._started = True
 
     @property
-    def cache_context(self) -> dict[str, Any]:
+    def cache_context(self) -> CacheContext:
         """What, besides a job, decides a selection-schedule training run (the cache's key)."""
         from evomal.methods.meta_test import selection_threads
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import cma
 import numpy as np
@@ -35,10 +35,25 @@ from evomal.events import (
     Scored,
 )
 from evomal.execution.base import map_batched
+from evomal.losses.document import LossDocument
 from evomal.losses.io import loss_from_dict
 from evomal.methods.base import MethodRun
 from evomal.methods.selection import Candidate
 from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness, fitness_batch, stable_seed
+
+
+class CMAGeneration(TypedDict):
+    """One generation of the checkpoint: the solutions pycma asked for, and their fitnesses
+    (``None``: failed) as scored, before any penalty."""
+
+    x: list[list[float]]
+    f: list[float | None]
+
+
+class CMAState(TypedDict):
+    """A CMA-ES checkpoint: every generation so far, replayed on resume."""
+
+    generations: list[CMAGeneration]
 
 
 @dataclass(kw_only=True)
@@ -57,7 +72,7 @@ class CMAResult:
         return None if self.best is None else self.best.fitness
 
     def candidates(
-        self, document: Callable[[np.ndarray], dict[str, Any]], label: Callable[[np.ndarray], str]
+        self, document: Callable[[np.ndarray], LossDocument], label: Callable[[np.ndarray], str]
     ) -> list[Candidate]:
         """Every parameter vector scored with a finite fitness, as candidates, best first.
 
@@ -109,7 +124,7 @@ def cma_search(
     *,
     x0: np.ndarray,
     sigma0: float,
-    document: Callable[[np.ndarray], dict[str, Any]],
+    document: Callable[[np.ndarray], LossDocument],
     describe: Callable[[np.ndarray], str],
     payload_key: str = "cma",
     generation_offset: int = 0,
@@ -119,8 +134,9 @@ def cma_search(
     run.start_executor()
     seed = stable_seed(run.config.seed, "cmaes", payload_key)
     es = make_strategy(x0, sigma0, cfg.population_size, seed)
-    saved = run.saved(payload_key) or {"generations": []}
-    record: list[dict[str, Any]] = []
+    saved: CMAState | None = run.saved(payload_key)
+    replay = saved["generations"] if saved else []
+    record: list[CMAGeneration] = []
     history: list[GenerationSummary] = []
     best_x: list[float] | None = None
     best_f: float | None = None
@@ -131,8 +147,8 @@ def cma_search(
 
     for g in range(cfg.generations):
         solutions = es.ask()
-        if g < len(saved["generations"]):
-            past = saved["generations"][g]
+        if g < len(replay):
+            past = replay[g]
             if not np.allclose(np.asarray(past["x"]), np.asarray(solutions), rtol=1e-9, atol=1e-12):
                 raise RuntimeError(
                     f"CMA-ES replay diverged at generation {g}; the checkpoint does "
@@ -196,7 +212,7 @@ def cma_search(
         history.append(summary)
         if not replayed:
             run.emit(GenerationEvent(generation_offset + g, summary, best))
-            run.checkpoint(payload_key, {"generations": list(record)})
+            run.checkpoint(payload_key, CMAState(generations=list(record)))
     return CMAResult(best_x=best_x, best=best, history=history, finished=True, scored=scored_pairs)
 
 
@@ -209,7 +225,7 @@ def _key(x: Sequence[float]) -> str:
 SKIPPED = FitnessOutcome(None, "fails TaylorGLO's invariant (filters.invariant): not trained")
 
 
-def invariant_checks(run: MethodRun, document: dict[str, Any]) -> dict[str, bool] | None:
+def invariant_checks(run: MethodRun, document: LossDocument) -> dict[str, bool] | None:
     """Both invariant conditions for a classification candidate (None for regression)."""
     if run.kind != "classification":
         return None
@@ -220,7 +236,7 @@ def invariant_checks(run: MethodRun, document: dict[str, Any]) -> dict[str, bool
     return {"authors": authors_invariant(loss, n), "softmax": softmax_condition(loss, n)}
 
 
-def violates(run: MethodRun, document: dict[str, Any], checks: dict[str, bool] | None) -> bool:
+def violates(run: MethodRun, document: LossDocument, checks: dict[str, bool] | None) -> bool:
     """With ``filters.invariant``: a Taylor loss failing the authors' check (as TaylorGLO
     does), any other loss failing the softmax-correct one."""
     if not run.config.filters.invariant or checks is None:

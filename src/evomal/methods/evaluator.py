@@ -38,7 +38,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from evomal.config import FilterConfig, SearchConfig
 from evomal.events import (
@@ -52,6 +51,8 @@ from evomal.events import (
 )
 from evomal.execution.base import Executor, map_batched, split_evenly
 from evomal.gp.filters import rejection_reason
+from evomal.gp.loop import EvaluatorState
+from evomal.losses.document import LossDocument
 from evomal.losses.learned import LearnedLoss
 from evomal.methods.stages import (
     FitnessJob,
@@ -143,14 +144,14 @@ class CandidateEvaluator:
 
     # -- state ---------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> EvaluatorState:
         return {
             "equivalence_cache": {k: o.as_dict() for k, o in self.equivalence_cache.items()},
             "gradient_cache": dict(self.gradient_cache),
             "best_rung": self.best_rung,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: EvaluatorState) -> None:
         self.equivalence_cache = {
             k: Outcome.from_dict(v) for k, v in state["equivalence_cache"].items()
         }
@@ -376,7 +377,7 @@ class CandidateEvaluator:
         assert out is not None
         return out
 
-    def _document(self, outcome: Outcome | None) -> dict[str, Any]:
+    def _document(self, outcome: Outcome | None) -> LossDocument:
         assert outcome is not None
         loss = LearnedLoss(
             outcome.expression,

@@ -19,8 +19,10 @@ from typing import Any
 
 from evomal.execution.base import batched_or_one_by_one
 from evomal.execution.context import EvaluationContext
+from evomal.losses.document import LossDocument
 from evomal.losses.io import loss_from_dict
 from evomal.methods.stages import describe_error
+from evomal.records import FinalistRecord, FinalistRunRecord, SparseVector
 from evomal.training.loop import TrainResult, evaluate_per_sample, train
 from evomal.training.population import train_population
 
@@ -40,7 +42,7 @@ class Candidate:
     """A method's candidate loss: its JSON document, search fitness and distinctness key."""
 
     label: str
-    document: dict[str, Any]
+    document: LossDocument
     fitness: float
     key: str
 
@@ -69,7 +71,7 @@ class FinalistJob:
     (steps between validation scores) overrides ``meta_test.early_stopping``.
     """
 
-    document: dict[str, Any] | None
+    document: LossDocument | None
     seed: int
     steps: int
     lr_factor: float = 1.0
@@ -96,7 +98,7 @@ class FinalistRun:
     lr_factor: float = 1.0
     best_step: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FinalistRunRecord:
         return {
             "seed": self.seed,
             "lr_factor": self.lr_factor,
@@ -110,13 +112,13 @@ class FinalistRun:
         }
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> FinalistRun:
+    def from_dict(cls, record: FinalistRunRecord) -> FinalistRun:
         return cls(
             record["seed"],
             record["val_metric"],
             record.get("failed"),
-            [tuple(p) for p in record.get("loss_curve", [])],
-            [tuple(p) for p in record.get("val_curve", [])],
+            _points(record.get("loss_curve", [])),
+            _points(record.get("val_curve", [])),
             record.get("seconds", 0.0),
             _dense(record.get("val_samples")),
             float(record.get("lr_factor", 1.0)),
@@ -124,7 +126,12 @@ class FinalistRun:
         )
 
 
-def _sparse(values: Sequence[float] | None) -> dict[str, Any] | None:
+def _points(curve: Sequence[Sequence[float]]) -> list[tuple[int, float]]:
+    """A curve's ``[step, value]`` points as tuples (as :class:`FinalistRun` holds them)."""
+    return [(int(step), value) for step, value in curve]
+
+
+def _sparse(values: Sequence[float] | None) -> SparseVector | None:
     """A per-sample vector as its length and nonzero entries (an error-rate vector is mostly 0)."""
     if values is None:
         return None
@@ -132,7 +139,7 @@ def _sparse(values: Sequence[float] | None) -> dict[str, Any] | None:
     return {"n": len(values), "index": [i for i, _ in nonzero], "value": [v for _, v in nonzero]}
 
 
-def _dense(record: dict[str, Any] | None) -> list[float] | None:
+def _dense(record: SparseVector | None) -> list[float] | None:
     """The inverse of :func:`_sparse`."""
     if record is None:
         return None
@@ -299,7 +306,7 @@ class Finalist:
     """
 
     label: str
-    document: dict[str, Any]
+    document: LossDocument
     fitness: float | None
     is_task_loss: bool = False
     runs: list[FinalistRun] = field(default_factory=list)
@@ -323,7 +330,7 @@ class Finalist:
         return self.role == LEARNED and self.equals is None
 
     @property
-    def job_document(self) -> dict[str, Any] | None:
+    def job_document(self) -> LossDocument | None:
         return None if self.is_task_loss else self.document
 
     def job(self, seed: int, steps: int, lr_factor: float) -> FinalistJob:
@@ -370,7 +377,7 @@ class Finalist:
         text = self.label if factor == 1.0 else f"{self.label} at {factor:.3g}x lr"
         return text if self.equals is None else f"{text} (= {self.equals} up to scale)"
 
-    def record(self, rank: int) -> dict[str, Any]:
+    def record(self, rank: int) -> FinalistRecord:
         """The finalist as plain data (``selection.json``, ``result.json``, checkpoints)."""
         return {
             "rank": rank,
@@ -389,7 +396,7 @@ class Finalist:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Finalist:
+    def from_record(cls, record: FinalistRecord) -> Finalist:
         return cls(
             record["label"],
             record["document"],

@@ -77,7 +77,7 @@ class SeedRun:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> SeedRun:
+    def from_record(cls, record: Mapping[str, Any]) -> SeedRun:
         return cls(
             seed=int(record["seed"]),
             test_metric=record.get("test_metric"),

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TypedDict
 
 from evomal.events import (
     EVALUATED,
     FAILED,
     CandidateEvent,
     GenerationEvent,
+    GenerationRecord,
     GenerationSummary,
     Outcome,
     Scored,
@@ -35,6 +37,20 @@ class ML3Job:
     """Train the loss network (runs on a worker, like any other stage)."""
 
     hidden: tuple[int, ...]
+
+
+class _ML3Fields(TypedDict):
+    params: list[float]
+    fitness: float | None
+    summary: GenerationRecord
+
+
+class ML3State(_ML3Fields, total=False):
+    """ML3's checkpoint (key ``ml3``): the trained network's weights and scale, its fitness
+    (``None``: failed, and why) and its generation summary."""
+
+    scale: float
+    reason: str | None
 
 
 @dataclass
@@ -84,7 +100,7 @@ def run_ml3(run: MethodRun) -> SearchResult:
     """
     run.start_executor()
     hidden = tuple(run.config.ml3.hidden)
-    saved = run.saved("ml3")
+    saved: ML3State | None = run.saved("ml3")
     if saved is not None and "params" in saved:
         loss = NeuralLoss(saved["params"], run.kind, hidden)
         loss.set_scale(saved.get("scale", 1.0))
@@ -149,7 +165,7 @@ def _train_and_score(
         loss.expression,
         final_meta_loss=trained.meta_losses[-1] if trained.meta_losses else None,
     )
-    state = {
+    state: ML3State = {
         "params": loss.weights.detach().tolist(),
         "scale": trained.scale,
         "fitness": value,

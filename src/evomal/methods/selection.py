@@ -37,7 +37,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from evomal.events import FinalistEvent
 from evomal.execution.base import map_batched
@@ -59,6 +59,7 @@ from evomal.methods.finalists import (
     train_finalist,
     train_finalists,
 )
+from evomal.records import FinalistRecord
 
 __all__ = [
     "BASELINE",
@@ -80,6 +81,13 @@ __all__ = [
     "train_finalist",
     "train_finalists",
 ]
+
+
+class SelectionState(TypedDict):
+    """The selection stage's checkpoint (key ``selection``): the finalists trained so far, in
+    rank order."""
+
+    records: list[FinalistRecord]
 
 
 def paired_difference(finalist: Finalist, other: Finalist) -> tuple[float, float] | None:
@@ -203,7 +211,7 @@ class SelectionOutcome:
         return self.chosen.is_baseline
 
     @property
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[FinalistRecord]:
         """The finalists as plain data, the one returned marked ``returned``."""
         records = records_of(self.finalists)
         records[self.winner]["returned"] = True
@@ -320,7 +328,7 @@ def _name(finalist: Finalist, task_loss_name: str) -> str:
     return task_loss_name if factor == 1.0 else f"{task_loss_name} at {factor:.3g}x lr"
 
 
-def records_of(finalists: Sequence[Finalist]) -> list[dict[str, Any]]:
+def records_of(finalists: Sequence[Finalist]) -> list[FinalistRecord]:
     """Finalists as plain data; each learned one with its paired difference to the best
     baseline (``val_diff``, ``val_diff_se``: mean and standard error, see
     :func:`paired_difference`; with ``selection.baselines=task`` the task loss)."""
@@ -399,7 +407,8 @@ def train_all(run: Any, finalists: list[Finalist], factors: Sequence[float] | No
     the run directory checkpointed, after every group.
     """
     config = run.config
-    saved = (run.saved("selection") or {}).get("records", [])
+    state: SelectionState | None = run.saved("selection")
+    saved = state.get("records", []) if state else []
     for i, record in enumerate(saved[: len(finalists)]):
         finalists[i] = Finalist.from_record(record)
     steps = config.selection_steps
@@ -421,7 +430,7 @@ def train_all(run: Any, finalists: list[Finalist], factors: Sequence[float] | No
         records = records_of(finalists[: members[-1] + 1])
         for i in members:
             run.emit(FinalistEvent(i, len(finalists), records))
-        run.checkpoint("selection", {"records": records})
+        run.checkpoint("selection", SelectionState(records=records))
 
 
 def run_jobs(run: Any, jobs: Sequence[FinalistJob], batch: int = 1) -> list[FinalistRun]:

@@ -14,16 +14,19 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import torch
 
 from evomal.execution.base import batched_or_one_by_one
 from evomal.execution.context import EvaluationContext
 from evomal.gp.filters import gradient_norms, gradient_signature, rejection_traces
+from evomal.losses.document import LossDocument
 from evomal.losses.io import loss_from_dict
 from evomal.meta.local_search import LocalSearchResult, MetaSplit, initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
+from evomal.meta.scale import ScaleNormaliser
+from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic.compile import CompiledLoss, compile_tree, nonfinite_reason
 from evomal.training.loop import Prune, TrainResult, train
 from evomal.training.population import train_population
@@ -86,7 +89,7 @@ class FitnessJob:
     local search trains only to the prune step.
     """
 
-    document: dict[str, Any]
+    document: LossDocument
     prune_above: float = math.inf
     steps: int | None = None
 
@@ -254,7 +257,22 @@ def screen(ctx: EvaluationContext, job: ScreenJob) -> list[ScreenOutcome]:
     return outcomes
 
 
-def search_kwargs(ctx: EvaluationContext) -> dict[str, Any]:
+class SearchSettings(TypedDict):
+    """The keyword arguments of :func:`~evomal.meta.local_search.optimise_phi` and
+    :func:`~evomal.meta.population_search.optimise_phi_population` besides the losses, their
+    starting weights and the learners."""
+
+    steps: int
+    base_steps: int
+    optimizer: UnrolledSGD
+    meta_lr: float
+    batch_size: int
+    run_seed: int
+    normaliser: ScaleNormaliser | None
+    meta_split: MetaSplit
+
+
+def search_kwargs(ctx: EvaluationContext) -> SearchSettings:
     """The local search's settings for this context, as keyword arguments."""
     ls = ctx.config.local_search
     return {

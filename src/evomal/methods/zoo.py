@@ -31,13 +31,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import TypedDict
 
 import torch
 
 from evomal.config import SearchConfig
 from evomal.errors import ConfigError
 from evomal.events import GridEvent
+from evomal.losses.document import LossDocument
 from evomal.losses.learned import task_loss_name
 from evomal.losses.zoo import FAMILIES, ZooLoss, check_params, default_families
 from evomal.methods.base import MethodRun, SearchResult, apply_outcome
@@ -49,6 +50,7 @@ from evomal.methods.selection import (
     run_jobs,
     train_all,
 )
+from evomal.records import GridCell
 from evomal.tasks.task import Task
 
 #: Zoo members that are the task loss trained with early stopping.
@@ -94,7 +96,7 @@ def family_grid(config: SearchConfig, name: str) -> list[tuple[float, ...]]:
     return [check_params(family, [float(x) for x in s]) for s in settings]
 
 
-def _document(task: Task, name: str, params: Sequence[float]) -> dict[str, Any]:
+def _document(task: Task, name: str, params: Sequence[float]) -> LossDocument:
     """A member's loss file, bound to the training split (class counts, square's k and M)."""
     loss = ZooLoss(EARLY_STOPPED.get(name, name), list(params) or None)
     if task.kind == "classification":
@@ -120,7 +122,13 @@ def _mean(runs: Sequence[FinalistRun]) -> float | None:
     return statistics.fmean(r.val_metric for r in runs if r.val_metric is not None)
 
 
-def grid_cells(run: MethodRun, names: Sequence[str]) -> list[dict[str, Any]]:
+class GridState(TypedDict):
+    """The grid's checkpoint (key ``zoo_grid``): the cells scored so far, in grid order."""
+
+    cells: list[GridCell]
+
+
+def grid_cells(run: MethodRun, names: Sequence[str]) -> list[GridCell]:
     """Stage 1: every cell of the families with more than one setting, scored on validation.
 
     Returns one record per (family, params, factor): the mean validation metric
@@ -129,8 +137,8 @@ def grid_cells(run: MethodRun, names: Sequence[str]) -> list[dict[str, Any]]:
     reads its cache.
     """
     config, task = run.config, run.task
-    saved = run.saved("zoo_grid") or {}
-    records: list[dict[str, Any]] = list(saved.get("cells", []))
+    saved: GridState | None = run.saved("zoo_grid")
+    records = list(saved.get("cells", [])) if saved else []
     factors, seeds, steps = config.zoo.lr_factors, _seeds(config), config.selection_steps
     cells = [(name, params, factor) for name in names for params in family_grid(config, name)
              if len(family_grid(config, name)) > 1 for factor in factors]  # fmt: skip
@@ -156,11 +164,11 @@ def grid_cells(run: MethodRun, names: Sequence[str]) -> list[dict[str, Any]]:
                            "seconds": round(r.seconds, 3)} for r in runs],
             })  # fmt: skip
         run.emit(GridEvent(len(records), len(cells), records))
-        run.checkpoint("zoo_grid", {"cells": records})
+        run.checkpoint("zoo_grid", GridState(cells=records))
     return records
 
 
-def winning_params(name: str, cells: Sequence[dict[str, Any]], config: SearchConfig) -> tuple:
+def winning_params(name: str, cells: Sequence[GridCell], config: SearchConfig) -> tuple:
     """A family's parameter from its grid: the lowest mean validation over (params, factor).
 
     Ties go to the family's default parameter, then to factor 1. A family with

@@ -35,6 +35,7 @@ import platform
 import socket
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from evomal.config import SearchConfig, from_dict, to_dict
 from evomal.errors import RunDirectoryError
 from evomal.events import CandidateEvent, Event, FinalistEvent, GridEvent
 from evomal.files import read_json, write_json_atomic
+from evomal.records import FinalistRecord
 
 #: Version 2: a GP state's ``best`` is a :class:`~evomal.events.Scored` record (loss file,
 #: fitness, generation, label); version 1 stored the best candidate's outcome, which
@@ -248,7 +250,7 @@ class RunStore:
             {**record["document"], "metadata": _clean(metadata)},
         )
 
-    def save_selection(self, records: list[dict[str, Any]]) -> None:
+    def save_selection(self, records: Sequence[FinalistRecord]) -> None:
         """Rewrite ``selection.json`` with the final records (the one returned marked)."""
         write_json_atomic(
             self.selection_path, {"total": len(records), "finalists": _clean(records)}
@@ -261,7 +263,7 @@ class RunStore:
         data = read_json(self.selection_path, "selection record", RunDirectoryError)
         return list(data.get("finalists", []))
 
-    def _append(self, path: Path, record: dict[str, Any]) -> None:
+    def _append(self, path: Path, record: Mapping[str, object]) -> None:
         with path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(_clean(record), allow_nan=False) + "\n")
             handle.flush()
@@ -286,7 +288,7 @@ class RunStore:
     def result_path(self) -> Path:
         return self.root / "result.json"
 
-    def save_result(self, result: dict[str, Any]) -> None:
+    def save_result(self, result: Mapping[str, object]) -> None:
         write_json_atomic(self.result_path, _clean(result))
 
     def load_result(self) -> dict[str, Any] | None:

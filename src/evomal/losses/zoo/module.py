@@ -21,6 +21,7 @@ from evomal.losses.document import (
     FORMAT_TAG,
     FORMAT_VERSION,
     JsonLoss,
+    LossDocument,
     check_header,
     fail,
     float_list,
@@ -199,9 +200,9 @@ class ZooLoss(JsonLoss, nn.Module):
 
     # -- persistence ---------------------------------------------------------
 
-    def to_dict(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    def to_dict(self, metadata: dict[str, Any] | None = None) -> LossDocument:
         """The loss as a plain JSON-ready document."""
-        doc: dict[str, Any] = {
+        doc: LossDocument = {
             "format": FORMAT_TAG,
             "version": FORMAT_VERSION,
             "kind": self.kind,
