@@ -108,3 +108,55 @@ def test_the_meta_step_scores_the_updated_model_on_the_next_training_batch(float
     s = online.state
     expected = task_loss(task.kind, learner.forward(s.params, s.buffers, x), y)
     assert meta == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_hypergradient_with_meta_lr_zero_is_plain_training_with_the_task_loss(float64):
+    """The learning-rate counterpart: log(lr) fixed (meta learning rate 0), the run is
+    evomal.train with the task loss at that rate."""
+    from evomal.meta.online import LearningRate
+
+    task, learner, _ = _setup()
+    rate = LearningRate(task.kind, UnrolledSGD.from_config(CONFIG))
+    log_lr = torch.tensor([CONFIG.lr]).log()
+    online = OnlineLossLearner(rate, log_lr, learner, rate.base, meta_lr=0.0, batch_size=16,
+                               seed=5)  # fmt: skip
+    state = online.run(20)
+    assert all(n > 0 for n in online.meta_grad_norms) and torch.equal(state.phi, log_lr)
+    model = learner.build(5)
+    train(model, "task", task, 20, CONFIG, batch_size=16, seed=5, evaluate_val=False)
+    for name, value in model.named_parameters():
+        torch.testing.assert_close(state.params[name], value.detach(), rtol=1e-12, atol=0)
+
+
+def test_the_hypergradient_of_plain_sgd_is_minus_lr_times_the_two_gradients_dot(float64):
+    """Oracle (Baydin et al. 2018): for theta' = theta - lr g_t, d L(theta'; b_t+1) / d log lr
+    = -lr * <grad L(theta'; b_t+1), g_t>, computed here with two plain backward passes."""
+    from evomal.meta.online import LearningRate
+    from evomal.training.metrics import task_loss
+
+    task, learner, _ = _setup("mlp")
+    rate = LearningRate(task.kind, UnrolledSGD.plain(0.1))
+    online = OnlineLossLearner(rate, torch.tensor([0.1]).log(), learner, rate.base,
+                               meta_lr=0.05, batch_size=16, seed=8)  # fmt: skip
+    online.run(3)
+    s = online.state
+    stream = TrainBatches(task, 16, 8)
+    batches = [stream.next() for _ in range(5)]
+    log_lr = s.phi.clone().requires_grad_(True)
+    meta, _, _ = online_meta_loss(log_lr, rate, learner, s.params, s.buffers, None,
+                                  batches[3], batches[4])  # fmt: skip
+    (hyper,) = torch.autograd.grad(meta, log_lr)
+
+    def grads_at(params, batch):
+        params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        x, y = batch
+        value = task_loss(task.kind, learner.forward(params, s.buffers, x), y)
+        return params, torch.autograd.grad(value, list(params.values()))
+
+    lr = float(s.phi.exp())
+    _, g_t = grads_at(s.params, batches[3])
+    moved = {k: v - lr * g for (k, v), g in zip(s.params.items(), g_t, strict=True)}
+    _, g_next = grads_at(moved, batches[4])
+    expected = -lr * sum((a * b).sum() for a, b in zip(g_next, g_t, strict=True))
+    assert abs(float(hyper)) > 1e-8
+    assert float(hyper) == pytest.approx(float(expected), rel=1e-10)

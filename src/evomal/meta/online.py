@@ -21,6 +21,12 @@ initial loss: ``tests/meta/test_online.py`` checks that against
 :func:`~evomal.training.train` to rtol 1e-12 in float64, and the
 meta-gradient against central finite differences.
 
+The same procedure adapts the learning rate instead of the loss (their
+Algorithms 3-4; hypergradient descent, Baydin et al. 2018): the task loss is
+fixed and the meta-parameter is log(lr), so the rate stays positive
+(:class:`LearningRate`; :class:`LossWeights` is AdaLFL's). Without that
+counterpart an online loss's gain could be a learning-rate schedule.
+
 The state after any step is plain tensors plus the step count; the batch
 stream is rebuilt from its seed and replayed to the same position, so a run
 resumed from :meth:`OnlineLossLearner.state` continues exactly.
@@ -28,7 +34,8 @@ resumed from :meth:`OnlineLossLearner.state` continues exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -54,24 +61,69 @@ class OnlineState:
     snapshots: list[tuple[int, list[float]]] = field(default_factory=list)
 
 
+class Adapted(Protocol):
+    """What the online meta step adapts: the base loss and the optimiser as functions of the
+    meta-parameters."""
+
+    def value(self, meta: Tensor, y_pred: Tensor, y_true: Tensor) -> Tensor: ...
+
+    def optimizer(self, meta: Tensor) -> UnrolledSGD: ...
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """AdaLFL: the meta-parameters are the loss's weights phi; the optimiser is fixed."""
+
+    loss: ParametricLoss
+    base: UnrolledSGD
+
+    def value(self, meta: Tensor, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        return self.loss(y_pred, y_true, meta)
+
+    def optimizer(self, meta: Tensor) -> UnrolledSGD:
+        return self.base
+
+
+@dataclass(frozen=True)
+class LearningRate:
+    """Hypergradient descent: the meta-parameter is log(lr) (one scalar); the loss is the
+    task loss. ``base`` gives momentum, Nesterov and weight decay; its lr is replaced."""
+
+    kind: str
+    base: UnrolledSGD
+
+    def value(self, meta: Tensor, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        return task_loss(self.kind, y_pred, y_true)
+
+    def optimizer(self, meta: Tensor) -> UnrolledSGD:
+        return replace(self.base, lr=meta.exp().squeeze())  # type: ignore[arg-type]
+
+
 def online_meta_loss(
     phi: Tensor,
-    loss: ParametricLoss,
+    loss: ParametricLoss | Adapted,
     learner: BaseLearner,
     params: State,
     buffers: State,
     momentum: State | None,
     batch: tuple[Tensor, Tensor],
     next_batch: tuple[Tensor, Tensor],
-    optimizer: UnrolledSGD,
+    optimizer: UnrolledSGD | None = None,
 ) -> tuple[Tensor, State, State | None]:
     """The task loss on ``next_batch`` after one optimiser step on ``M_phi`` over ``batch``,
-    as a function of phi; with the updated parameters and momentum (still on the graph)."""
+    as a function of phi; with the updated parameters and momentum (still on the graph).
+
+    ``loss`` is a parametric loss (phi its weights, ``optimizer`` the fixed update rule) or
+    an :class:`Adapted` (which gives both from phi)."""
+    adapted = loss if isinstance(loss, (LossWeights, LearningRate)) else None
+    if adapted is None:
+        assert optimizer is not None, "a parametric loss needs its optimiser"
+        adapted = LossWeights(loss, optimizer)  # type: ignore[arg-type]
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     x, y = batch
-    value = loss(learner.forward(params, buffers, x), y, phi)
+    value = adapted.value(phi, learner.forward(params, buffers, x), y)
     grads = torch.autograd.grad(value, list(params.values()), create_graph=True)
-    new_params, new_momentum = optimizer.step(params, list(grads), momentum)
+    new_params, new_momentum = adapted.optimizer(phi).step(params, list(grads), momentum)
     nx, ny = next_batch
     meta = task_loss(learner.task.kind, learner.forward(new_params, buffers, nx), ny)
     return meta, new_params, new_momentum
@@ -87,7 +139,7 @@ class OnlineLossLearner:
 
     def __init__(
         self,
-        loss: ParametricLoss,
+        loss: ParametricLoss | LearningRate,
         phi0: Tensor,
         learner: BaseLearner,
         optimizer: UnrolledSGD,
@@ -100,6 +152,7 @@ class OnlineLossLearner:
     ) -> None:
         if meta_lr < 0:
             raise ValueError(f"the online meta learning rate must be >= 0, got {meta_lr}")
+        self.adapted = loss if isinstance(loss, LearningRate) else LossWeights(loss, optimizer)
         self.loss, self.learner, self.optimizer = loss, learner, optimizer
         self.snapshot_every = max(1, snapshot_every)
         self.batches = TrainBatches(learner.task, batch_size, seed)
@@ -124,8 +177,8 @@ class OnlineLossLearner:
         s = self.state
         batch, self._next = self._next, self.batches.next()
         meta, params, momentum = online_meta_loss(
-            self.phi, self.loss, self.learner, s.params, s.buffers, s.momentum, batch,
-            self._next, self.optimizer,
+            self.phi, self.adapted, self.learner, s.params, s.buffers, s.momentum, batch,
+            self._next,
         )  # fmt: skip
         (grad,) = torch.autograd.grad(meta, self.phi)
         self.phi.grad = grad
