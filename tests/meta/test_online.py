@@ -160,3 +160,49 @@ def test_the_hypergradient_of_plain_sgd_is_minus_lr_times_the_two_gradients_dot(
     expected = -lr * sum((a * b).sum() for a, b in zip(g_next, g_t, strict=True))
     assert abs(float(hyper)) > 1e-8
     assert float(hyper) == pytest.approx(float(expected), rel=1e-10)
+
+
+@pytest.mark.parametrize("config", [CONFIG, SGDConfig(lr=0.05)], ids=["nesterov-wd", "plain"])
+def test_a_users_own_loop_with_the_hook_is_the_online_run(float64, config):
+    """Oracle: a plain PyTorch loop (torch.optim.SGD, the criterion as a module) calling
+    OnlineHook.step before each update ends with the weights and phi of OnlineLossLearner
+    on the same seed, batches and loss (plus one last meta step, which the learner's T-th
+    step takes and the loop's T + 1-th call gives)."""
+    from evomal.meta.online import OnlineHook
+
+    task, learner, phi0 = _setup("mlp")
+    steps = 12
+    reference = OnlineLossLearner(compile_tree(TREE), phi0, learner,
+                                  UnrolledSGD.from_config(config), meta_lr=1e-2, batch_size=16,
+                                  seed=6).run(steps)  # fmt: skip
+    model, criterion = learner.build(6), LearnedLoss(TREE, phi=phi0)
+    optimizer = config.build(model.parameters())
+    hook = OnlineHook(criterion, model, optimizer, meta_lr=1e-2)
+    stream = TrainBatches(task, 16, 6)
+    for _ in range(steps):
+        x, y = stream.next()
+        hook.step(x, y)
+        loss = criterion(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    hook.step(*stream.next())
+    torch.testing.assert_close(criterion.phi.detach(), reference.phi, rtol=1e-10, atol=1e-12)
+    assert not torch.equal(reference.phi, phi0)
+    for name, value in model.named_parameters():
+        torch.testing.assert_close(value.detach(), reference.params[name], rtol=1e-10, atol=1e-12)
+
+
+def test_the_hook_refuses_what_it_cannot_follow():
+    from evomal.meta.online import OnlineHook
+
+    model = torch.nn.Linear(3, 2)
+    criterion = LearnedLoss(TREE)
+    with pytest.raises(ValueError, match=r"torch\.optim\.SGD"):
+        OnlineHook(criterion, model, torch.optim.Adam(model.parameters()), meta_lr=1e-3)
+    with pytest.raises(ValueError, match="dampening"):
+        OnlineHook(criterion, model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
+                                                     dampening=0.1), meta_lr=1e-3)  # fmt: skip
+    with pytest.raises(ValueError, match="with weights"):
+        OnlineHook(torch.nn.CrossEntropyLoss(), model, torch.optim.SGD(model.parameters(), lr=0.1),
+                   meta_lr=1e-3)  # fmt: skip

@@ -39,6 +39,7 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
+from torch.func import functional_call
 
 from evomal.gp.filters import ParametricLoss
 from evomal.meta.base_learner import BaseLearner, State
@@ -214,3 +215,89 @@ class OnlineLossLearner:
              "param_groups": [dict(g) for g in adam["param_groups"]]},
             list(s.snapshots),
         )  # fmt: skip
+
+
+class OnlineHook:
+    """Online adaptation of a loss's weights inside a user's own training loop.
+
+    ``criterion`` is an evomal loss module with a weight vector (a tree's phi,
+    an ML3 network's params), ``optimizer`` the ``torch.optim.SGD`` training
+    ``model`` (one parameter group, dampening 0). Call :meth:`step` with each
+    batch *before* training on it::
+
+        hook = OnlineHook(criterion, model, optimizer, meta_lr=1e-3)
+        for x, y in loader:
+            hook.step(x, y)               # phi's meta step for the previous update
+            loss = criterion(model(x), y)
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+
+    The call scores the previous update on this batch, the next training batch
+    of the algorithm above, differentiating through that update rebuilt
+    functionally from the weights and momentum it started from, and moves
+    the criterion's weights in place; the update about to be taken then uses
+    them. The first call only remembers. This is
+    :class:`OnlineLossLearner`'s run, step for step (tested).
+    """
+
+    def __init__(
+        self,
+        criterion: torch.nn.Module,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        meta_lr: float,
+    ) -> None:
+        if not isinstance(optimizer, torch.optim.SGD) or len(optimizer.param_groups) != 1:
+            raise ValueError("online adaptation follows torch.optim.SGD with one parameter group")
+        group = optimizer.param_groups[0]
+        if group.get("dampening", 0) != 0:
+            raise ValueError("online adaptation needs SGD with dampening 0 (the default)")
+        weights = getattr(criterion, "weights", None)
+        if not isinstance(weights, Tensor) or not hasattr(criterion, "loss_fn"):
+            raise ValueError("online adaptation needs an evomal loss with weights (a tree or ML3)")
+        self.criterion, self.model, self.optimizer = criterion, model, optimizer
+        self.kind = str(getattr(criterion, "task", "classification"))
+        self.phi = weights.detach().clone().requires_grad_(True)
+        self.adam = torch.optim.Adam([self.phi], lr=meta_lr)
+        self._previous: tuple[State, State, State | None, Tensor, Tensor] | None = None
+
+    def _rule(self) -> UnrolledSGD:
+        group = self.optimizer.param_groups[0]
+        return UnrolledSGD(group["lr"], group["momentum"], group["nesterov"],
+                           group["weight_decay"])  # fmt: skip
+
+    def _loss(self, y_pred: Tensor, y_true: Tensor, phi: Tensor) -> Tensor:
+        criterion = self.criterion
+        value = criterion.loss_fn(y_pred, y_true, phi, criterion.reduction)  # type: ignore[operator]
+        scale = float(getattr(criterion, "scale", 1.0))
+        return value * scale if scale != 1.0 else value
+
+    def step(self, x: Tensor, y: Tensor) -> float | None:
+        """The meta step for the previous update, scored on ``(x, y)``; its meta loss (None on
+        the first call). Then remember the weights, momentum and batch of the next update."""
+        meta_value = None
+        if self._previous is not None:
+            params, buffers, momentum, px, py = self._previous
+            params = {k: v.requires_grad_(True) for k, v in params.items()}
+            value = self._loss(functional_call(self.model, (params, buffers), (px,)), py, self.phi)
+            grads = torch.autograd.grad(value, list(params.values()), create_graph=True)
+            moved, _ = self._rule().step(params, list(grads), momentum)
+            meta = task_loss(self.kind, functional_call(self.model, (moved, buffers), (x,)), y)
+            (self.phi.grad,) = torch.autograd.grad(meta, self.phi)
+            self.adam.step()
+            with torch.no_grad():
+                getattr(self.criterion, "weights").copy_(self.phi)  # noqa: B009
+            meta_value = float(meta.detach())
+        named = dict(self.model.named_parameters())
+        state = self.optimizer.state
+        buffers_now = [state.get(p, {}).get("momentum_buffer") for p in named.values()]
+        momentum_now = (
+            None if any(b is None for b in buffers_now)
+            else {k: b.detach().clone() for k, b in zip(named, buffers_now, strict=True)}
+        )  # fmt: skip
+        self._previous = (
+            {k: v.detach().clone() for k, v in named.items()},
+            {k: v.detach().clone() for k, v in self.model.named_buffers()},
+            momentum_now, x, y,
+        )  # fmt: skip
+        return meta_value
