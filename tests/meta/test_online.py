@@ -55,8 +55,10 @@ def test_the_meta_gradient_of_one_online_step_equals_central_differences(float64
     batch, next_batch = batches[3], batches[4]
 
     def meta(phi):
-        value, _, _ = online_meta_loss(phi, online.loss, learner, s.params, s.buffers,
-                                       s.momentum, batch, next_batch, online.optimizer)  # fmt: skip
+        value, _, _ = online_meta_loss(
+            phi, online.loss, learner.forward, task.kind, s.params, s.buffers, s.momentum,
+            batch, next_batch, online.optimizer,
+        )  # fmt: skip
         return value
 
     phi = s.phi.clone().requires_grad_(True)
@@ -143,8 +145,10 @@ def test_the_hypergradient_of_plain_sgd_is_minus_lr_times_the_two_gradients_dot(
     stream = TrainBatches(task, 16, 8)
     batches = [stream.next() for _ in range(5)]
     log_lr = s.phi.clone().requires_grad_(True)
-    meta, _, _ = online_meta_loss(log_lr, rate, learner, s.params, s.buffers, None,
-                                  batches[3], batches[4])  # fmt: skip
+    meta, _, _ = online_meta_loss(
+        log_lr, rate, learner.forward, task.kind, s.params, s.buffers, None, batches[3],
+        batches[4],
+    )  # fmt: skip
     (hyper,) = torch.autograd.grad(meta, log_lr)
 
     def grads_at(params, batch):

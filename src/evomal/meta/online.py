@@ -34,6 +34,8 @@ resumed from :meth:`OnlineLossLearner.state` continues exactly.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -103,7 +105,8 @@ class LearningRate:
 def online_meta_loss(
     phi: Tensor,
     loss: ParametricLoss | Adapted,
-    learner: BaseLearner,
+    forward: Callable[[State, State, Tensor], Tensor],
+    kind: str,
     params: State,
     buffers: State,
     momentum: State | None,
@@ -113,6 +116,7 @@ def online_meta_loss(
 ) -> tuple[Tensor, State, State | None]:
     """The task loss on ``next_batch`` after one optimiser step on ``M_phi`` over ``batch``,
     as a function of phi; with the updated parameters and momentum (still on the graph).
+    ``forward(params, buffers, x)`` is the model run functionally, ``kind`` the task's kind.
 
     ``loss`` is a parametric loss (phi its weights, ``optimizer`` the fixed update rule) or
     an :class:`Adapted` (which gives both from phi)."""
@@ -122,11 +126,11 @@ def online_meta_loss(
         adapted = LossWeights(loss, optimizer)  # type: ignore[arg-type]
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     x, y = batch
-    value = adapted.value(phi, learner.forward(params, buffers, x), y)
+    value = adapted.value(phi, forward(params, buffers, x), y)
     grads = torch.autograd.grad(value, list(params.values()), create_graph=True)
     new_params, new_momentum = adapted.optimizer(phi).step(params, list(grads), momentum)
     nx, ny = next_batch
-    meta = task_loss(learner.task.kind, learner.forward(new_params, buffers, nx), ny)
+    meta = task_loss(kind, forward(new_params, buffers, nx), ny)
     return meta, new_params, new_momentum
 
 
@@ -178,8 +182,8 @@ class OnlineLossLearner:
         s = self.state
         batch, self._next = self._next, self.batches.next()
         meta, params, momentum = online_meta_loss(
-            self.phi, self.adapted, self.learner, s.params, s.buffers, s.momentum, batch,
-            self._next,
+            self.phi, self.adapted, self.learner.forward, self.learner.task.kind, s.params,
+            s.buffers, s.momentum, batch, self._next,
         )  # fmt: skip
         (grad,) = torch.autograd.grad(meta, self.phi)
         self.phi.grad = grad
@@ -210,9 +214,7 @@ class OnlineLossLearner:
             {k: v.clone() for k, v in s.buffers.items()},
             None if s.momentum is None else {k: v.clone() for k, v in s.momentum.items()},
             s.phi.clone(),
-            {"state": {k: {n: (t.clone() if isinstance(t, Tensor) else t) for n, t in v.items()}
-                       for k, v in adam["state"].items()},
-             "param_groups": [dict(g) for g in adam["param_groups"]]},
+            copy.deepcopy(adam),
             list(s.snapshots),
         )  # fmt: skip
 
@@ -266,7 +268,11 @@ class OnlineHook:
         return UnrolledSGD(group["lr"], group["momentum"], group["nesterov"],
                            group["weight_decay"])  # fmt: skip
 
-    def _loss(self, y_pred: Tensor, y_true: Tensor, phi: Tensor) -> Tensor:
+    def _forward(self, params: State, buffers: State, x: Tensor) -> Tensor:
+        return functional_call(self.model, (params, buffers), (x,))
+
+    def _loss(self, y_pred: Tensor, y_true: Tensor, phi: Tensor, reduction: str = "mean") -> Tensor:
+        """The criterion at weights ``phi``, with its own reduction and scale."""
         criterion = self.criterion
         value = criterion.loss_fn(y_pred, y_true, phi, criterion.reduction)  # type: ignore[operator]
         scale = float(getattr(criterion, "scale", 1.0))
@@ -278,11 +284,11 @@ class OnlineHook:
         meta_value = None
         if self._previous is not None:
             params, buffers, momentum, px, py = self._previous
-            params = {k: v.requires_grad_(True) for k, v in params.items()}
-            value = self._loss(functional_call(self.model, (params, buffers), (px,)), py, self.phi)
-            grads = torch.autograd.grad(value, list(params.values()), create_graph=True)
-            moved, _ = self._rule().step(params, list(grads), momentum)
-            meta = task_loss(self.kind, functional_call(self.model, (moved, buffers), (x,)), y)
+            adapted = LossWeights(self._loss, self._rule())
+            meta, _, _ = online_meta_loss(
+                self.phi, adapted, self._forward, self.kind, params, buffers, momentum,
+                (px, py), (x, y),
+            )  # fmt: skip
             (self.phi.grad,) = torch.autograd.grad(meta, self.phi)
             self.adam.step()
             with torch.no_grad():
