@@ -2,6 +2,7 @@
 
     python benchmarks/kill_soak.py --kills 20 --out runs/soak          # the full soak
     python benchmarks/kill_soak.py --kills 3 --tiny --out /tmp/soak    # the short one in .ci/run
+    python benchmarks/kill_soak.py --kills 2 --tiny --method adalfl --out /tmp/soak-adalfl
 
 One uninterrupted ``evomal search`` gives the reference. A second search with
 the same seed is SIGKILLed ``--kills`` times, at random moments and, every
@@ -33,12 +34,15 @@ TINY = ["--set", "gp.population_size=6", "--set", "gp.generations=3", "--set",
         "--set", "selection.steps=200"]  # fmt: skip
 
 
-def command(out: Path, tiny: bool, resume: bool) -> list[str]:
+def command(
+    out: Path, tiny: bool, resume: bool, method: str = "evomal", sets: list[str] | None = None
+) -> list[str]:
     evomal = [sys.executable, "-m", "evomal.cli"]
     if resume:
         return [*evomal, "resume", str(out), "--no-meta-test"]
-    return [*evomal, "search", "--seed", "0", "--out", str(out), "--no-meta-test",
-            *(TINY if tiny else [])]  # fmt: skip
+    extra = [arg for value in sets or [] for arg in ("--set", value)]
+    return [*evomal, "search", "--method", method, "--seed", "0", "--out", str(out),
+            "--no-meta-test", *(TINY if tiny else []), *extra]  # fmt: skip
 
 
 def events(out: Path) -> list[dict]:
@@ -107,14 +111,18 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="a tiny search (for CI)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0, help="seed for the kill moments")
+    parser.add_argument("--method", default="evomal", help="the search method to kill")
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        help="a config override for both searches (repeatable)")  # fmt: skip
     args = parser.parse_args()
+    make = lambda out, resume: command(out, args.tiny, resume, args.method, args.sets)  # noqa: E731
     rng = random.Random(args.seed)
     reference, killed = args.out / "reference", args.out / "killed"
     for path in (reference, killed):
         if path.exists():
             raise SystemExit(f"{path} exists; choose another --out")
     began = time.time()
-    duration = run_to_end(command(reference, args.tiny, resume=False))
+    duration = run_to_end(make(reference, False))
     startup = (reference / "config.json").stat().st_mtime - began  # imports, task, model check
     work = max(1.0, duration - startup)
     print(f"uninterrupted search: {duration:.1f} s ({startup:.1f} s before the run directory)")
@@ -125,7 +133,7 @@ def main() -> int:
         # after the start-up; each kill at most 1/(kills + 1) of the work after the last
         # checkpoint, so that all of them land before the run ends
         delay = startup + rng.uniform(0.0, work / (args.kills + 1))
-        trigger = kill_during(command(killed, args.tiny, resume), killed, delay, at_write)
+        trigger = kill_during(make(killed, resume), killed, delay, at_write)
         if trigger is None:
             print(f"the run finished before kill {kills + 1}")
             break
@@ -136,7 +144,7 @@ def main() -> int:
         print(f"kill {kills}: {delay:.2f} s into {'a resume' if resume else 'the search'}{where}; "
               "directory readable")  # fmt: skip
     if not (killed / "result.json").exists():  # killed before config.json existed: start again
-        run_to_end(command(killed, args.tiny, resume=(killed / "config.json").exists()))
+        run_to_end(make(killed, (killed / "config.json").exists()))
     same_events = events(killed) == events(reference)
     same_result = summary(killed) == summary(reference)
     report = {

@@ -1,12 +1,12 @@
 """Online loss learning's cost: an AdaLFL run against plain training of the same model.
 
-Both train the same model from the same seed for the same steps on the same
-batches: plain training with ``evomal.training.train`` and ML3's loss network
-(:class:`~evomal.losses.neural.NeuralLossFunction`, its initial weights), and
-the online run (:class:`~evomal.meta.online.OnlineLossLearner`), which adds the
-one-step unrolled meta-gradient and an Adam step on the loss network after
-every update. They are timed alternately in one process (``--repeats`` rounds
-after a warm-up) and the ratio of the medians (online / plain) is reported.
+Both are ``evomal.training.train`` on the same model from the same seed for the
+same steps on the same batches, with ML3's loss network at its initial weights:
+plain, and adapting online (the loss file's ``online`` field, as ``--method
+adalfl`` returns it), which adds the one-step unrolled meta-gradient and an
+Adam step on the loss network after every update. They are timed alternately
+in one process (``--repeats`` rounds after a warm-up) and the ratio of the
+medians (online / plain) is reported.
 Target: at most 3x for an MLP and for LeNet-5.
 
     python benchmarks/online_cost.py            # prints a table, writes JSON
@@ -15,6 +15,7 @@ Target: at most 3x for an MLP and for LeNet-5.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -24,10 +25,8 @@ from pathlib import Path
 import torch
 
 from _common import mnist_shaped
+from evomal.losses.document import OnlineSettings
 from evomal.losses.neural import NeuralLoss, NeuralLossFunction
-from evomal.meta.base_learner import BaseLearner
-from evomal.meta.online import OnlineLossLearner
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.tasks import Task, get_task
 from evomal.training import SGDConfig, train
 
@@ -39,27 +38,25 @@ def plain(task: Task, model: str, loss: NeuralLoss, steps: int, config: SGDConfi
     return time.perf_counter() - start
 
 
-def online(task: Task, model: str, fn: NeuralLossFunction, phi0: torch.Tensor, steps: int,
-           config: SGDConfig, batch: int) -> float:  # fmt: skip
-    learner = BaseLearner(task, model)
+def online(task: Task, model: str, loss: NeuralLoss, steps: int, config: SGDConfig,
+           batch: int) -> float:  # fmt: skip
+    adapting = copy.deepcopy(loss).adapting(OnlineSettings("loss", 1e-3, steps))
     start = time.perf_counter()
-    run = OnlineLossLearner(fn, phi0, learner, UnrolledSGD.from_config(config), meta_lr=1e-3,
-                            batch_size=batch, seed=0, snapshot_every=steps)  # fmt: skip
-    run.run(steps)
+    result = train(model, adapting, task, steps, config, batch_size=batch, seed=0,
+                   evaluate_val=False)  # fmt: skip
+    assert result.online is not None and len(result.online.meta_losses) == steps
     return time.perf_counter() - start
 
 
 def case(name: str, task: Task, model: str, steps: int, batch: int, repeats: int) -> dict:
     config = SGDConfig(lr=0.01, momentum=0.9)
-    fn = NeuralLossFunction(task.kind)
-    phi0 = fn.initial_params(0)
-    loss = NeuralLoss(params=phi0, task=task.kind)
+    loss = NeuralLoss(params=NeuralLossFunction(task.kind).initial_params(0), task=task.kind)
     times: dict[str, list[float]] = {"plain": [], "online": []}
     for r in range(repeats + 1):
         order = ("plain", "online") if r % 2 == 0 else ("online", "plain")
         for which in order:
             t = (plain(task, model, loss, steps, config, batch) if which == "plain"
-                 else online(task, model, fn, phi0, steps, config, batch))  # fmt: skip
+                 else online(task, model, loss, steps, config, batch))  # fmt: skip
             if r > 0:  # round 0 warms up
                 times[which].append(t)
     med = {k: statistics.median(v) for k, v in times.items()}

@@ -28,11 +28,11 @@ from evomal.losses import LearnedLoss
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree
 from evomal.tasks import Task, get_task
 from evomal.training import SGDConfig, train
 from evomal.training.population import train_population
+from evomal.training.unrolled_sgd import UnrolledSGD
 
 TREES = [
     "mul(-1, mul(y, log(fx)))",

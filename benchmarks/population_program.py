@@ -17,11 +17,11 @@ from evomal.losses import LearnedLoss
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import initial_phi
 from evomal.meta.population_search import optimise_phi_population
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree
 from evomal.tasks import get_task
 from evomal.training import SGDConfig
 from evomal.training.population import train_population
+from evomal.training.unrolled_sgd import UnrolledSGD
 from population import population_trees
 
 

@@ -24,10 +24,12 @@ from evomal.errors import (
     UnknownNameError,
 )
 from evomal.losses import LearnedLoss, load_loss
+from evomal.losses.document import OnlineSettings
 from evomal.methods.meta_test import meta_test
 from evomal.search import SearchResult, resume, search
 from evomal.tasks import Task, get_task
 from evomal.tasks.models.source import register_model
+from evomal.training.online import OnlineHook
 
 __version__ = "0.1.0"
 
@@ -39,6 +41,8 @@ __all__ = [
     "LearnedLoss",
     "LossFileError",
     "ModelError",
+    "OnlineHook",
+    "OnlineSettings",
     "RunDirectoryError",
     "RunDirectoryInUse",
     "SearchConfig",

@@ -21,6 +21,7 @@ an earlier one.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -441,6 +442,29 @@ class ML3Config:
 
 
 @dataclass(frozen=True)
+class OnlineConfig:
+    """Online adaptation during training (AdaLFL, hypergradient descent, online trees).
+
+    ``meta_lrs`` is the grid of meta learning rates (Adam's, on the loss's
+    weights or the log lr multiplier): each finalist that adapts online enters
+    the final selection once per rate, so the rate is chosen on validation like
+    the lr. ``enabled`` makes every learned finalist of a method with weights
+    (EvoMAL's trees, GP-LFL, GLO, TaylorGLO, ML3) also enter adapting online,
+    beside its fixed self; ``adalfl`` and ``hypergrad`` always adapt.
+    ``snapshot_every`` sets how often the adapted values are recorded.
+    """
+
+    enabled: bool = False
+    meta_lrs: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    snapshot_every: int = 100
+
+    def __post_init__(self) -> None:
+        _positive(self, "snapshot_every")
+        if not self.meta_lrs or any(not (math.isfinite(m) and m > 0) for m in self.meta_lrs):
+            raise ConfigError("online.meta_lrs must list positive, finite meta learning rates")
+
+
+@dataclass(frozen=True)
 class CMAESConfig:
     """CMA-ES (pycma) for TaylorGLO's coefficients and GLO's second stage."""
 
@@ -498,6 +522,7 @@ class SearchConfig:
     ml3: ML3Config = field(default_factory=ML3Config)
     cmaes: CMAESConfig = field(default_factory=CMAESConfig)
     zoo: ZooConfig = field(default_factory=ZooConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     @property

@@ -178,12 +178,19 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         record.update(test_metric=None, diverged=True, reason="the search produced no loss")
     else:
         say(f"{method} seed {seed}: meta-testing for {config.meta_test.steps} steps")
-        record.update(_tested(meta_test(loss, task, spec.model, config, seed=seed)))
+        tested = meta_test(loss, task, spec.model, config, seed=seed)
+        record.update(_tested(tested))
+        if tested.online is not None:  # what adapted, beside the record (a network's weights)
+            write_json_atomic(cell / ONLINE_TRACE, tested.online.as_record())
+            record["online"] = {"adapts": tested.online.adapts, "trace": ONLINE_TRACE}
         record["lr_factor"] = getattr(advice_of(loss), "lr_factor", 1.0)
         record["rows"] = _extra_rows(method, result, record, task, spec.model, config, seed, say)
     write_json_atomic(cell / "meta_test.json", record)
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
 
+
+#: The file beside a cell's ``meta_test.json`` that holds what an online loss adapted.
+ONLINE_TRACE = "online_trace.json"
 
 #: The experiment's cache of training runs (shared tuned baselines), beside the method folders.
 CACHE = "cache"

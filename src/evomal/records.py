@@ -27,6 +27,16 @@ class TrainingRecord(TypedDict):
     early_stopping: int | None
 
 
+class OnlineRecord(TypedDict):
+    """A loss file's ``online`` field: the loss adapts while it trains (AdaLFL, hypergradient
+    descent). ``adapts`` is ``loss`` (its weights) or ``lr`` (the learning rate); ``meta_lr``
+    is the meta optimiser's (Adam's) rate; phi is recorded every ``snapshot_every`` steps."""
+
+    adapts: str
+    meta_lr: float
+    snapshot_every: int
+
+
 class LossFields(TypedDict, total=False):
     """The kind-specific fields of a loss document; each kind has its own few of them."""
 
@@ -62,6 +72,17 @@ class KindFields(_TaskField, LossFields):
     and the fields of its own kind."""
 
 
+class OnlineTraceRecord(TypedDict):
+    """What an online training run adapted: ``snapshots`` are ``[step, values]`` (the loss's
+    weights, or the multiplier of the scheduled lr); ``meta_loss`` and ``grad_norm`` are
+    ``[step, window mean]`` curves of the meta-objective and its gradient's norm."""
+
+    adapts: str
+    snapshots: list[list[object]]
+    meta_loss: list[list[float]]
+    grad_norm: list[list[float]]
+
+
 class LossDocument(_LossHeader, LossFields, total=False):
     """A loss file: the format tag and version, the loss kind (``symbolic``, ``taylor``,
     ``neural``, ``zoo``), its task and its kind's fields, and optionally the scale the loss
@@ -70,6 +91,7 @@ class LossDocument(_LossHeader, LossFields, total=False):
     scale: float
     metadata: dict[str, object]
     training: TrainingRecord
+    online: OnlineRecord
 
 
 class SparseVector(TypedDict):

@@ -8,9 +8,9 @@ from torch.func import grad
 
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import initial_phi, optimise_phi, unrolled_task_loss
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree, parse
 from evomal.tasks import Task
+from evomal.training.unrolled_sgd import UnrolledSGD
 
 
 def phi_grad(fn, phi):

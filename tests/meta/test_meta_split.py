@@ -9,8 +9,8 @@ from evomal.errors import ConfigError
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import MetaSplit, initial_phi, meta_streams, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree
+from evomal.training.unrolled_sgd import UnrolledSGD
 from tests.toy import linear_classification
 
 HOLDOUT = MetaSplit("holdout", 0.2)

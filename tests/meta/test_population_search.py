@@ -15,8 +15,8 @@ import torch
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree
+from evomal.training.unrolled_sgd import UnrolledSGD
 from tests.toy import linear_classification
 
 # Trees in which every edge weight changes training; see the last test for the caveat.

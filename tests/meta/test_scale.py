@@ -11,9 +11,9 @@ from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import optimise_phi, unrolled_task_loss
 from evomal.meta.population_search import optimise_phi_population
 from evomal.meta.scale import ScaleNormaliser
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree, parse
 from evomal.tasks import Task
+from evomal.training.unrolled_sgd import UnrolledSGD
 
 
 def _task():

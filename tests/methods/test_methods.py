@@ -8,6 +8,7 @@ import pytest
 from evomal.config import build_config
 from evomal.losses import LearnedLoss, NeuralLoss, TaylorLoss
 from evomal.methods.cmaes import make_strategy
+from evomal.methods.registry import method_spec
 from evomal.runs.store import RunStore
 from evomal.search import METHODS, resume, search
 from tests.toy import linear_classification
@@ -38,6 +39,8 @@ EXPECTED = {
     "glo": LearnedLoss,
     "taylorglo": TaylorLoss,
     "ml3": NeuralLoss,
+    "adalfl": NeuralLoss,
+    "hypergrad": LearnedLoss,
 }
 
 
@@ -54,6 +57,8 @@ def test_each_method_runs_end_to_end(method, tmp_path):
     assert isinstance(result.best, EXPECTED[method]), result.message
     assert result.best_fitness is not None
     assert result.selection is None
+    always = method_spec(method).online  # adalfl, hypergrad: what they return adapts online
+    assert getattr(result.best.online, "adapts", None) == always
     saved = RunStore(tmp_path / method)
     assert saved.best_loss_path.exists()
     assert (tmp_path / method / "result.json").exists()
@@ -99,14 +104,14 @@ def _selected(method, extra, tmp_path):
     result = search(_task(), "linear", config, out=tmp_path / method)
     finalists = result.selection
     assert finalists is not None and finalists[0]["task_loss"]
-    assert 2 <= len(finalists) <= 3
+    twins = len(config.online.meta_lrs) if method_spec(method).online else 1
+    assert 2 <= len(finalists) <= 1 + 2 * twins
     assert all(not f["task_loss"] for f in finalists[1:])
     winner = _margin_winner(finalists, config.selection.margin_se)
     assert result.task_loss == (winner == 0)
     got, want = result.best.to_dict(), finalists[winner]["document"]
-    assert [got.get(k) for k in ("kind", "expression", "phi", "params")] == [
-        want.get(k) for k in ("kind", "expression", "phi", "params")
-    ]
+    keys = ("kind", "expression", "phi", "params", "online")
+    assert [got.get(k) for k in keys] == [want.get(k) for k in keys]
     saved = json.loads((tmp_path / method / "best_loss.json").read_text())
     assert saved["metadata"]["task_loss"] == result.task_loss
     assert load_loss(tmp_path / method / "best_loss.json").to_dict() == result.best.to_dict()

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.local_search import initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic import compile_tree
 from evomal.training.divergence import divergence, finite_members
+from evomal.training.unrolled_sgd import UnrolledSGD
 from tests.toy import linear_classification
 
 VALUES = st.sampled_from([0.5, -2.0, math.inf, -math.inf, math.nan])

@@ -17,12 +17,12 @@ from evomal.config import SearchConfig
 from evomal.gp.filters import ScreeningProbe, make_probe
 from evomal.meta.base_learner import BaseLearner
 from evomal.meta.scale import ScaleNormaliser
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.optim import SGDConfig
 from evomal.symbolic.transforms import TaskKind
 from evomal.tasks.models.source import ModelRef
 from evomal.tasks.task import Task
 from evomal.training.device import resolve_device
+from evomal.training.unrolled_sgd import UnrolledSGD
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from evomal.errors import LossFileError
-from evomal.losses.document import FORMAT_TAG, FORMAT_VERSION, JsonLoss, LossDocument
+from evomal.losses.document import (
+    FORMAT_TAG,
+    FORMAT_VERSION,
+    JsonLoss,
+    LossDocument,
+    OnlineSettings,
+)
 from evomal.records import KindFields
 from evomal.symbolic.transforms import REDUCTIONS, check_choice
 
@@ -31,6 +37,13 @@ class WeightedLoss(JsonLoss, nn.Module):
     loss_fn: Any  # the pure function loss_fn(y_pred, y_true, weights, reduction)
     reduction: str
     scale: float = 1.0
+    #: set when the loss adapts while it trains (AdaLFL, hypergradient descent)
+    online: OnlineSettings | None = None
+
+    def adapting(self, settings: OnlineSettings | None) -> WeightedLoss:
+        """This loss (same weights) set to adapt online with ``settings`` (None: fixed)."""
+        self.online = settings
+        return self
 
     def set_scale(self, scale: float) -> None:
         """Multiply the loss by ``scale`` (a positive, finite number) from now on."""
@@ -79,6 +92,8 @@ class WeightedLoss(JsonLoss, nn.Module):
         doc[self.weight_name] = [float(v) for v in self.weights.detach().cpu().tolist()]
         if self.scale != 1.0:
             doc["scale"] = self.scale
+        if self.online is not None:
+            doc["online"] = self.online.as_dict()
         if metadata:
             doc["metadata"] = metadata
         return doc

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evomal.errors import LossFileError
-from evomal.records import LossDocument, TrainingRecord
+from evomal.records import LossDocument, OnlineRecord, TrainingRecord
 
 FORMAT_TAG = "evomal-loss"
 FORMAT_VERSION = 1
@@ -154,6 +154,66 @@ def advice_of(loss: Any) -> TrainingAdvice | None:
     """The training advice a loss carries (``None`` for a plain loss)."""
     advice = getattr(loss, "training_advice", None)
     return advice if isinstance(advice, TrainingAdvice) else None
+
+
+#: What an online loss adapts while it trains: its own weights (AdaLFL) or the lr (hypergrad).
+ADAPTS = ("loss", "lr")
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    """A loss that adapts while it trains (field ``online`` of its file).
+
+    ``adapts="loss"``: the loss's weights take one Adam step (rate ``meta_lr``)
+    after every base update, differentiating the task loss on the next training
+    batch through that update (AdaLFL). ``adapts="lr"``: the loss stays fixed and
+    a multiplier of the scheduled learning rate, log-parametrised, adapts by the
+    same step (hypergradient descent). The file holds the *initial* weights; every
+    training run starts from them. ``snapshot_every`` sets how often the adapted
+    values are recorded.
+    """
+
+    adapts: str = "loss"
+    meta_lr: float = 1e-3
+    snapshot_every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.adapts not in ADAPTS:
+            raise LossFileError(
+                f"online.adapts must be one of {list(ADAPTS)}, found {self.adapts!r}"
+            )
+        if not (math.isfinite(self.meta_lr) and self.meta_lr >= 0):
+            raise LossFileError(
+                f"online.meta_lr must be a finite number >= 0, found {self.meta_lr}"
+            )
+        if self.snapshot_every < 1:
+            raise LossFileError(
+                f"online.snapshot_every must be >= 1 step, found {self.snapshot_every}"
+            )
+
+    def as_dict(self) -> OnlineRecord:
+        return {"adapts": self.adapts, "meta_lr": self.meta_lr,
+                "snapshot_every": self.snapshot_every}  # fmt: skip
+
+    def describe(self) -> str:
+        what = "its weights" if self.adapts == "loss" else "the learning rate"
+        return f"adapts {what} online (meta lr {self.meta_lr:g})"
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str) -> OnlineSettings:
+        """Validate a document's ``online`` field."""
+        require_fields(doc, {"adapts": str, "meta_lr": (int, float), "snapshot_every": int}, {},
+                       f"{source}, field 'online'")  # fmt: skip
+        try:
+            return cls(doc["adapts"], float(doc["meta_lr"]), doc["snapshot_every"])
+        except LossFileError as exc:
+            raise fail(source, str(exc)) from None
+
+
+def online_of(loss: Any) -> OnlineSettings | None:
+    """The online settings a loss carries (``None``: the loss is fixed while it trains)."""
+    online = getattr(loss, "online", None)
+    return online if isinstance(online, OnlineSettings) else None
 
 
 class JsonLoss:

@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import nn
 
-from evomal.losses.document import TrainingAdvice, fail, read_document
+from evomal.losses.base import WeightedLoss
+from evomal.losses.document import OnlineSettings, TrainingAdvice, fail, read_document
 from evomal.losses.learned import LearnedLoss
 from evomal.losses.neural import NeuralLoss
 from evomal.losses.taylor import TaylorLoss
@@ -25,7 +26,8 @@ def loss_from_dict(doc: Any, source: str = "loss document") -> nn.Module:
     """A loss module from a validated document: symbolic, Taylor, neural or zoo.
 
     A document's ``training`` field (the learning-rate factor and early
-    stopping it was selected with) becomes the loss's ``training_advice``.
+    stopping it was selected with) becomes the loss's ``training_advice``;
+    its ``online`` field (the loss adapts while it trains) the loss's ``online``.
     """
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if not isinstance(kind, str) or kind not in LOSS_KINDS:
@@ -34,7 +36,16 @@ def loss_from_dict(doc: Any, source: str = "loss document") -> nn.Module:
     if "training" in doc:
         advice = TrainingAdvice.from_dict(doc["training"], source)
         doc = {k: v for k, v in doc.items() if k != "training"}
+    online = None
+    if "online" in doc:
+        online = OnlineSettings.from_dict(doc["online"], source)
+        doc = {k: v for k, v in doc.items() if k != "online"}
     loss = LOSS_KINDS[kind].from_dict(doc, source)
+    if online is not None:
+        if not isinstance(loss, WeightedLoss):
+            raise fail(source, f"a {kind} loss cannot adapt online: it has no weights to adapt; "
+                               "remove the 'online' field")  # fmt: skip
+        loss.adapting(online)
     if advice is not None:
         loss.training_advice = advice
     return loss

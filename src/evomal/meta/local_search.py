@@ -6,7 +6,7 @@ Each of the ``S_meta`` meta steps, for every training task:
    stream (the authors' code resets every step);
 2. take ``S_base`` differentiable steps of the base optimiser on the learned
    loss ``M_phi(y, f_theta(x))``: the optimiser fitness trains with, momentum,
-   Nesterov and weight decay included (:class:`~evomal.meta.unrolled_sgd.UnrolledSGD`),
+   Nesterov and weight decay included (:class:`~evomal.training.unrolled_sgd.UnrolledSGD`),
    or a plain ``p - lr * g`` when ``local_search.unroll_optimizer`` is off;
    optionally the loss is first multiplied by its scale-normalising factor
    (:mod:`evomal.meta.scale`);
@@ -42,11 +42,11 @@ from evomal.errors import ConfigError
 from evomal.gp.filters import ParametricLoss
 from evomal.meta.base_learner import BaseLearner, State
 from evomal.meta.scale import ScaleNormaliser, final_scale
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.tasks.task import Split, Task
 from evomal.training.divergence import divergence
 from evomal.training.loop import TrainBatches
 from evomal.training.metrics import task_loss
+from evomal.training.unrolled_sgd import UnrolledSGD
 
 #: Meta steps between finiteness checks (each check is one host sync).
 CHECK_EVERY = 25

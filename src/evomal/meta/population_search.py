@@ -32,10 +32,10 @@ from evomal.meta.local_search import (
     meta_streams,
 )
 from evomal.meta.scale import ScaleNormaliser, final_scale
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic.population import PopulationProgram, population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
 from evomal.training.metrics import stacked_task_loss
+from evomal.training.unrolled_sgd import UnrolledSGD
 
 
 def _stacked_learned_loss(

@@ -28,7 +28,7 @@ from evomal.events import (
 )
 from evomal.execution.base import Executor
 from evomal.execution.context import ContextSpec
-from evomal.losses.document import LossDocument, TrainingRecord, advice_of
+from evomal.losses.document import LossDocument, OnlineSettings, TrainingRecord, advice_of
 from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import task_loss_name, task_loss_tree
 from evomal.methods.selection import Candidate
@@ -310,11 +310,19 @@ class MethodRun:
             return result
         from evomal.methods.registry import method_spec
 
-        if method_spec(self.method).selects and self.config.selection.k > 0:
+        spec = method_spec(self.method)
+        if spec.selects and self.config.selection.k > 0:
             self._select(result)
         elif result.best is None:
             result.best, result.task_loss = task_loss_tree(self.kind), True
             result.message += f"; returning the task loss {result.best.expression}"
+        elif spec.online is not None:  # no selection to choose the meta lr: the grid's middle
+            online = self.config.online
+            meta_lr = sorted(online.meta_lrs)[len(online.meta_lrs) // 2]
+            result.best = result.best.adapting(  # type: ignore[operator]
+                OnlineSettings(spec.online, meta_lr, online.snapshot_every)
+            )
+            result.message += f"; it adapts online at meta lr {meta_lr:g} (no selection)"
         if self.store is not None:
             metadata = {
                 "method": self.method,

@@ -22,6 +22,16 @@ from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness
 
 
 def run_baseline(run: MethodRun) -> SearchResult:
+    loss, record, summary = score_task_loss(run)
+    run.checkpoint("baseline", {"done": True})
+    message = f"baseline {loss.expression}: fitness {record.fitness}"
+    return run.finish(
+        run.result(best=loss, record=record, history=[summary], message=message, task_loss=True)
+    )
+
+
+def score_task_loss(run: MethodRun) -> tuple[LearnedLoss, Scored, GenerationSummary]:
+    """The task loss as a tree, scored by the search fitness (one candidate, generation 0)."""
     loss = LearnedLoss.cross_entropy() if run.kind == "classification" else LearnedLoss.mse()
     run.start_executor()
     (fit,) = run.executor.map(fitness, [FitnessJob(loss.to_dict())])
@@ -41,8 +51,4 @@ def run_baseline(run: MethodRun) -> SearchResult:
     record = Scored(document=loss.to_dict(), fitness=fit.fitness, generation=0,
                     label=loss.expression, key=loss.expression)  # fmt: skip
     run.emit(GenerationEvent(0, summary, record))
-    run.checkpoint("baseline", {"done": True})
-    message = f"baseline {loss.expression}: fitness {fit.fitness}"
-    return run.finish(
-        run.result(best=loss, record=record, history=[summary], message=message, task_loss=True)
-    )
+    return loss, record, summary

@@ -23,11 +23,9 @@ from evomal.losses.document import LossDocument
 from evomal.losses.io import loss_from_dict
 from evomal.methods.stages import describe_error
 from evomal.records import FinalistRecord, FinalistRunRecord, SparseVector
+from evomal.training.curves import downsample
 from evomal.training.loop import TrainResult, evaluate_per_sample, train
 from evomal.training.population import train_population
-
-#: Points kept of each finalist's training-loss curve.
-CURVE_POINTS = 100
 
 #: Validation-curve points per finalist run.
 VAL_POINTS = 10
@@ -149,19 +147,6 @@ def _dense(record: SparseVector | None) -> list[float] | None:
     return values
 
 
-def downsample(history: Sequence[float], points: int = CURVE_POINTS) -> list[tuple[int, float]]:
-    """``(step, mean loss)`` over ``points`` equal windows of a per-step history."""
-    n = len(history)
-    if n == 0:
-        return []
-    size = max(1, math.ceil(n / points))
-    out = []
-    for start in range(0, n, size):
-        window = history[start : start + size]
-        out.append((start + len(window), float(sum(window) / len(window))))
-    return out
-
-
 def val_every(steps: int) -> int:
     """Steps between the points of a finalist's validation curve."""
     return max(1, steps // VAL_POINTS)
@@ -249,20 +234,25 @@ def train_finalists(ctx: EvaluationContext, jobs: list[FinalistJob]) -> list[Fin
     Same data order, initial weights and optimiser as :func:`train_finalist`
     (population batching shares the seed's batches; each member keeps its own
     lr factor), so each result equals that finalist trained alone up to float
-    rounding. Falls back to one by one if the batched run raises.
+    rounding. Falls back to one by one if the batched run raises. A loss that adapts
+    online always trains alone.
     """
-    groups: dict[tuple[int, int, int | None], list[int]] = {}
+    groups: dict[tuple[int, int, int | None] | int, list[int]] = {}
     for i, job in enumerate(jobs):
-        groups.setdefault((job.seed, job.steps, _schedule(ctx, job)[1]), []).append(i)
+        online = job.document is not None and "online" in job.document
+        key = i if online else (job.seed, job.steps, _schedule(ctx, job)[1])
+        groups.setdefault(key, []).append(i)
     config = ctx.config
 
     def together() -> list[FinalistRun]:
         start = time.perf_counter()
         runs: list[FinalistRun | None] = [None] * len(jobs)
-        for (seed, steps, every), members in groups.items():
+        for members in groups.values():
             if len(members) == 1:
                 runs[members[0]] = train_finalist(ctx, jobs[members[0]])
                 continue
+            first = jobs[members[0]]
+            seed, steps, every = first.seed, first.steps, _schedule(ctx, first)[1]
             losses: list[Any] = [
                 "task" if jobs[i].document is None else loss_from_dict(jobs[i].document)
                 for i in members

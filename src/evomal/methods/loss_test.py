@@ -26,6 +26,7 @@ from evomal.methods.meta_test import (
     summarise,
     training_settings,
 )
+from evomal.records import OnlineTraceRecord
 from evomal.tasks.models.source import ModelLike
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult
@@ -48,6 +49,8 @@ class SeedRun:
     best_step: int | None
     details: dict[str, object] = field(default_factory=dict)
     metric: str = ""  # the test metric's name ("error rate", "balanced error", "MSE")
+    #: for a loss that adapts online: what adapted over training (snapshots, meta-loss curve)
+    online: OnlineTraceRecord | None = None
 
     @classmethod
     def of(cls, seed: int, outcome: TrainResult) -> SeedRun:
@@ -61,6 +64,7 @@ class SeedRun:
             best_step=outcome.best_step,
             details=dict(outcome.details),
             metric=outcome.metric,
+            online=None if outcome.online is None else outcome.online.as_record(),
         )
 
     def as_record(self) -> dict[str, object]:
@@ -74,6 +78,7 @@ class SeedRun:
             "best_step": self.best_step,
             "details": self.details,
             "metric": self.metric,
+            **({} if self.online is None else {"online": self.online}),
         }
 
     @classmethod
@@ -88,6 +93,7 @@ class SeedRun:
             best_step=record.get("best_step"),
             details=dict(record.get("details") or {}),
             metric=str(record.get("metric") or ""),
+            online=record.get("online"),
         )
 
 

@@ -20,7 +20,7 @@ import torch
 from evomal.config import SearchConfig
 from evomal.errors import ConfigError, LossFileError
 from evomal.execution.process import cpu_worker_threads
-from evomal.losses.document import advice_of
+from evomal.losses.document import advice_of, online_of
 from evomal.optim import SGDConfig
 from evomal.tasks.models.source import ModelLike
 from evomal.tasks.task import Task
@@ -85,6 +85,9 @@ def describe_training(loss: Any, config: SearchConfig, *, apply_advice: bool = T
         )
     if every is not None:
         how += f", early stopping every {every} steps"
+    online = online_of(loss)
+    if online is not None:
+        how += f"; the loss {online.describe()}, from the file's initial weights"
     return how
 
 

@@ -51,6 +51,9 @@ class MethodSpec:
     config_section: str | None = None
     #: the row every other method is compared with in an experiment's tables
     reference: bool = False
+    #: what its finalists always adapt online while they train: ``loss`` (AdaLFL) or ``lr``
+    #: (hypergradient descent); None: they adapt only with ``online.enabled``
+    online: str | None = None
 
     def __post_init__(self) -> None:
         sections = {f.name for f in fields(SearchConfig)}
@@ -105,6 +108,24 @@ REGISTRY: dict[str, MethodSpec] = {
             summary="a loss network",
             generations=lambda config: 1,
             config_section="ml3",
+        ),
+        MethodSpec(
+            name="hypergrad",
+            label="Hypergrad",
+            runner="evomal.methods.online:run_hypergrad",
+            summary="an online learning-rate schedule for the task loss",
+            generations=lambda config: 1,
+            config_section="online",
+            online="lr",
+        ),
+        MethodSpec(
+            name="adalfl",
+            label="AdaLFL",
+            runner="evomal.methods.online:run_adalfl",
+            summary="a loss network, adapted online while it trains",
+            generations=lambda config: 1,
+            config_section="online",
+            online="loss",
         ),
         MethodSpec(
             name="taylorglo",

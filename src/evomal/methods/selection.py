@@ -46,7 +46,6 @@ from evomal.losses.io import loss_from_dict
 from evomal.losses.learned import task_loss_tree
 from evomal.methods.finalists import (
     BASELINE,
-    CURVE_POINTS,
     LEARNED,
     TASK,
     VAL_POINTS,
@@ -60,6 +59,7 @@ from evomal.methods.finalists import (
     train_finalists,
 )
 from evomal.records import FinalistRecord
+from evomal.training.curves import CURVE_POINTS
 
 __all__ = [
     "BASELINE",
@@ -354,8 +354,12 @@ def run_selection(run: Any, candidates: Sequence[Candidate]) -> SelectionOutcome
     ``selection.baselines=zoo`` the zoo families' tuned winners join the task
     loss (:func:`evomal.methods.zoo.zoo_baselines`).
     """
+    from evomal.methods.online import online_finalists
+    from evomal.methods.registry import method_spec
+
     config = run.config
     chosen = top_distinct(candidates, config.selection.k)
+    chosen = online_finalists(chosen, method_spec(run.method).online, config.online)
     finalists = baseline_finalists(run, zoo=config.selection.baselines == "zoo")
     finalists += [Finalist(c.label, c.document, c.fitness) for c in chosen]
     identify(run, finalists)
@@ -379,7 +383,7 @@ def identify(run: Any, finalists: Sequence[Finalist]) -> None:
         counts = torch.bincount(task.train.y.cpu(), minlength=task.n_classes).tolist()
     known = known_losses(task.kind, task.n_outputs, counts)
     for finalist in finalists:
-        if finalist.role == LEARNED:
+        if finalist.role == LEARNED and "online" not in finalist.document:  # adapts: not fixed
             finalist.equals = known_equal_document(
                 finalist.document, known, task.kind, task.n_outputs
             )

@@ -26,10 +26,10 @@ from evomal.losses.io import loss_from_dict
 from evomal.meta.local_search import LocalSearchResult, MetaSplit, initial_phi, optimise_phi
 from evomal.meta.population_search import optimise_phi_population
 from evomal.meta.scale import ScaleNormaliser
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.symbolic.compile import CompiledLoss, compile_tree, nonfinite_reason
 from evomal.training.loop import Prune, TrainResult, train
 from evomal.training.population import train_population
+from evomal.training.unrolled_sgd import UnrolledSGD
 
 
 @dataclass(frozen=True)

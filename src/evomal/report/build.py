@@ -307,7 +307,43 @@ def _experiment(path: Path) -> Section:
     if classes is not None:
         parts += [Paragraph("Test error of each class (meta-test of the loss each method "
                             "returned; the mean over seeds):"), classes]  # fmt: skip
+    parts += _online(path, records)
     return Section(f"Experiment {path.name}", parts)
+
+
+#: The snapshots of an online loss drawn in its shape figure.
+SHAPE_POINTS = 4
+
+
+def _online(path: Path, records: Sequence[dict[str, Any]]) -> list[Any]:
+    """For each method whose returned loss adapted online, its first seed's meta-test: what
+    adapted over training and, for an adapting loss, its shape at several points."""
+    blocks: list[Any] = []
+    firsts: dict[str, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r["seed"]):
+        if r.get("online") and r["method"] not in firsts:
+            firsts[str(r["method"])] = r
+    for method, record in sorted(firsts.items()):
+        cell = path / method / f"seed-{record['seed']}"
+        trace = read_json(cell / str(record["online"]["trace"]), "online trace", ConfigError)
+        name = f"online_{method}"
+        caption = (f"{method}, seed {record['seed']}: what adapted while the returned loss "
+                   "trained for the meta-test schedule, and the meta-objective")  # fmt: skip
+        fig = figures.online_trajectory(trace, f"{method}, seed {record['seed']}")
+        blocks.append(Image(name, figures.png(fig), caption))
+        if trace["adapts"] != "loss":
+            continue
+        loss = loss_from_dict(read_json(cell / "search" / "best_loss.json", "loss", ConfigError))
+        snapshots = trace["snapshots"]
+        picks = sorted({round(i * (len(snapshots) - 1) / (SHAPE_POINTS - 1))
+                        for i in range(SHAPE_POINTS)})  # fmt: skip
+        shapes = [(f"step {snapshots[i][0]}", figures.weights_at(loss, snapshots[i][1]))
+                  for i in picks]  # fmt: skip
+        kind = _kind_of(loss)
+        blocks.append(Image(f"{name}_shape", figures.png(figures.loss_shape(shapes, kind)),
+                            f"{method}, seed {record['seed']}: the loss's shape at "
+                            f"{len(shapes)} points of training"))  # fmt: skip
+    return blocks
 
 
 def _per_class_errors(records: Sequence[dict[str, Any]]) -> Table | None:

@@ -256,6 +256,7 @@ def loss_file_lines(path: Path, latex: Path | None = None) -> list[RenderableTyp
     is the task loss a search handed back."""
     from evomal.files import read_json
     from evomal.losses import load_loss
+    from evomal.losses.document import online_of
     from evomal.losses.learned import LearnedLoss
 
     if latex is not None:
@@ -264,6 +265,10 @@ def loss_file_lines(path: Path, latex: Path | None = None) -> list[RenderableTyp
     lines: list[RenderableType] = [str(loss)]
     if isinstance(loss, LearnedLoss):
         lines.append(f"  latex:   {loss.latex()}")
+    online = online_of(loss)
+    if online is not None:
+        lines.append(f"  online:  {online.describe()}; these are its initial weights, every "
+                     "training run adapts them afresh")  # fmt: skip
     metadata = read_json(path, "loss file", LossFileError).get("metadata") or {}
     if metadata.get("task_loss"):
         lines.append("  (the task loss itself: no learned loss beat it on validation)")

@@ -16,6 +16,9 @@ global state, no display needed); :func:`png` turns one into PNG bytes.
   final selection.
 * :func:`finalist_curves`: validation learning curves of the final
   selection's finalists over the full schedule, the task loss highlighted.
+* :func:`online_trajectory`: what an online loss adapted over one training
+  run (each weight, or the lr multiplier), and its meta-objective;
+  :func:`weights_at` gives the loss at a snapshot, for :func:`loss_shape`.
 """
 
 from __future__ import annotations
@@ -301,3 +304,49 @@ def finalist_curves(run: RunData) -> Figure:
 
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# -- online adaptation ---------------------------------------------------------
+
+#: Above this many weights (an ML3 network), the trajectory shows their relative change.
+MAX_WEIGHT_LINES = 24
+
+
+def online_trajectory(trace: Any, title: str) -> Figure:
+    """Left: what adapted against the training step (each weight of a tree; a network's
+    relative change ||phi_t - phi_0|| / ||phi_0||; the lr multiplier). Right: the
+    meta-objective (the task loss on the next batch after each update), window means."""
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2)
+    steps = [int(step) for step, _ in trace["snapshots"]]
+    values = torch.tensor([list(v) for _, v in trace["snapshots"]], dtype=torch.float64)
+    if trace["adapts"] == "lr":
+        left.plot(steps, values[:, 0], marker=".")
+        left.set_ylabel("learning-rate multiplier")
+    elif values.shape[1] <= MAX_WEIGHT_LINES:
+        for i in range(values.shape[1]):
+            left.plot(steps, values[:, i], label=f"phi[{i}]")
+        left.set_ylabel("edge weight")
+        left.legend(fontsize=6, ncol=2)
+    else:
+        change = (values - values[0]).norm(dim=1) / values[0].norm().clamp_min(1e-12)
+        left.plot(steps, change, marker=".")
+        left.set_ylabel(f"relative change of the {values.shape[1]} weights")
+    left.set_xlabel("training step")
+    left.set_title(title)
+    curve = trace.get("meta_loss") or []
+    right.plot([p[0] for p in curve], [p[1] for p in curve])
+    right.set_xlabel("training step")
+    right.set_ylabel("meta-objective (task loss, next batch)")
+    return fig
+
+
+def weights_at(loss: nn.Module, values: Sequence[float]) -> nn.Module:
+    """A copy of the loss ``loss`` with its weights set to ``values`` (a snapshot)."""
+    import copy
+
+    at = copy.deepcopy(loss)
+    weights: torch.Tensor = getattr(at, "weights")  # noqa: B009 (a WeightedLoss's vector)
+    with torch.no_grad():
+        weights.copy_(torch.as_tensor(list(values), dtype=weights.dtype))
+    return at

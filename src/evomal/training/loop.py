@@ -17,6 +17,7 @@ gives the same initial weights, the same batches and the same result
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,11 +27,13 @@ import torch
 from torch import Tensor, nn
 
 from evomal.errors import ConfigError, LossFileError, UnknownNameError
+from evomal.losses.document import online_of
 from evomal.optim import SGDConfig
 from evomal.tasks.task import Split, Task
 from evomal.training.device import resolve_device
 from evomal.training.divergence import divergence, finite_members
 from evomal.training.metrics import per_sample_metric, sample_weights, task_loss, task_metric_name
+from evomal.training.online import OnlineTrace, OnlineTraining
 
 if TYPE_CHECKING:
     from evomal.tasks.models.source import ModelLike
@@ -62,9 +65,11 @@ class TrainResult:
     #: meta-testing's diagnostics (:func:`evomal.training.diagnostics.test_diagnostics`):
     #: test error and balanced error, per-class test errors, memorisation of flipped labels
     details: dict[str, Any] = field(default_factory=dict)
+    #: for a loss that adapts online: the adapted values over training and the meta-objective
+    online: OnlineTrace | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        skip = ("loss_history", "val_history", "val_samples")
+        skip = ("loss_history", "val_history", "val_samples", "online")
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
 
@@ -145,8 +150,22 @@ class TrainBatches:
         self.generator = make_generator(seed, task.device)
         self.sampler = EpochSampler(len(task.train), batch_size, self.generator, task.device)
         self._augment = not task.augmentation.is_identity
+        self._ahead: tuple[Tensor, Tensor] | None = None
 
     def next(self) -> tuple[Tensor, Tensor]:
+        """The next batch of the stream."""
+        if self._ahead is not None:
+            batch, self._ahead = self._ahead, None
+            return batch
+        return self._draw()
+
+    def peek(self) -> tuple[Tensor, Tensor]:
+        """The batch :meth:`next` will return, drawn now (the stream is unchanged by peeking)."""
+        if self._ahead is None:
+            self._ahead = self._draw()
+        return self._ahead
+
+    def _draw(self) -> tuple[Tensor, Tensor]:
         idx = self.sampler.next()
         x = self.task.train.x[idx]
         if self._augment:
@@ -274,6 +293,11 @@ def train(
     weights of the best score (``best_step``): the validation and test
     metrics are those weights'. With ``evaluate_test`` a classification run
     also reports :func:`~evomal.training.diagnostics.test_diagnostics`.
+
+    A loss whose file says it adapts online (``loss.online``, AdaLFL or
+    hypergradient descent) trains by :class:`~evomal.training.online.OnlineTraining`
+    from its initial weights (a copy: ``loss`` itself is left as it is), and the
+    result's ``online`` holds what adapted.
     """
     if steps < 0:
         raise ConfigError(f"steps must be >= 0, got {steps}")
@@ -289,11 +313,15 @@ def train(
         )
     model = model.to(dev)
     model.train()
+    settings = online_of(loss)
+    if settings is not None:
+        loss = copy.deepcopy(loss)  # its weights adapt during this run only
     if isinstance(loss, nn.Module):
         loss.to(dev)
     loss_fn = resolve_loss(loss, task)
     config = optimizer or SGDConfig()
     opt = config.build(model.parameters())
+    online = None if settings is None else OnlineTraining(model, loss, opt, task.kind, settings)
     batches = TrainBatches(task, batch_size, seed)
     losses = torch.empty(steps, device=dev)
     curve_at = val_steps(steps, val_every)
@@ -309,10 +337,13 @@ def train(
     for step in range(steps):
         set_learning_rate(opt, config, step)
         xb, yb = batches.next()
-        value = loss_fn(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        value.backward()
-        opt.step()
+        if online is not None:
+            value = online.step((xb, yb), batches.peek())
+        else:
+            value = loss_fn(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
         losses[step] = value.detach()
         done = step + 1
         if done in curve_at:
@@ -364,6 +395,7 @@ def train(
         pruned=pruned,
         best_step=best.step if not pruned else None,
         details=details,
+        online=None if online is None else online.finish(),
     )
 
 

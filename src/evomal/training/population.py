@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from evomal.losses.document import online_of
 from evomal.optim import SGDConfig
 from evomal.symbolic.population import population_program
 from evomal.symbolic.transforms import reduce_stacked, stacked_task_inputs
@@ -227,6 +228,8 @@ def train_population(
     """
     if len(models) != len(losses) or not models:
         raise ValueError("need one loss per model, and at least one model")
+    if any(online_of(loss) is not None for loss in losses):
+        raise ValueError("a loss that adapts online trains alone: use train(), not a population")
     device = task.device
     losses = [
         resolve_loss(loss.to(device) if isinstance(loss, nn.Module) else loss, task)

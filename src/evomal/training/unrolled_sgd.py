@@ -8,7 +8,7 @@ through the plain step can overshoot once trained with momentum.
 :class:`UnrolledSGD` is ``torch.optim.SGD`` (momentum, dampening 0,
 Nesterov, weight decay) as a pure function of the parameters, the gradients
 and the momentum buffers, so every operation stays on the autograd graph.
-``tests/meta/test_unrolled_sgd.py`` checks it against ``torch.optim.SGD``.
+``tests/training/test_unrolled_sgd.py`` checks it against ``torch.optim.SGD``.
 """
 
 from __future__ import annotations

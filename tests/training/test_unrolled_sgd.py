@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evomal.meta.unrolled_sgd import UnrolledSGD
 from evomal.optim import SGDConfig
+from evomal.training.unrolled_sgd import UnrolledSGD
 
 
 def _run_both(optimizer: UnrolledSGD, steps: int, seed: int):

@@ -1,0 +1,117 @@
+"""AdaLFL, hypergrad and the online tree: finalists that adapt online, end to end, tiny."""
+
+import json
+
+import pytest
+import torch
+
+from evomal.config import OnlineConfig, build_config
+from evomal.experiment import ONLINE_TRACE, ExperimentSpec, run_experiment
+from evomal.losses import LearnedLoss, load_loss
+from evomal.losses.document import OnlineSettings
+from evomal.methods.loss_test import meta_test_seeds
+from evomal.methods.online import online_finalists
+from evomal.methods.selection import Candidate
+from evomal.search import search
+from evomal.training import train
+from tests.methods.test_methods import TINY, _task
+
+TREE = "mul(-1, mul(y, log(fx)))"
+
+
+def _candidate(key: str) -> Candidate:
+    return Candidate(key, LearnedLoss(TREE).to_dict(), 0.5, key)
+
+
+def test_online_finalists_enter_once_per_meta_learning_rate():
+    """AdaLFL and hypergrad enter only adapting (their fixed self is ML3's or the task loss),
+    once per meta lr; online.enabled adds the adapting twins beside the fixed finalists."""
+    grid = OnlineConfig(meta_lrs=(1e-4, 1e-2), snapshot_every=7)
+    chosen = [_candidate("a"), _candidate("b")]
+    assert online_finalists(chosen, None, grid) == chosen
+    always = online_finalists(chosen, "lr", grid)
+    assert [c.document["online"] for c in always] == [
+        {"adapts": "lr", "meta_lr": m, "snapshot_every": 7} for _ in "ab" for m in (1e-4, 1e-2)
+    ]
+    assert len({c.key for c in always}) == 4 and all(c.fitness == 0.5 for c in always)
+    enabled = online_finalists(chosen, None, OnlineConfig(enabled=True, meta_lrs=(1e-3,)))
+    assert enabled[:2] == chosen
+    assert [c.document["online"]["adapts"] for c in enabled[2:]] == ["loss", "loss"]
+    assert [c.label for c in enabled[2:]] == ["a [online, meta lr 0.001]",
+                                              "b [online, meta lr 0.001]"]  # fmt: skip
+
+
+def test_the_online_tree_keeps_the_tree_and_adapts_its_weights(tmp_path):
+    """EvoMAL with online.enabled: the selection trains each chosen tree fixed and adapting;
+    whichever is returned, its file is the tree the search found, with or without ``online``."""
+    extra = ["method=evomal", "selection.k=1", "online.enabled=true", "online.meta_lrs=[0.01]"]
+    config = build_config(None, [*TINY, *extra])
+    result = search(_task(), "linear", config, out=tmp_path / "run")
+    labels = [f["label"] for f in result.selection]
+    assert len(labels) == 3 and labels[2] == f"{labels[1]} [online, meta lr 0.01]"
+    fixed, online = (f["document"] for f in result.selection[1:])
+    assert online == {**fixed, "online": {"adapts": "loss", "meta_lr": 0.01,
+                                          "snapshot_every": 100}}  # fmt: skip
+    saved = load_loss(tmp_path / "run" / "best_loss.json")
+    assert saved.to_dict()["phi"] == result.best.to_dict()["phi"]
+
+
+def test_evomal_test_reruns_the_online_learning_per_seed_from_the_stored_weights(tmp_path):
+    """A loss file that adapts online is meta-tested by re-running the online learning from
+    the file's initial weights on each seed: each seed's record holds its trajectory, which
+    starts at the file's phi, and equals train() on that seed."""
+    loss = LearnedLoss(TREE, phi=[1.1, 0.9, 1.0, 1.2, 0.8]).adapting(
+        OnlineSettings("loss", 1e-2, 10)
+    )
+    loss.save(tmp_path / "loss.json")
+    config = build_config(None, [*TINY, "meta_test.steps=25"])
+    task = _task()
+    tested = meta_test_seeds(load_loss(tmp_path / "loss.json"), lambda seed: task, "linear",
+                             config, [0, 1], identity={"loss": "loss.json"},
+                             out=tmp_path / "test.json")  # fmt: skip
+    for run in tested.runs:
+        assert run.online is not None
+        snapshots = run.online["snapshots"]
+        assert [s for s, _ in snapshots] == [0, 10, 20, 25]
+        assert snapshots[0][1] == pytest.approx([1.1, 0.9, 1.0, 1.2, 0.8])
+        assert snapshots[-1][1] != snapshots[0][1]
+        direct = train("linear", loss, task, 25, config.meta_test.optimizer,
+                       batch_size=config.meta_test.batch_size, seed=run.seed)  # fmt: skip
+        assert direct.online is not None and direct.online.snapshots[-1][1] == snapshots[-1][1]
+    record = json.loads((tmp_path / "test.json").read_text())
+    assert all("online" in seed for seed in record["runs"])
+
+
+def test_an_experiment_records_what_adapted_beside_each_cell(tmp_path):
+    """hypergrad without selection returns the task loss adapting its lr at the grid's middle
+    meta lr; the experiment's meta-test writes its lr multiplier's trajectory beside the cell."""
+    overrides = (*TINY, "selection.k=0", "online.meta_lrs=[0.001, 0.01, 0.1]")
+    spec = ExperimentSpec(methods=("hypergrad",), task="wine", model="linear", seeds=(0,),
+                          preset="quick", overrides=overrides)  # fmt: skip
+    run_experiment(spec, tmp_path)
+    cell = tmp_path / "hypergrad" / "seed-0"
+    record = json.loads((cell / "meta_test.json").read_text())
+    assert record["online"] == {"adapts": "lr", "trace": ONLINE_TRACE}
+    trace = json.loads((cell / ONLINE_TRACE).read_text())
+    assert trace["adapts"] == "lr" and trace["snapshots"][0] == [0, [1.0]]
+    best = json.loads((cell / "search" / "best_loss.json").read_text())
+    assert best["online"]["meta_lr"] == 0.01 and best["expression"] == TREE
+    assert torch.isfinite(torch.tensor(trace["snapshots"][-1][1])).all()
+
+
+def test_the_report_shows_what_adapted_and_the_shape_at_several_points(tmp_path):
+    """An experiment whose AdaLFL loss adapted: the report draws the trajectory of its
+    weights (a network: their relative change) and the loss's shape at 4 snapshots."""
+    from evomal.report.build import build_report
+    from evomal.report.page import Image
+
+    spec = ExperimentSpec(methods=("adalfl",), task="wine", model="linear", seeds=(0,),
+                          preset="quick", overrides=(*TINY, "selection.k=0",
+                                                     "online.snapshot_every=10"))  # fmt: skip
+    run_experiment(spec, tmp_path)
+    trace = json.loads((tmp_path / "adalfl" / "seed-0" / ONLINE_TRACE).read_text())
+    assert [s for s, _ in trace["snapshots"]] == [0, 10, 20, 30]
+    _, sections = build_report([tmp_path])
+    images = {b.name: b for s in sections for b in s.blocks if isinstance(b, Image)}
+    assert {"online_adalfl", "online_adalfl_shape"} <= set(images)
+    assert "4 points of training" in images["online_adalfl_shape"].caption
