@@ -448,18 +448,21 @@ class OnlineConfig:
     ``meta_lrs`` is the grid of meta learning rates (Adam's, on the loss's
     weights or the log lr multiplier): each finalist that adapts online enters
     the final selection once per rate, so the rate is chosen on validation like
-    the lr. ``enabled`` makes every learned finalist of a method with weights
-    (EvoMAL's trees, GP-LFL, GLO, TaylorGLO, ML3) also enter adapting online,
-    beside its fixed self; ``adalfl`` and ``hypergrad`` always adapt.
+    the lr. ``enabled`` makes the best ``trees`` learned finalists of a tree
+    method (EvoMAL, GP-LFL, GLO) also enter adapting their edge weights online,
+    beside their fixed selves (the online tree); ``adalfl`` and ``hypergrad``
+    always adapt.
     ``snapshot_every`` sets how often the adapted values are recorded.
     """
 
     enabled: bool = False
     meta_lrs: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
     snapshot_every: int = 100
+    #: with ``enabled``: how many of the chosen trees (the best by fitness) get online twins
+    trees: int = 1
 
     def __post_init__(self) -> None:
-        _positive(self, "snapshot_every")
+        _positive(self, "snapshot_every", "trees")
         if not self.meta_lrs or any(not (math.isfinite(m) and m > 0) for m in self.meta_lrs):
             raise ConfigError("online.meta_lrs must list positive, finite meta learning rates")
 

@@ -251,7 +251,8 @@ def _extra_rows(
                 rows.append(row("ce_preset", plain, "task loss at the preset's lr"))
         return rows
     # The best *learned* finalist: a learned loss that equals no seed and no zoo member
-    # up to a positive scale.
+    # up to a positive scale. With online trees beside the fixed ones (online.enabled), the
+    # best fixed one and the best adapting one each get a row.
     learned = [
         (value, r)
         for r in records
@@ -259,6 +260,11 @@ def _extra_rows(
         and (value := r.get("val_metric")) is not None
         and r.get("equals") is None
     ]
+    fixed = [(v, r) for v, r in learned if "online" not in r["document"]]
+    if fixed and len(fixed) < len(learned):  # both kinds: the online tree has its own row
+        online = min((p for p in learned if "online" in p[1]["document"]), key=lambda p: p[0])[1]
+        rows.append(row("best_online", online, f"best online: {online['label']}"))
+        learned = fixed
     if learned:
         best = min(learned, key=lambda pair: pair[0])[1]
         rows.append(row("best_learned", best, f"best learned: {best['label']}"))

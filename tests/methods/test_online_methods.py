@@ -34,11 +34,16 @@ def test_online_finalists_enter_once_per_meta_learning_rate():
         {"adapts": "lr", "meta_lr": m, "snapshot_every": 7} for _ in "ab" for m in (1e-4, 1e-2)
     ]
     assert len({c.key for c in always}) == 4 and all(c.fitness == 0.5 for c in always)
-    enabled = online_finalists(chosen, None, OnlineConfig(enabled=True, meta_lrs=(1e-3,)))
+    assert online_finalists(chosen, None, OnlineConfig(enabled=True))[2].key.startswith("a|")
+    assert len(online_finalists(chosen, None, OnlineConfig(enabled=True))) == 2 + 3  # 1 tree
+    enabled = online_finalists(chosen, None, OnlineConfig(enabled=True, meta_lrs=(1e-3,),
+                                                          trees=2))  # fmt: skip
     assert enabled[:2] == chosen
     assert [c.document["online"]["adapts"] for c in enabled[2:]] == ["loss", "loss"]
     assert [c.label for c in enabled[2:]] == ["a [online, meta lr 0.001]",
                                               "b [online, meta lr 0.001]"]  # fmt: skip
+    # online.enabled is the online *tree*: ML3 and TaylorGLO finalists stay fixed
+    assert online_finalists(chosen, None, OnlineConfig(enabled=True), trees=False) == chosen
 
 
 def test_the_online_tree_keeps_the_tree_and_adapts_its_weights(tmp_path):
@@ -115,3 +120,30 @@ def test_the_report_shows_what_adapted_and_the_shape_at_several_points(tmp_path)
     images = {b.name: b for s in sections for b in s.blocks if isinstance(b, Image)}
     assert {"online_adalfl", "online_adalfl_shape"} <= set(images)
     assert "4 points of training" in images["online_adalfl_shape"].caption
+
+
+def test_an_experiment_with_online_trees_gives_them_a_row_of_their_own(tmp_path):
+    """EvoMAL with online.enabled: the best adapting finalist gets the row ``best_online``
+    and the best fixed one ``best_learned``, each meta-tested as selection scored it; with no
+    fixed learned finalist (every tree equals a known loss), the adapting one is the best
+    learned finalist."""
+    overrides = (*TINY, "selection.k=2", "online.enabled=true", "online.meta_lrs=[0.01]")
+    spec = ExperimentSpec(methods=("evomal",), task="wine", model="linear", seeds=(0, 1),
+                          preset="quick", overrides=overrides)  # fmt: skip
+    run_experiment(spec, tmp_path)
+    for seed in (0, 1):
+        cell = tmp_path / "evomal" / f"seed-{seed}"
+        record = json.loads((cell / "meta_test.json").read_text())
+        selection = json.loads((cell / "search" / "result.json").read_text())["selection"]
+        learned = [f for f in selection if f.get("role") == "learned" and f["val_metric"]
+                   is not None and f.get("equals") is None]  # fmt: skip
+        fixed = [f for f in learned if "online" not in f["document"]]
+        rows = {r["row"]: r for r in record["rows"]}
+        if fixed and len(fixed) < len(learned):
+            assert set(rows) == {"best_online", "best_learned"}
+            assert rows["best_online"]["label"].startswith("best online:")
+            assert "online" in rows["best_online"]["label"]
+            assert "online" not in rows["best_learned"]["label"]
+        else:
+            assert set(rows) == {"best_learned"}
+        assert all(r["test_metric"] is not None for r in rows.values())

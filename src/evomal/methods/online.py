@@ -67,15 +67,17 @@ def online_twin(candidate: Candidate, adapts: str, meta_lr: float, every: int) -
 
 
 def online_finalists(
-    chosen: Sequence[Candidate], always: str | None, config: OnlineConfig
+    chosen: Sequence[Candidate], always: str | None, config: OnlineConfig, trees: bool = True
 ) -> list[Candidate]:
     """The learned finalists as they enter selection: each one once per meta learning rate
-    adapting ``always`` (AdaLFL, hypergrad); with ``online.enabled``, each one fixed and
-    once per meta learning rate adapting its weights (the online tree)."""
-    if always is None and not config.enabled:
+    adapting ``always`` (AdaLFL, hypergrad); for a tree method with ``online.enabled``, each
+    one fixed and the best ``online.trees`` of them (``chosen`` is best first) also once per
+    meta learning rate adapting their weights (the online tree)."""
+    if always is None and not (config.enabled and trees):
         return list(chosen)
     adapts = always or "loss"
+    bases = chosen if always is not None else chosen[: config.trees]  # best first
     twins = [
-        online_twin(c, adapts, m, config.snapshot_every) for c in chosen for m in config.meta_lrs
+        online_twin(c, adapts, m, config.snapshot_every) for c in bases for m in config.meta_lrs
     ]
     return twins if always is not None else [*chosen, *twins]

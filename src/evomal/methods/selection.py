@@ -359,7 +359,8 @@ def run_selection(run: Any, candidates: Sequence[Candidate]) -> SelectionOutcome
 
     config = run.config
     chosen = top_distinct(candidates, config.selection.k)
-    chosen = online_finalists(chosen, method_spec(run.method).online, config.online)
+    spec = method_spec(run.method)
+    chosen = online_finalists(chosen, spec.online, config.online, spec.trees)
     finalists = baseline_finalists(run, zoo=config.selection.baselines == "zoo")
     finalists += [Finalist(c.label, c.document, c.fitness) for c in chosen]
     identify(run, finalists)

@@ -123,6 +123,8 @@ def _row_label(method: str, key: str, kind: str) -> str:
         return fixed.get(key, f"tuned {key}")
     if key == "best_learned":
         return f"{label}, best learned finalist"
+    if key == "best_online":
+        return f"{label}, best online finalist (the online tree)"
     return f"{label}: {key}"
 
 
@@ -222,7 +224,10 @@ def _returned_as(
             continue
         if record["learned"]:
             out[seed] = "learned"
-        elif key.endswith("/best_learned") or record.get("row") == "best_learned":
+        elif key.endswith(("/best_learned", "/best_online")) or record.get("row") in (
+            "best_learned",
+            "best_online",
+        ):
             out[seed] = f"= {record['equals']}" if record.get("equals") else "learned"
         elif record.get("baseline"):
             out[seed] = str(record["baseline"])
