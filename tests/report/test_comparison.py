@@ -122,3 +122,25 @@ def test_every_returned_loss_is_marked_learned_or_as_the_known_loss_it_is():
     assert "| gce(q=0.7) at 3x lr; = mae |" in table
     old = method_rows(_zoo_records())  # records from before issue 30 say nothing
     assert "returned loss per seed" not in markdown_table(old)
+
+
+def test_with_hypergrad_every_row_is_also_tested_against_the_learned_schedule():
+    """When hypergrad ran, it is a third comparator (an online loss's gain must survive the
+    learning-rate schedule learned the same way), Holm-adjusted with the other two over the
+    whole table: the adjusted p is Holm's over every (row, comparator) test."""
+    records = _zoo_records()
+    for seed in (0, 1):
+        records.append({"method": "hypergrad", "seed": seed, "test_metric": 0.45 + seed / 40,
+                        "metric": "error rate"})  # fmt: skip
+        records.append({"method": "adalfl", "seed": seed, "test_metric": 0.42 + seed / 30,
+                        "metric": "error rate"})  # fmt: skip
+    rows = method_rows(records)
+    by_key = {r.key: r for r in rows}
+    assert [c.comparator for c in by_key["adalfl"].comparisons] == [
+        TUNED_TASK_LOSS,
+        "zoo",
+        "hypergrad",
+    ]
+    tests = [c for r in rows for c in r.comparisons]
+    assert [c.p_holm for c in tests] == pytest.approx(holm([c.p_paired for c in tests]))
+    assert "vs Hypergrad" in markdown_table(rows).splitlines()[0]

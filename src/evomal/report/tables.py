@@ -244,12 +244,20 @@ def _learns(method: str) -> bool:
     return spec is None or spec.learns
 
 
+#: A rival every row is also tested against when it ran: the learned learning-rate schedule
+#: an online loss's gain must survive (issue: could the gain be a schedule?).
+SCHEDULE = "hypergrad"
+
+
 def comparators_of(rows: Sequence[MethodRow]) -> list[str]:
-    """Tuned cross-entropy and the zoo pick when the zoo ran, else the baseline method."""
+    """Tuned cross-entropy and the zoo pick when the zoo ran, else the baseline method; and
+    hypergrad (the online learning-rate schedule) when it ran."""
     keys = {r.key for r in rows}
     if "zoo" in keys:
-        return [k for k in (TUNED_TASK_LOSS, "zoo") if k in keys]
-    return [m for m in method_order() if m in keys and REGISTRY[m].reference][:1]
+        found = [k for k in (TUNED_TASK_LOSS, "zoo") if k in keys]
+    else:
+        found = [m for m in method_order() if m in keys and REGISTRY[m].reference][:1]
+    return found + ([SCHEDULE] if SCHEDULE in keys else [])
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
