@@ -9,16 +9,16 @@ in one process (``--repeats`` rounds after a warm-up) and the ratio of the
 medians (online / plain) is reported.
 Target: at most 3x for an MLP and for LeNet-5.
 
-A second approach is measured beside it (``online_jvp``): the same algorithm
+Another approach is measured beside it (``online_jvp``): the same algorithm
 with the meta-gradient taken in forward mode instead of by differentiating
-through the update. For one step of SGD with momentum (buffer carried,
-detached), theta' depends on phi only through the gradient g = J^T s(phi),
-where J is the model's Jacobian on the batch and s = dM_phi/dy_pred, so
-dL(theta')/dphi = -lr * c * d<s(phi), J v>/dphi with v = grad L(theta') and
-c = 1 (1 + momentum with Nesterov). J v is one forward-mode pass
-(``torch.func.jvp``); no double backward through the model is needed. Before
-its time counts, the run checks that after 20 steps it ends at the library's
-phi (same seeds and batches; rtol 1e-3).
+through the update (and without the library's shared forward pass). For one
+step of SGD with momentum (buffer carried, detached), theta' depends on phi
+only through the gradient g = J^T s(phi), where J is the model's Jacobian on
+the batch and s = dM_phi/dy_pred, so dL(theta')/dphi = -lr * c * d<s(phi), J
+v>/dphi with v = grad L(theta') and c = 1 (1 + momentum with Nesterov). J v is
+one forward-mode pass (``torch.func.jvp``); no double backward through the
+model is needed. Before its time counts, the run checks that after 20 steps it
+ends at the library's phi (same seeds and batches; rtol 1e-3).
 
     python benchmarks/online_cost.py            # prints a table, writes JSON
 """

@@ -73,7 +73,7 @@ def _moved(config, adapts="loss", steps=3, seed=1):
     stream = TrainBatches(task, 16, seed)
     batches = [stream.next() for _ in range(steps + 2)]
     for t in range(steps):
-        online.step(batches[t], batches[t + 1])
+        online.step(batches[t])
     return task, learner, model, online, opt, batches
 
 

@@ -338,7 +338,7 @@ def train(
         set_learning_rate(opt, config, step)
         xb, yb = batches.next()
         if online is not None:
-            value = online.step((xb, yb), batches.peek())
+            value = online.step((xb, yb))
         else:
             value = loss_fn(model(xb), yb)
             opt.zero_grad(set_to_none=True)
@@ -395,7 +395,7 @@ def train(
         pruned=pruned,
         best_step=best.step if not pruned else None,
         details=details,
-        online=None if online is None else online.finish(),
+        online=None if online is None else online.finish(batches.peek()),
     )
 
 

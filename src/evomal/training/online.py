@@ -14,12 +14,13 @@ every step t, with the training batches b_t, b_{t+1}, ... of one seeded stream:
    both detached: the meta-gradient looks one update back, never further.
 
 The step taken in 1 *is* the model's update (there is no second, plain
-update), so an online run costs one more forward and one backward through the
-update per step. The next update, t + 1, trains on b_{t+1}, the batch the meta
-step just read: the stream is the one :func:`~evomal.training.train` draws
-with the same seed. With ``meta_lr = 0`` phi never moves (the meta-gradient is
-still computed) and the run is plain training with the initial loss
-(``tests/training/test_online.py``, to rtol 1e-12 in float64).
+update). The next update, t + 1, trains on b_{t+1}, the batch the meta step
+just read, so in :func:`~evomal.training.train` one forward pass serves both
+(:class:`OnlineTraining`), and an online run costs a backward pass through the
+update and one through the model more than plain training. The stream is the
+one ``train`` draws with the same seed. With ``meta_lr = 0`` phi never moves
+(the meta-gradient is still computed) and the run is plain training with the
+initial loss (``tests/training/test_online.py``, to rtol 1e-12 in float64).
 
 The same procedure adapts the learning rate instead of the loss (their
 Algorithms 3-4; hypergradient descent, Baydin et al. 2018): the loss is fixed
@@ -199,10 +200,11 @@ class _Adapter:
         meta = self.meta.detach()
         return (meta if self.settings.adapts == "loss" else meta.exp()).tolist()
 
-    def meta_step(self, objective: Tensor) -> None:
-        """Adam on the meta-parameters along the meta-objective's gradient; the criterion's
-        weights follow (AdaLFL)."""
-        (grad,) = torch.autograd.grad(objective, self.meta)
+    def meta_step(self, objective: Tensor, grad: Tensor | None = None) -> None:
+        """Adam on the meta-parameters along the meta-objective's gradient (``grad``, or taken
+        here from ``objective``); the criterion's weights follow (AdaLFL)."""
+        if grad is None:
+            (grad,) = torch.autograd.grad(objective, self.meta)
         self.meta.grad = grad
         self.adam.step()
         if self.settings.adapts == "loss":
@@ -235,6 +237,14 @@ class OnlineTraining:
     divergence checks) sees the model as it is. ``optimizer`` is the
     ``torch.optim.SGD`` ``train`` built (its lr follows the schedule); its own
     ``step`` is never called.
+
+    One forward pass serves two purposes: the meta step for update t scores the
+    model after it on batch t + 1, which is the forward pass update t + 1 trains
+    on. So :meth:`step` on batch t + 1 first takes update t's meta step (the task
+    loss's gradient v on that forward, pulled back through update t's graph to
+    the meta-parameters), then update t + 1 with the adapted loss; the last
+    update's meta step is taken by :meth:`finish` on the batch after it. The
+    meta-gradient is that of :func:`online_meta_loss` (tested).
     """
 
     def __init__(
@@ -244,35 +254,52 @@ class OnlineTraining:
         check_sgd(optimizer)
         self.model, self.optimizer, self.kind = model, optimizer, kind
         self.adapter = _Adapter(criterion, settings)
+        self.params: State = {k: v.detach().clone() for k, v in model.named_parameters()}
         self.momentum: State | None = None
+        self.pending: State | None = None  # the last update's parameters, on the graph
         self.steps = 0
 
-    def _forward(self, params: State, buffers: State, x: Tensor) -> Tensor:
-        return functional_call(self.model, (params, buffers), (x,))
+    def _forward(self, params: State, x: Tensor) -> Tensor:
+        return functional_call(self.model, (params, dict(self.model.named_buffers())), (x,))
 
-    def step(self, batch: tuple[Tensor, Tensor], next_batch: tuple[Tensor, Tensor]) -> Tensor:
-        """Update the model on ``batch``, then the meta-parameters on ``next_batch`` through
-        that update; the base loss of the update (detached)."""
+    def _meta_step(self, params: State, y_pred: Tensor, y: Tensor) -> None:
+        """The pending update's meta step, scored by ``y_pred`` (the updated model's forward
+        on the next batch, a function of ``params``)."""
+        if self.pending is None:
+            return
+        objective = task_loss(self.kind, y_pred, y)
+        v = torch.autograd.grad(objective, list(params.values()), retain_graph=True)
+        pending, self.pending = self.pending, None
+        (grad,) = torch.autograd.grad(list(pending.values()), self.adapter.meta, v)
+        self.adapter.meta_step(objective, grad)
+        self.adapter.record(self.steps)
+
+    def step(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """The previous update's meta step, scored on ``batch``, then the update on ``batch``
+        with the adapted loss; the base loss of the update (detached)."""
         adapter = self.adapter
-        params: State = dict(self.model.named_parameters())
-        buffers: State = dict(self.model.named_buffers())
-        out = online_meta_loss(
-            adapter.meta, adapter.adapted, self._forward, self.kind, params, buffers,
-            self.momentum, batch, next_batch, rule_of(self.optimizer),
-        )  # fmt: skip
-        adapter.meta_step(out.meta)
+        params = {k: v.requires_grad_(True) for k, v in self.params.items()}
+        x, y = batch
+        y_pred = self._forward(params, x)
+        self._meta_step(params, y_pred, y)
+        value = adapter.adapted.value(adapter.meta, y_pred, y)
+        grads = torch.autograd.grad(value, list(params.values()), create_graph=True)
+        rule = adapter.adapted.rule(adapter.meta, rule_of(self.optimizer))
+        self.pending, momentum = rule.step(params, list(grads), self.momentum)
+        self.momentum = None if momentum is None else {k: m.detach() for k, m in momentum.items()}
+        self.params = {k: p.detach() for k, p in self.pending.items()}
         with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(out.params[name])
-        self.momentum = (
-            None if out.momentum is None else {k: v.detach() for k, v in out.momentum.items()}
-        )
+            for name, p in self.model.named_parameters():
+                p.copy_(self.params[name])
         self.steps += 1
-        adapter.record(self.steps)
-        return out.value.detach()
+        return value.detach()
 
-    def finish(self) -> OnlineTrace:
-        """The run's trace, with the last step's values recorded."""
+    def finish(self, next_batch: tuple[Tensor, Tensor]) -> OnlineTrace:
+        """The last update's meta step, scored on ``next_batch``; the run's trace."""
+        params = {k: v.requires_grad_(True) for k, v in self.params.items()}
+        if self.pending is not None:
+            x, y = next_batch
+            self._meta_step(params, self._forward(params, x), y)
         self.adapter.record(self.steps, last=True)
         return self.adapter.read()
 
