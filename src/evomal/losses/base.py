@@ -74,7 +74,12 @@ class WeightedLoss(JsonLoss, nn.Module):
         self.reduction = reduction
 
     def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        value = self.loss_fn(y_pred, y_true, self.weights, self.reduction)
+        return self.at(y_pred, y_true, self.weights)
+
+    def at(self, y_pred: Tensor, y_true: Tensor, weights: Tensor) -> Tensor:
+        """The loss with ``weights`` in place of its own (its reduction and scale kept): what
+        online adaptation differentiates with respect to the weights."""
+        value = self.loss_fn(y_pred, y_true, weights, self.reduction)
         return value * self.scale if self.scale != 1.0 else value
 
     def document_fields(self) -> KindFields:

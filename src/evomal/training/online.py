@@ -171,12 +171,12 @@ class _Adapter:
 
     def __init__(self, criterion: nn.Module, settings: OnlineSettings) -> None:
         weights = getattr(criterion, "weights", None)
-        if not isinstance(weights, Tensor) or not hasattr(criterion, "loss_fn"):
+        if not isinstance(weights, Tensor) or not callable(getattr(criterion, "at", None)):
             raise ValueError("online adaptation needs an evomal loss with weights (a tree or ML3)")
         self.criterion, self.settings = criterion, settings
         self.adapted: Adapted
         if settings.adapts == "loss":
-            self.adapted = LossWeights(self._at)
+            self.adapted = LossWeights(getattr(criterion, "at"))  # noqa: B009 (checked above)
             start = weights.detach().clone()
         else:
             self.adapted = LearningRate(criterion)
@@ -187,13 +187,6 @@ class _Adapter:
         self.trace = OnlineTrace(settings.adapts, [(0, self.values())])
         self._objectives: list[Tensor] = []  # kept on the device until the trace is read
         self._norms: list[Tensor] = []
-
-    def _at(self, y_pred: Tensor, y_true: Tensor, phi: Tensor) -> Tensor:
-        """The criterion at weights ``phi``, with its own reduction and scale."""
-        criterion = self.criterion
-        value = criterion.loss_fn(y_pred, y_true, phi, criterion.reduction)  # type: ignore[operator]
-        scale = float(getattr(criterion, "scale", 1.0))
-        return value * scale if scale != 1.0 else value
 
     def values(self) -> list[float]:
         """The adapted values as recorded: phi, or the lr multiplier exp(meta)."""
