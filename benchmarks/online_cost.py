@@ -20,6 +20,10 @@ one forward-mode pass (``torch.func.jvp``); no double backward through the
 model is needed. Before its time counts, the run checks that after 20 steps it
 ends at the library's phi (same seeds and batches; rtol 1e-3).
 
+``online_same`` is the library's run with ``OnlineSettings.batch="same"`` (the
+paper's Algorithm 2: each meta step scores the batch its update trained on),
+which cannot share the next update's forward pass.
+
     python benchmarks/online_cost.py            # prints a table, writes JSON
 """
 
@@ -55,8 +59,8 @@ def plain(task: Task, model: str, loss: NeuralLoss, steps: int, config: SGDConfi
 
 
 def online(task: Task, model: str, loss: NeuralLoss, steps: int, config: SGDConfig,
-           batch: int) -> float:  # fmt: skip
-    adapting = copy.deepcopy(loss).adapting(OnlineSettings("loss", 1e-3, steps))
+           batch: int, scored: str = "next") -> float:  # fmt: skip
+    adapting = copy.deepcopy(loss).adapting(OnlineSettings("loss", 1e-3, steps, scored))
     start = time.perf_counter()
     result = train(model, adapting, task, steps, config, batch_size=batch, seed=0,
                    evaluate_val=False)  # fmt: skip
@@ -123,6 +127,7 @@ def case(name: str, task: Task, model: str, steps: int, batch: int, repeats: int
         "plain": lambda: plain(task, model, loss, steps, config, batch),
         "online": lambda: online(task, model, loss, steps, config, batch),
         "online_jvp": lambda: online_jvp(task, model, loss, steps, config, batch)[0],
+        "online_same": lambda: online(task, model, loss, steps, config, batch, "same"),
     }
     times: dict[str, list[float]] = {k: [] for k in runs}
     for r in range(repeats + 1):
@@ -140,6 +145,7 @@ def case(name: str, task: Task, model: str, steps: int, batch: int, repeats: int
         "rounds": times,
         "ratio": round(med["online"] / med["plain"], 2),
         "ratio_jvp": round(med["online_jvp"] / med["plain"], 2),
+        "ratio_same": round(med["online_same"] / med["plain"], 2),
     }
 
 
@@ -160,7 +166,9 @@ def main() -> None:
     for c in cases:
         print(f"{c['case']:<24} plain {c['seconds']['plain']:.2f} s  online "
               f"{c['seconds']['online']:.2f} s  ratio {c['ratio']}x  (forward-mode "
-              f"meta-gradient {c['seconds']['online_jvp']:.2f} s, {c['ratio_jvp']}x)")  # fmt: skip
+              f"meta-gradient {c['seconds']['online_jvp']:.2f} s, {c['ratio_jvp']}x; "
+              f"same-batch meta step {c['seconds']['online_same']:.2f} s, "
+              f"{c['ratio_same']}x)")  # fmt: skip
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "machine": platform.machine()}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

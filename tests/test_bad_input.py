@@ -193,6 +193,8 @@ CASES = [
     ("zoo loss of the other kind", lambda t, r: ["test", "--loss", "huber:1", *W], "regression"),
     ("unknown zoo family", lambda t, r: ["search", *W, "--method", "zoo", "--set",
                                         "zoo.families=[ce, nope]"], "unknown family"),
+    ("online batch", lambda t, r: ["search", *W, "--set", "online.batch=previous"],
+     "online.batch"),
     ("unknown baselines", lambda t, r: ["search", *W, "--set", "selection.baselines=all"],
      "task, zoo"),
 ]
@@ -312,6 +314,7 @@ API_CASES = [
         ZooLoss("huber", [1.0]), w, "linear", _cfg()(), seed=0), E.LossFileError),
     ("unknown zoo family", lambda t, r, w: _search(w, "linear", "method=zoo",
                                                    "zoo.families=[ce, nope]"), E.ConfigError),
+    ("online batch", lambda t, r, w: _cfg("online.batch=previous")(), E.ConfigError),
     ("unknown baselines", lambda t, r, w: _cfg("selection.baselines=all")(), E.ConfigError),
 ]
 # fmt: on

@@ -453,16 +453,22 @@ class OnlineConfig:
     beside their fixed selves (the online tree); ``adalfl`` and ``hypergrad``
     always adapt.
     ``snapshot_every`` sets how often the adapted values are recorded.
+    ``batch`` is the batch that scores each meta step: ``same`` (the one the
+    update trained on, AdaLFL's Algorithm 2) or ``next`` (the next training
+    batch, whose forward pass the next update shares).
     """
 
     enabled: bool = False
-    meta_lrs: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    meta_lrs: tuple[float, ...] = (1e-5, 1e-4, 1e-3)
     snapshot_every: int = 100
     #: with ``enabled``: how many of the chosen trees (the best by fitness) get online twins
     trees: int = 1
+    batch: str = "next"
 
     def __post_init__(self) -> None:
         _positive(self, "snapshot_every", "trees")
+        if self.batch not in ("same", "next"):
+            raise ConfigError(f"online.batch must be 'same' or 'next', found {self.batch!r}")
         if not self.meta_lrs or any(not (math.isfinite(m) and m > 0) for m in self.meta_lrs):
             raise ConfigError("online.meta_lrs must list positive, finite meta learning rates")
 

@@ -30,11 +30,13 @@ class TrainingRecord(TypedDict):
 class OnlineRecord(TypedDict):
     """A loss file's ``online`` field: the loss adapts while it trains (AdaLFL, hypergradient
     descent). ``adapts`` is ``loss`` (its weights) or ``lr`` (the learning rate); ``meta_lr``
-    is the meta optimiser's (Adam's) rate; phi is recorded every ``snapshot_every`` steps."""
+    is the meta optimiser's (Adam's) rate; phi is recorded every ``snapshot_every`` steps;
+    ``batch`` (``same`` or ``next``) is the batch that scores each meta step."""
 
     adapts: str
     meta_lr: float
     snapshot_every: int
+    batch: str
 
 
 class LossFields(TypedDict, total=False):

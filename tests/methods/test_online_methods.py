@@ -31,7 +31,9 @@ def test_online_finalists_enter_once_per_meta_learning_rate():
     assert online_finalists(chosen, None, grid) == chosen
     always = online_finalists(chosen, "lr", grid)
     assert [c.document["online"] for c in always] == [
-        {"adapts": "lr", "meta_lr": m, "snapshot_every": 7} for _ in "ab" for m in (1e-4, 1e-2)
+        {"adapts": "lr", "meta_lr": m, "snapshot_every": 7, "batch": "next"}
+        for _ in "ab"
+        for m in (1e-4, 1e-2)
     ]
     assert len({c.key for c in always}) == 4 and all(c.fitness == 0.5 for c in always)
     assert online_finalists(chosen, None, OnlineConfig(enabled=True))[2].key.startswith("a|")
@@ -42,6 +44,10 @@ def test_online_finalists_enter_once_per_meta_learning_rate():
     assert [c.document["online"]["adapts"] for c in enabled[2:]] == ["loss", "loss"]
     assert [c.label for c in enabled[2:]] == ["a [online, meta lr 0.001]",
                                               "b [online, meta lr 0.001]"]  # fmt: skip
+    same = online_finalists(chosen, "loss", OnlineConfig(meta_lrs=(1e-3,), batch="same"))
+    assert [c.document["online"]["batch"] for c in same] == ["same", "same"]
+    assert same[0].label == "a [online, same batch, meta lr 0.001]"
+    assert same[0].key != always[0].key
     # online.enabled is the online *tree*: ML3 and TaylorGLO finalists stay fixed
     assert online_finalists(chosen, None, OnlineConfig(enabled=True), trees=False) == chosen
 
@@ -56,7 +62,7 @@ def test_the_online_tree_keeps_the_tree_and_adapts_its_weights(tmp_path):
     assert len(labels) == 3 and labels[2] == f"{labels[1]} [online, meta lr 0.01]"
     fixed, online = (f["document"] for f in result.selection[1:])
     assert online == {**fixed, "online": {"adapts": "loss", "meta_lr": 0.01,
-                                          "snapshot_every": 100}}  # fmt: skip
+                                          "snapshot_every": 100, "batch": "next"}}  # fmt: skip
     saved = load_loss(tmp_path / "run" / "best_loss.json")
     assert saved.to_dict()["phi"] == result.best.to_dict()["phi"]
 

@@ -34,17 +34,18 @@ def _task():
     return linear_classification(seed=3, n=120, features=4, classes=3, n_test=30)
 
 
-def _online(adapts="loss", meta_lr=1e-2, every=5):
+def _online(adapts="loss", meta_lr=1e-2, every=5, batch="next"):
     loss = LearnedLoss(TREE, phi=PHI0 if adapts == "loss" else None)
-    return loss.adapting(OnlineSettings(adapts, meta_lr, every))
+    return loss.adapting(OnlineSettings(adapts, meta_lr, every, batch))
 
 
 def _params(model):
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
+@pytest.mark.parametrize("batch", ["next", "same"])
 @pytest.mark.parametrize("adapts", ["loss", "lr"])
-def test_with_meta_lr_zero_it_is_plain_training_with_the_initial_loss(float64, adapts):
+def test_with_meta_lr_zero_it_is_plain_training_with_the_initial_loss(float64, adapts, batch):
     """Oracle: meta learning rate 0 (the meta-gradient still computed, every step), an online
     run's weights equal plain training's with the same loss, seed and optimiser, to rtol
     1e-12: AdaLFL's with its initial phi, hypergradient descent's with its fixed loss. The
@@ -52,7 +53,7 @@ def test_with_meta_lr_zero_it_is_plain_training_with_the_initial_loss(float64, a
     pass near zero get an absolute floor of 1e-15 (the weights are of order 0.1)."""
     task, learner = _task(), BaseLearner(_task(), "mlp")
     online, plain = learner.build(7), learner.build(7)
-    loss = _online(adapts, meta_lr=0.0)
+    loss = _online(adapts, meta_lr=0.0, batch=batch)
     result = train(online, loss, task, 25, CONFIG, batch_size=16, seed=7, evaluate_val=False)
     train(plain, LearnedLoss(TREE, phi=loss.phi), task, 25, CONFIG, batch_size=16, seed=7,
           evaluate_val=False)  # fmt: skip
@@ -63,13 +64,14 @@ def test_with_meta_lr_zero_it_is_plain_training_with_the_initial_loss(float64, a
         torch.testing.assert_close(_params(online)[name], value, rtol=1e-12, atol=1e-15)
 
 
-def _moved(config, adapts="loss", steps=3, seed=1):
+def _moved(config, adapts="loss", steps=3, seed=1, batch="next"):
     """A model, its OnlineTraining after ``steps`` online steps, and the stream's batches."""
     task = _task()
     learner = BaseLearner(task, "mlp")
     model = learner.build(seed)
     opt = config.build(model.parameters())
-    online = OnlineTraining(model, _online(adapts), opt, task.kind, _online(adapts).online)
+    loss = _online(adapts, batch=batch)
+    online = OnlineTraining(model, loss, opt, task.kind, loss.online)
     stream = TrainBatches(task, 16, seed)
     batches = [stream.next() for _ in range(steps + 2)]
     for t in range(steps):
@@ -77,19 +79,24 @@ def _moved(config, adapts="loss", steps=3, seed=1):
     return task, learner, model, online, opt, batches
 
 
+@pytest.mark.parametrize("batch", ["next", "same"])
 @pytest.mark.parametrize("config", CONFIGS, ids=["nesterov-wd", "plain"])
 @pytest.mark.parametrize("adapts", ["loss", "lr"])
-def test_the_meta_gradient_of_one_online_step_equals_central_differences(float64, config, adapts):
-    """Oracle: d/dmeta of the task loss on the next batch after one real optimiser step
-    (momentum buffers from earlier steps carried, detached), against central finite
-    differences of the same function, after online steps have moved theta and meta."""
-    task, learner, model, online, opt, batches = _moved(config, adapts)
+def test_the_meta_gradient_of_one_online_step_equals_central_differences(
+    float64, config, adapts, batch
+):
+    """Oracle: d/dmeta of the task loss on the next batch (or, with ``batch="same"``, the
+    batch the update trained on) after one real optimiser step (momentum buffers from
+    earlier steps carried, detached), against central finite differences of the same
+    function, after online steps have moved theta and meta."""
+    task, learner, model, online, opt, batches = _moved(config, adapts, batch=batch)
+    scored = batches[3] if batch == "same" else batches[4]
     adapter, params = online.adapter, _params(model)
     buffers = dict(model.named_buffers())
 
     def objective(meta):
         return online_meta_loss(meta, adapter.adapted, learner.forward, task.kind, params,
-                                buffers, online.momentum, batches[3], batches[4],
+                                buffers, online.momentum, batches[3], scored,
                                 rule_of(opt)).meta  # fmt: skip
 
     start = adapter.meta.detach().clone()
@@ -116,6 +123,22 @@ def test_the_meta_step_scores_the_updated_model_on_the_next_training_batch(float
     with torch.no_grad():
         expected = task_loss(task.kind, model(x), y)
     assert result.online is not None
+    assert result.online.meta_losses[-1] == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_the_same_batch_meta_step_scores_the_updated_model_on_the_batch_it_trained_on(float64):
+    """AdaLFL's Algorithm 2 as written: step t's meta loss is the task loss of the model after
+    update t on batch t itself, recomputed from the stream and the model train() returns;
+    each update takes its meta step at once (5 updates, 5 meta steps)."""
+    task = _task()
+    model = BaseLearner(task, "mlp").build(2)
+    loss = _online(batch="same")
+    result = train(model, loss, task, 5, CONFIG, batch_size=16, seed=2, evaluate_val=False)
+    stream = TrainBatches(task, 16, 2)
+    x, y = [stream.next() for _ in range(5)][4]
+    with torch.no_grad():
+        expected = task_loss(task.kind, model(x), y)
+    assert result.online is not None and len(result.online.meta_losses) == 5
     assert result.online.meta_losses[-1] == pytest.approx(float(expected), rel=1e-12)
 
 
@@ -147,8 +170,9 @@ def test_the_hypergradient_of_plain_sgd_is_minus_lr_times_the_two_gradients_dot(
 
 @pytest.mark.parametrize("config", [*CONFIGS, SGDConfig(lr=0.1, momentum=0.9, milestones=(6,))],
                          ids=["nesterov-wd", "plain", "milestone"])  # fmt: skip
+@pytest.mark.parametrize("batch", ["next", "same"])
 @pytest.mark.parametrize("adapts", ["loss", "lr"])
-def test_a_users_own_loop_with_the_hook_is_the_online_run(float64, config, adapts):
+def test_a_users_own_loop_with_the_hook_is_the_online_run(float64, config, adapts, batch):
     """Oracle: a plain PyTorch loop (torch.optim.SGD, the criterion as a module, a milestone
     applied by hand and told to the hook) calling OnlineHook.step before each update ends
     with the weights and adapted values of train() on the same seed, batches and loss."""
@@ -156,9 +180,9 @@ def test_a_users_own_loop_with_the_hook_is_the_online_run(float64, config, adapt
     learner = BaseLearner(task, "mlp")
     steps = 12
     reference_model = learner.build(6)
-    result = train(reference_model, _online(adapts), task, steps, config, batch_size=16, seed=6,
-                   evaluate_val=False)  # fmt: skip
-    model, criterion = learner.build(6), _online(adapts)
+    result = train(reference_model, _online(adapts, batch=batch), task, steps, config,
+                   batch_size=16, seed=6, evaluate_val=False)  # fmt: skip
+    model, criterion = learner.build(6), _online(adapts, batch=batch)
     optimizer = config.build(model.parameters())
     hook = OnlineHook(criterion, model, optimizer)
     stream = TrainBatches(task, 16, 6)
@@ -209,8 +233,14 @@ def test_an_online_loss_file_round_trips_and_runs_no_code(tmp_path):
     assert back.online == OnlineSettings("loss", 3e-4, 50)
     assert back.to_dict() == loss.to_dict()
     doc = loss.to_dict()
+    same = _online("loss", 3e-4, 50, batch="same")
+    assert loss_from_dict(same.to_dict()).online == OnlineSettings("loss", 3e-4, 50, "same")
+    older = copy.deepcopy(doc)  # written before the field existed: the next batch
+    del older["online"]["batch"]
+    assert loss_from_dict(older).online == OnlineSettings("loss", 3e-4, 50, "next")
     for bad, message in [({"adapts": "both"}, "online.adapts"), ({"meta_lr": -1.0}, "meta_lr"),
                          ({"snapshot_every": 0}, "snapshot_every"),
+                         ({"batch": "previous"}, "online.batch"), ({"batch": 1}, "batch"),
                          ({"extra": 1}, "unknown field")]:  # fmt: skip
         broken = copy.deepcopy(doc)
         broken["online"] = {**broken["online"], **bad}

@@ -158,6 +158,9 @@ def advice_of(loss: Any) -> TrainingAdvice | None:
 
 #: What an online loss adapts while it trains: its own weights (AdaLFL) or the lr (hypergrad).
 ADAPTS = ("loss", "lr")
+#: Which batch scores an online meta step: the one the update trained on (AdaLFL's
+#: Algorithm 2) or the next training batch (cheaper: its forward pass is shared).
+META_BATCHES = ("same", "next")
 
 
 @dataclass(frozen=True)
@@ -165,19 +168,25 @@ class OnlineSettings:
     """A loss that adapts while it trains (field ``online`` of its file).
 
     ``adapts="loss"``: the loss's weights take one Adam step (rate ``meta_lr``)
-    after every base update, differentiating the task loss on the next training
-    batch through that update (AdaLFL). ``adapts="lr"``: the loss stays fixed and
-    a multiplier of the scheduled learning rate, log-parametrised, adapts by the
-    same step (hypergradient descent). The file holds the *initial* weights; every
-    training run starts from them. ``snapshot_every`` sets how often the adapted
-    values are recorded.
+    after every base update, differentiating the task loss through that update
+    (AdaLFL), on the batch the update trained on (``batch="same"``, the paper's
+    Algorithm 2) or on the next training batch (``batch="next"``). ``adapts="lr"``:
+    the loss stays fixed and a multiplier of the scheduled learning rate,
+    log-parametrised, adapts by the same step (hypergradient descent). The file
+    holds the *initial* weights; every training run starts from them.
+    ``snapshot_every`` sets how often the adapted values are recorded.
     """
 
     adapts: str = "loss"
     meta_lr: float = 1e-3
     snapshot_every: int = 100
+    batch: str = "next"
 
     def __post_init__(self) -> None:
+        if self.batch not in META_BATCHES:
+            raise LossFileError(
+                f"online.batch must be one of {list(META_BATCHES)}, found {self.batch!r}"
+            )
         if self.adapts not in ADAPTS:
             raise LossFileError(
                 f"online.adapts must be one of {list(ADAPTS)}, found {self.adapts!r}"
@@ -193,19 +202,20 @@ class OnlineSettings:
 
     def as_dict(self) -> OnlineRecord:
         return {"adapts": self.adapts, "meta_lr": self.meta_lr,
-                "snapshot_every": self.snapshot_every}  # fmt: skip
+                "snapshot_every": self.snapshot_every, "batch": self.batch}  # fmt: skip
 
     def describe(self) -> str:
         what = "its weights" if self.adapts == "loss" else "the learning rate"
-        return f"adapts {what} online (meta lr {self.meta_lr:g})"
+        return f"adapts {what} online (meta lr {self.meta_lr:g}, {self.batch} batch)"
 
     @classmethod
     def from_dict(cls, doc: Any, source: str) -> OnlineSettings:
         """Validate a document's ``online`` field."""
-        require_fields(doc, {"adapts": str, "meta_lr": (int, float), "snapshot_every": int}, {},
-                       f"{source}, field 'online'")  # fmt: skip
+        require_fields(doc, {"adapts": str, "meta_lr": (int, float), "snapshot_every": int},
+                       {"batch": str}, f"{source}, field 'online'")  # fmt: skip
         try:
-            return cls(doc["adapts"], float(doc["meta_lr"]), doc["snapshot_every"])
+            return cls(doc["adapts"], float(doc["meta_lr"]), doc["snapshot_every"],
+                       doc.get("batch", "next"))  # fmt: skip
         except LossFileError as exc:
             raise fail(source, str(exc)) from None
 

@@ -320,7 +320,7 @@ class MethodRun:
             online = self.config.online
             meta_lr = sorted(online.meta_lrs)[len(online.meta_lrs) // 2]
             result.best = result.best.adapting(  # type: ignore[operator]
-                OnlineSettings(spec.online, meta_lr, online.snapshot_every)
+                OnlineSettings(spec.online, meta_lr, online.snapshot_every, online.batch)
             )
             result.message += f"; it adapts online at meta lr {meta_lr:g} (no selection)"
         if self.store is not None:

@@ -54,15 +54,16 @@ def run_hypergrad(run: MethodRun) -> SearchResult:
     )
 
 
-def online_twin(candidate: Candidate, adapts: str, meta_lr: float, every: int) -> Candidate:
-    """``candidate`` adapting online (``adapts`` = ``loss`` or ``lr``) at ``meta_lr``."""
-    settings = OnlineSettings(adapts, meta_lr, every)
-    what = "online" if adapts == "loss" else "online lr"
+def online_twin(candidate: Candidate, settings: OnlineSettings) -> Candidate:
+    """``candidate`` adapting online as ``settings`` say."""
+    what = "online" if settings.adapts == "loss" else "online lr"
+    if settings.batch != "next":
+        what += f", {settings.batch} batch"
     return Candidate(
-        f"{candidate.label} [{what}, meta lr {meta_lr:g}]",
+        f"{candidate.label} [{what}, meta lr {settings.meta_lr:g}]",
         {**candidate.document, "online": settings.as_dict()},
         candidate.fitness,
-        f"{candidate.key}|{what} {meta_lr:g}",
+        f"{candidate.key}|{what} {settings.meta_lr:g}",
     )
 
 
@@ -78,6 +79,8 @@ def online_finalists(
     adapts = always or "loss"
     bases = chosen if always is not None else chosen[: config.trees]  # best first
     twins = [
-        online_twin(c, adapts, m, config.snapshot_every) for c in bases for m in config.meta_lrs
+        online_twin(c, OnlineSettings(adapts, m, config.snapshot_every, config.batch))
+        for c in bases
+        for m in config.meta_lrs
     ]
     return twins if always is not None else [*chosen, *twins]

@@ -7,17 +7,19 @@ every step t, with the training batches b_t, b_{t+1}, ... of one seeded stream:
 1. theta' = step(theta, grad_theta M_phi(y_t, f_theta(x_t))): one step of the
    real optimiser (momentum, Nesterov and weight decay, as
    :class:`~evomal.training.unrolled_sgd.UnrolledSGD` writes it), kept on the graph;
-2. phi <- Adam(phi, grad_phi L_task(y_{t+1}, f_theta'(x_{t+1}))): the task loss
-   of the updated model on the *next* training batch, differentiated through
-   that one update;
+2. phi <- Adam(phi, grad_phi L_task(y, f_theta'(x))): the task loss of the
+   updated model, differentiated through that one update, on the batch
+   ``OnlineSettings.batch`` names: ``same``, b_t itself (the paper's
+   Algorithm 2), or ``next``, the next training batch b_{t+1};
 3. theta <- theta' and the momentum buffers carried to the next step,
    both detached: the meta-gradient looks one update back, never further.
 
 The step taken in 1 *is* the model's update (there is no second, plain
-update). The next update, t + 1, trains on b_{t+1}, the batch the meta step
-just read, so in :func:`~evomal.training.train` one forward pass serves both
-(:class:`OnlineTraining`), and an online run costs a backward pass through the
-update and one through the model more than plain training. The stream is the
+update). With ``next``, update t + 1 trains on b_{t+1}, the batch the meta
+step just read, so in :func:`~evomal.training.train` one forward pass serves
+both (:class:`OnlineTraining`), and an online run costs a backward pass through
+the update and one through the model more than plain training; ``same`` costs
+one more forward pass (the updated model on b_t). The stream is the
 one ``train`` draws with the same seed. With ``meta_lr = 0`` phi never moves
 (the meta-gradient is still computed) and the run is plain training with the
 initial loss (``tests/training/test_online.py``, to rtol 1e-12 in float64).
@@ -115,7 +117,8 @@ def online_meta_loss(
     base: UnrolledSGD,
 ) -> OnlineStep:
     """One update of ``params`` on ``batch`` by the rule ``adapted`` makes of ``base``, and
-    the task loss of the updated model on ``next_batch``, all as functions of ``meta``.
+    the task loss of the updated model on ``next_batch`` (``batch`` itself for the paper's
+    same-batch meta step), all as functions of ``meta``.
     ``forward(params, buffers, x)`` runs the model functionally; ``kind`` is the task's."""
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     x, y = batch
@@ -231,13 +234,15 @@ class OnlineTraining:
     ``torch.optim.SGD`` ``train`` built (its lr follows the schedule); its own
     ``step`` is never called.
 
-    One forward pass serves two purposes: the meta step for update t scores the
-    model after it on batch t + 1, which is the forward pass update t + 1 trains
-    on. So :meth:`step` on batch t + 1 first takes update t's meta step (the task
-    loss's gradient v on that forward, pulled back through update t's graph to
-    the meta-parameters), then update t + 1 with the adapted loss; the last
-    update's meta step is taken by :meth:`finish` on the batch after it. The
-    meta-gradient is that of :func:`online_meta_loss` (tested).
+    With ``batch="next"`` one forward pass serves two purposes: the meta step for
+    update t scores the model after it on batch t + 1, which is the forward pass
+    update t + 1 trains on. So :meth:`step` on batch t + 1 first takes update t's
+    meta step (the task loss's gradient v on that forward, pulled back through
+    update t's graph to the meta-parameters), then update t + 1 with the adapted
+    loss; the last update's meta step is taken by :meth:`finish` on the batch
+    after it. With ``batch="same"``, :meth:`step` scores the updated model on the
+    batch it trained on and takes the meta step at once. The meta-gradient is
+    that of :func:`online_meta_loss` either way (tested).
     """
 
     def __init__(
@@ -285,6 +290,11 @@ class OnlineTraining:
             for name, p in self.model.named_parameters():
                 p.copy_(self.params[name])
         self.steps += 1
+        if adapter.settings.batch == "same":  # the paper's meta step, on this very batch
+            pending, self.pending = self.pending, None
+            objective = task_loss(self.kind, self._forward(pending, x), y)
+            adapter.meta_step(objective)
+            adapter.record(self.steps)
         return value.detach()
 
     def finish(self, next_batch: tuple[Tensor, Tensor]) -> OnlineTrace:
@@ -350,7 +360,8 @@ class OnlineHook:
         return functional_call(self.model, (params, buffers), (x,))
 
     def step(self, x: Tensor, y: Tensor) -> float | None:
-        """The meta step for the previous update, scored on ``(x, y)``; its meta loss (None on
+        """The meta step for the previous update, scored on ``(x, y)`` (on the previous
+        update's own batch when the settings say ``batch="same"``); its meta loss (None on
         the first call). Then remember the weights, momentum and batch of the next update."""
         adapter, group = self.adapter, self.optimizer.param_groups[0]
         meta_value = None
@@ -358,8 +369,9 @@ class OnlineHook:
             self._scheduled = float(group["lr"])
         if self._previous is not None:
             params, buffers, momentum, px, py, base = self._previous
+            scored = (px, py) if adapter.settings.batch == "same" else (x, y)
             out = online_meta_loss(adapter.meta, adapter.adapted, self._forward, self.kind,
-                                   params, buffers, momentum, (px, py), (x, y), base)  # fmt: skip
+                                   params, buffers, momentum, (px, py), scored, base)  # fmt: skip
             adapter.meta_step(out.meta)
             meta_value = float(out.meta.detach())
             adapter.record(adapter.steps)
