@@ -441,6 +441,11 @@ class ML3Config:
             raise ConfigError("ml3.hidden must list positive layer sizes")
 
 
+#: Which batch scores an online meta step: the one the update trained on (AdaLFL's
+#: Algorithm 2) or the next training batch (cheaper: its forward pass is shared).
+META_BATCHES = ("same", "next")
+
+
 @dataclass(frozen=True)
 class OnlineConfig:
     """Online adaptation during training (AdaLFL, hypergradient descent, online trees).
@@ -467,8 +472,10 @@ class OnlineConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "snapshot_every", "trees")
-        if self.batch not in ("same", "next"):
-            raise ConfigError(f"online.batch must be 'same' or 'next', found {self.batch!r}")
+        if self.batch not in META_BATCHES:
+            raise ConfigError(
+                f"online.batch must be one of {list(META_BATCHES)}, found {self.batch!r}"
+            )
         if not self.meta_lrs or any(not (math.isfinite(m) and m > 0) for m in self.meta_lrs):
             raise ConfigError("online.meta_lrs must list positive, finite meta learning rates")
 

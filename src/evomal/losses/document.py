@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from evomal.config import META_BATCHES
 from evomal.errors import LossFileError
 from evomal.records import LossDocument, OnlineRecord, TrainingRecord
 
@@ -158,9 +159,6 @@ def advice_of(loss: Any) -> TrainingAdvice | None:
 
 #: What an online loss adapts while it trains: its own weights (AdaLFL) or the lr (hypergrad).
 ADAPTS = ("loss", "lr")
-#: Which batch scores an online meta step: the one the update trained on (AdaLFL's
-#: Algorithm 2) or the next training batch (cheaper: its forward pass is shared).
-META_BATCHES = ("same", "next")
 
 
 @dataclass(frozen=True)
