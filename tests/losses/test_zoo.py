@@ -109,7 +109,7 @@ def balanced_softmax_np(z, y, counts):
     return ce_np(z + np.log(np.maximum(np.asarray(counts, float), 1)), y)
 
 
-def ldam_np(z, y, counts, m, s=30.0):
+def ldam_np(z, y, counts, m, s=1.0):
     n = np.maximum(np.asarray(counts, float), 1)
     delta = n**-0.25
     delta = delta * m / delta.max()  # C so that max Delta = m
@@ -145,6 +145,7 @@ IMBALANCE_ORACLES = [
     ("logit_adjust", (2.0,), logit_adjust_np),
     ("balanced_softmax", (), balanced_softmax_np),
     ("ldam", (0.3,), ldam_np),
+    ("ldam", (0.5,), ldam_np),
     ("class_balanced", (0.99,), class_balanced_np),
     ("class_balanced", (0.9999,), class_balanced_np),
 ]
@@ -185,6 +186,40 @@ def test_imbalance_losses_match_their_papers(name, params, oracle, n_classes):
         z, y, counts = random_batch(seed, n_classes)
         got = per_sample(ZooLoss(name, params, counts), z, y)
         np.testing.assert_allclose(got, oracle(z, y, counts, *params), rtol=1e-9, atol=1e-12)
+
+
+def test_ldam_works_on_raw_logits():
+    """At zero margin LDAM is cross-entropy itself, values and gradients.
+
+    The authors' s = 30 suits their cosine logits; on raw logits it multiplied
+    the gradient, hence the effective lr, by 30, and the zoo's LDAM cells
+    trained to chance (balanced error 0.900 on MNIST-1D with imbalance 10).
+    """
+    z, y, counts = random_batch(0, 4)
+    logits = torch.tensor(z, requires_grad=True)
+    labels = torch.tensor(y)
+    for loss in (ZooLoss("ldam", [0.0], counts), ZooLoss("ldam", [0.0]).bound(4, counts)):
+        got, want = loss(logits, labels), F.cross_entropy(logits, labels)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+        (g_got,) = torch.autograd.grad(got, logits)
+        (g_want,) = torch.autograd.grad(want, logits)
+        torch.testing.assert_close(g_got, g_want, rtol=1e-12, atol=0)
+
+
+def test_ldam_scale_is_a_recorded_setting():
+    """The scale is written to the loss file; the authors' 30 is one setting away."""
+    z, y, counts = random_batch(1, 5)
+    bound = ZooLoss("ldam", [0.5]).bound(5, counts)
+    assert bound.settings == {"s": 1.0} and bound.expression == "ldam(max_margin=0.5, s=1)"
+    back = ZooLoss.from_dict(bound.to_dict())
+    assert back.settings == {"s": 1.0} and back.class_counts == tuple(counts)
+    authors = ZooLoss("ldam", [0.5], counts, settings={"s": 30.0})
+    assert authors.bound(5, counts).settings == {"s": 30.0}  # set already: kept
+    np.testing.assert_allclose(
+        per_sample(authors, z, y), ldam_np(z, y, counts, 0.5, s=30.0), rtol=1e-9, atol=1e-12
+    )
+    with pytest.raises(LossFileError, match="ldam: setting s must be a positive number"):
+        ZooLoss("ldam", [0.5], settings={"s": 0.0})
 
 
 @pytest.mark.parametrize(("n_classes", "k", "m"), [(3, 1.0, 1.0), (50, 1.0, 15.0)])

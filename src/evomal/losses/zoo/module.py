@@ -2,7 +2,7 @@
 
 A zoo loss is a family name, its parameters, and what it needs from the
 task: the training split's class counts (imbalance families) and fixed
-settings (the square loss's ``k`` and ``M``). Its document holds only those
+settings (the square loss's ``k`` and ``M``, LDAM's ``s``). Its document holds only those
 plain values, so loading one executes nothing.
 """
 
@@ -29,6 +29,7 @@ from evomal.losses.document import (
 )
 from evomal.losses.zoo.classification import class_logits, square_scaling
 from evomal.losses.zoo.families import FAMILIES, check_params, family
+from evomal.losses.zoo.imbalance import LDAM_SCALE
 from evomal.symbolic.transforms import REDUCTIONS, Reduction, check_choice, regression_inputs
 
 #: Class counts above this are refused: no dataset has that many samples of one class.
@@ -52,7 +53,7 @@ def check_counts(counts: Sequence[Any]) -> tuple[int, ...]:
 
 
 def check_settings(name: str, settings: Mapping[str, Any]) -> dict[str, float]:
-    """A family's fixed settings (square: ``k`` and ``M``), positive and finite."""
+    """A family's fixed settings (square: ``k`` and ``M``; LDAM: ``s``), positive and finite."""
     allowed = FAMILIES[name].settings
     unknown = sorted(set(settings) - set(allowed))
     if unknown:
@@ -146,7 +147,8 @@ class ZooLoss(JsonLoss, nn.Module):
     def bound(self, n_classes: int, class_counts: Sequence[int] | None = None) -> ZooLoss:
         """A copy with what this task fixes filled in (where not set already).
 
-        The square loss gets Hui & Belkin's ``k`` and ``M`` for ``n_classes``;
+        The square loss gets Hui & Belkin's ``k`` and ``M`` for ``n_classes``,
+        LDAM its logit scale ``s`` (:data:`~evomal.losses.zoo.imbalance.LDAM_SCALE`);
         imbalance families get ``class_counts`` (the training split's). Other
         families come back unchanged.
         """
@@ -154,6 +156,8 @@ class ZooLoss(JsonLoss, nn.Module):
         if self.family.settings == ("k", "M"):
             k, big_m = square_scaling(n_classes)
             settings = {"k": k, "M": big_m, **settings}
+        if self.family.settings == ("s",):  # LDAM: its logit scale, recorded in the file
+            settings = {"s": LDAM_SCALE, **settings}
         counts = self.class_counts
         if self.family.needs_counts and counts is None and class_counts is not None:
             counts = check_counts(list(class_counts))
