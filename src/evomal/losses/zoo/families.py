@@ -53,7 +53,8 @@ class ZooFamily:
     ``loss_fn`` is called as ``loss_fn(y_pred, y_true, *params)``, with the
     training split's class counts after ``y_true`` when ``needs_counts`` is set
     and with the family's ``settings`` (fixed constants such as the square
-    loss's ``k`` and ``M``, not tuned) as keywords.
+    loss's ``k`` and ``M``, not tuned) as keywords. ``bind_settings(n_classes)``
+    gives the settings a task fixes, which :meth:`ZooLoss.bound` records.
     """
 
     name: str
@@ -68,6 +69,7 @@ class ZooFamily:
     needs_counts: bool = False
     imbalance: bool = False
     settings: tuple[str, ...] = ()
+    bind_settings: Callable[[int], dict[str, float]] | None = None
 
     @property
     def valid_ranges(self) -> str:
@@ -77,6 +79,15 @@ class ZooFamily:
 
 def _grid(*values: float) -> tuple[tuple[float, ...], ...]:
     return tuple((float(v),) for v in values)
+
+
+def _square_settings(n_classes: int) -> dict[str, float]:
+    k, big_m = cls.square_scaling(n_classes)
+    return {"k": k, "M": big_m}
+
+
+def _ldam_settings(n_classes: int) -> dict[str, float]:
+    return {"s": imb.LDAM_SCALE}
 
 
 _C, _R = "classification", "regression"
@@ -94,7 +105,7 @@ _FAMILIES: tuple[ZooFamily, ...] = (
               params=("eps",), ranges=(ParamRange(-1.0),), grid=_grid(-1, 1, 2), default=(1.0,)),
     ZooFamily("brier", _C, "Brier score", "Brier, Monthly Weather Review 1950", cls.brier),
     ZooFamily("square", _C, "square loss on the logits", "Hui & Belkin, ICLR 2021", cls.square,
-              settings=("k", "M")),
+              settings=("k", "M"), bind_settings=_square_settings),
     ZooFamily("mae", _C, "mean absolute error", "Ghosh et al., AAAI 2017", cls.mae),
     ZooFamily("gce", _C, "generalised cross-entropy", "Zhang & Sabuncu, NeurIPS 2018", cls.gce,
               params=("q",), ranges=(_UNIT_OPEN_LOW,), grid=_grid(0.3, 0.5, 0.7, 1.0),
@@ -113,7 +124,7 @@ _FAMILIES: tuple[ZooFamily, ...] = (
     ZooFamily("ldam", _C, "label-distribution-aware margin loss", "Cao et al., NeurIPS 2019",
               imb.ldam, params=("max_margin",), ranges=(NON_NEGATIVE,),
               grid=_grid(0.3, 0.5), default=(0.5,), needs_counts=True, imbalance=True,
-              settings=("s",)),
+              settings=("s",), bind_settings=_ldam_settings),
     ZooFamily("class_balanced", _C, "class-balanced cross-entropy", "Cui et al., CVPR 2019",
               imb.class_balanced, params=("beta",), ranges=(ParamRange(0.0, 1.0),),
               grid=_grid(0.99, 0.999, 0.9999), default=(0.9999,), needs_counts=True,

@@ -27,9 +27,8 @@ from evomal.losses.document import (
     float_list,
     require_fields,
 )
-from evomal.losses.zoo.classification import class_logits, square_scaling
+from evomal.losses.zoo.classification import class_logits
 from evomal.losses.zoo.families import FAMILIES, check_params, family
-from evomal.losses.zoo.imbalance import LDAM_SCALE
 from evomal.symbolic.transforms import REDUCTIONS, Reduction, check_choice, regression_inputs
 
 #: Class counts above this are refused: no dataset has that many samples of one class.
@@ -153,11 +152,8 @@ class ZooLoss(JsonLoss, nn.Module):
         families come back unchanged.
         """
         settings = dict(self.settings)
-        if self.family.settings == ("k", "M"):
-            k, big_m = square_scaling(n_classes)
-            settings = {"k": k, "M": big_m, **settings}
-        if self.family.settings == ("s",):  # LDAM: its logit scale, recorded in the file
-            settings = {"s": LDAM_SCALE, **settings}
+        if self.family.bind_settings is not None:
+            settings = {**self.family.bind_settings(n_classes), **settings}
         counts = self.class_counts
         if self.family.needs_counts and counts is None and class_counts is not None:
             counts = check_counts(list(class_counts))
