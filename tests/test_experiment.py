@@ -224,3 +224,59 @@ def test_meta_test_cli_per_seed_mean_and_std(tmp_path):
     )
     assert transfer.exit_code == 2
     assert "same kind" in transfer.output
+
+
+ZOO_CELL = (
+    "training.lr=0.1",
+    "meta_test.steps=60",
+    "selection.seeds=2",
+    "zoo.families=[ce, gce, mae, ce_es]",
+    "zoo.grids={gce: [[0.7]]}",
+    "zoo.lr_factors=[0.5, 1]",
+    "meta_test.early_stopping.every=20",
+)
+
+
+def test_a_cell_killed_among_its_meta_tests_reruns_only_the_unfinished_ones(tmp_path, monkeypatch):
+    """A zoo cell meta-tests each tuned member; a kill after two of them keeps those two."""
+    import evomal.experiment
+
+    spec = ExperimentSpec(methods=("zoo",), task="wine", model="linear", seeds=(0,),
+                          preset="quick", overrides=ZOO_CELL)  # fmt: skip
+    real = evomal.experiment.meta_test
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evomal.experiment, "meta_test", counted)
+    run_experiment(spec, tmp_path / "whole")
+    whole = load_cells(tmp_path / "whole")[0]
+    total = len(calls)
+    assert total >= 4, "the zoo cell should meta-test its pick and several tuned members"
+
+    calls.clear()
+
+    def killed_on_the_third(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return counted(*args, **kwargs)
+
+    monkeypatch.setattr(evomal.experiment, "meta_test", killed_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec, tmp_path / "part")
+    assert not (tmp_path / "part" / "zoo" / "seed-0" / "meta_test.json").exists()
+
+    calls.clear()
+    monkeypatch.setattr(evomal.experiment, "meta_test", counted)
+    run_experiment(spec, tmp_path / "part")
+    assert len(calls) == total - 2  # the two finished meta-tests came from the cache
+    resumed = load_cells(tmp_path / "part")[0]
+
+    def untimed(record):
+        rows = [{k: v for k, v in r.items() if k != "meta_test_seconds"} for r in record["rows"]]
+        keep = ("test_metric", "val_metric", "details", "expression", "lr_factor")
+        return {k: record[k] for k in keep}, rows
+
+    assert untimed(resumed) == untimed(whole)

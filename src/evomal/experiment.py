@@ -8,11 +8,14 @@ Layout of an experiment directory::
                                         its extra rows (the zoo's tuned members; a
                                         learned method's best learned finalist)
     DIR/cache/                          training runs shared by the methods (the tuned
-                                        baselines of selection.baselines=zoo)
+                                        baselines of selection.baselines=zoo), and each
+                                        finished meta-test of a cell
 
 A (method, seed) pair whose ``meta_test.json`` exists is skipped on a re-run;
-a search that was interrupted is resumed from its checkpoint. The tables are
-built from these files only (:mod:`evomal.report.tables`).
+a search that was interrupted is resumed from its checkpoint, and a cell
+interrupted among its meta-tests (a zoo cell trains one per tuned member)
+reruns only those that had not finished. The tables are built from these
+files only (:mod:`evomal.report.tables`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from evomal.config import build_config, to_dict
 from evomal.errors import RunDirectoryError, UnknownNameError
@@ -35,6 +40,7 @@ from evomal.methods.selection import finalist_loss
 from evomal.records import FinalistRecord
 from evomal.runs.store import RunStore
 from evomal.runs.tasks import task_from_record, task_record
+from evomal.runs.train_cache import TrainingCache
 from evomal.search import resume, search
 from evomal.training.loop import TrainResult
 
@@ -147,6 +153,12 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
                         cache=cell.parent.parent / CACHE)  # fmt: skip
     search_seconds = time.perf_counter() - start
     loss = loss_to_test(result)
+    tester = _CachedMetaTest(
+        TrainingCache(cell.parent.parent / CACHE),
+        {"task": spec.task_record, "model": spec.model, "seed": seed, "config": to_dict(config),
+         "threads": torch.get_num_threads()},
+        task, spec.model, config, seed,
+    )  # fmt: skip
     record: dict[str, Any] = {
         "method": method,
         "seed": seed,
@@ -178,13 +190,13 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         record.update(test_metric=None, diverged=True, reason="the search produced no loss")
     else:
         say(f"{method} seed {seed}: meta-testing for {config.meta_test.steps} steps")
-        tested = meta_test(loss, task, spec.model, config, seed=seed)
-        record.update(_tested(tested))
-        if tested.online is not None:  # what adapted, beside the record (a network's weights)
-            write_json_atomic(cell / ONLINE_TRACE, tested.online.as_record())
-            record["online"] = {"adapts": tested.online.adapts, "trace": ONLINE_TRACE}
+        tested, online = tester(loss)
+        record.update(tested)
+        if online is not None:  # what adapted, beside the record (a network's weights)
+            write_json_atomic(cell / ONLINE_TRACE, online)
+            record["online"] = {"adapts": online["adapts"], "trace": ONLINE_TRACE}
         record["lr_factor"] = getattr(advice_of(loss), "lr_factor", 1.0)
-        record["rows"] = _extra_rows(method, result, record, task, spec.model, config, seed, say)
+        record["rows"] = _extra_rows(method, result, record, tester, config, seed, say)
     write_json_atomic(cell / "meta_test.json", record)
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
 
@@ -209,9 +221,54 @@ def _tested(tested: TrainResult) -> dict[str, Any]:
     }
 
 
+class _CachedMetaTest:
+    """Meta-testing for one cell, each finished meta-test kept in the experiment's cache.
+
+    A zoo cell meta-tests every tuned member one after another (on LeNet-5, half an
+    hour of rows), and ``meta_test.json`` is written once, at the end. Keyed by the
+    cell (task, model, seed, the whole config, torch's thread count) and the loss
+    (its document and training advice), each meta-test is stored as it finishes, so
+    a cell killed among its rows reruns only the rows that had not finished.
+    """
+
+    def __init__(
+        self, cache: TrainingCache, cell_key: dict[str, Any], task: Any, model: str, config: Any,
+        seed: int,
+    ) -> None:  # fmt: skip
+        self.cache, self.cell_key = cache, cell_key
+        self.task, self.model, self.config, self.seed = task, model, config, seed
+
+    def key(self, loss: Any) -> dict[str, Any] | None:
+        """The cache key of meta-testing ``loss`` in this cell (None: not cacheable)."""
+        if isinstance(loss, str):
+            document: Any = loss
+        elif callable(getattr(loss, "to_dict", None)):
+            document = loss.to_dict()
+        else:
+            return None
+        advice = advice_of(loss)
+        return {"meta_test": self.cell_key, "loss": document,
+                "training": None if advice is None else advice.as_dict()}  # fmt: skip
+
+    def __call__(self, loss: Any) -> tuple[dict[str, Any], Any]:
+        """The meta-test of ``loss`` as a record, and what adapted online (or None)."""
+        key = self.key(loss)
+        hit = None if key is None else self.cache.get(key)
+        if isinstance(hit, dict) and "tested" in hit:
+            return hit["tested"], hit.get("online")
+        tested = meta_test(loss, self.task, self.model, self.config, seed=self.seed)
+        record, online = (
+            _tested(tested),
+            None if tested.online is None else tested.online.as_record(),
+        )
+        if key is not None:
+            self.cache.put(key, {"tested": record, "online": online})
+        return record, online
+
+
 def _extra_rows(
-    method: str, result: Any, main: dict[str, Any], task: Any, model: str, config: Any, seed: int,
-    say: Progress,
+    method: str, result: Any, main: dict[str, Any], tester: _CachedMetaTest, config: Any,
+    seed: int, say: Progress,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The rows a cell adds beside its method's: the zoo's tuned members, or a learned
     method's best learned finalist when the selection returned a baseline instead.
@@ -233,8 +290,7 @@ def _extra_rows(
             entry.update({k: main.get(k) for k in ("test_metric", "diverged", "reason", "details")})
         else:
             say(f"{method} seed {seed}: meta-testing {label}")
-            tested = meta_test(finalist_loss(finalist, lr), task, model, config, seed=seed)
-            entry.update(_tested(tested))
+            entry.update(tester(finalist_loss(finalist, lr))[0])
         return entry
 
     if method == "zoo":
