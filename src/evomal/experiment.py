@@ -257,10 +257,8 @@ class _CachedMetaTest:
         if isinstance(hit, dict) and "tested" in hit:
             return hit["tested"], hit.get("online")
         tested = meta_test(loss, self.task, self.model, self.config, seed=self.seed)
-        record, online = (
-            _tested(tested),
-            None if tested.online is None else tested.online.as_record(),
-        )
+        record = _tested(tested)
+        online = None if tested.online is None else tested.online.as_record()
         if key is not None:
             self.cache.put(key, {"tested": record, "online": online})
         return record, online
