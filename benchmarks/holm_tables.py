@@ -21,7 +21,15 @@ def summary_rows(path: Path) -> list[dict[str, str]]:
     text = path.read_text().split("\n\n", 1)
     if len(text) < 2:
         raise SystemExit(f"{path}: no summary block (method,n,mean,std,welch_t,welch_p,...)")
-    return list(csv.DictReader(text[1].splitlines()))
+    reader = csv.DictReader(text[1].splitlines())
+    if not {"method", "welch_p"} <= set(reader.fieldnames or []):
+        # The "Where a loss matters" tables' CSVs compare every row with two rivals,
+        # paired; their report already gives Holm p (table.md beside the CSV).
+        raise SystemExit(
+            f"{path}: its summary block has no method and welch_p columns, so it is not one of "
+            "the older method tables; a table with rivals gives its Holm p in table.md beside it"
+        )
+    return list(reader)
 
 
 def main(paths: list[str]) -> None:
