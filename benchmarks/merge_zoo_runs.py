@@ -1,7 +1,7 @@
 """One table from an experiment and a zoo-only experiment that adds families to its zoo.
 
-    python benchmarks/merge_zoo_runs.py runs/mnist_lenet5_sym04 runs/mnist_lenet5_sym04_zoo4 \\
-        docs/results/where_a_loss_matters/mnist_lenet5_sym04
+    python benchmarks/merge_zoo_runs.py runs/mnist_lenet5_sym04_gplfl \\
+        runs/mnist_lenet5_sym04_zoo4 docs/results/where_a_loss_matters/mnist_lenet5_sym04
 
 When a table's zoo was cut to fit a machine, the families left out can run later as
 ``--methods zoo`` over the same task, scenario, seeds and schedule (its cache seeded
