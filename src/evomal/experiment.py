@@ -196,13 +196,21 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
             write_json_atomic(cell / ONLINE_TRACE, online)
             record["online"] = {"adapts": online["adapts"], "trace": ONLINE_TRACE}
         record["lr_factor"] = getattr(advice_of(loss), "lr_factor", 1.0)
-        record["rows"] = _extra_rows(method, result, record, tester, config, seed, say)
+        record["rows"] = _extra_rows(method, result, record, tester, config, seed, say, cell)
     write_json_atomic(cell / "meta_test.json", record)
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
 
 
 #: The file beside a cell's ``meta_test.json`` that holds what an online loss adapted.
 ONLINE_TRACE = "online_trace.json"
+
+
+def online_row_files(key: str) -> tuple[str, str]:
+    """The files beside ``meta_test.json`` for an extra row whose finalist adapted online:
+    what adapted (as :data:`ONLINE_TRACE`) and the finalist's loss document (its initial
+    weights), so a report can draw a finalist that selection did not return."""
+    return f"online_trace_{key}.json", f"online_loss_{key}.json"
+
 
 #: The experiment's cache of training runs (shared tuned baselines), beside the method folders.
 CACHE = "cache"
@@ -266,13 +274,16 @@ class _CachedMetaTest:
 
 def _extra_rows(
     method: str, result: Any, main: dict[str, Any], tester: _CachedMetaTest, config: Any,
-    seed: int, say: Progress,
+    seed: int, say: Progress, cell: Path,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The rows a cell adds beside its method's: the zoo's tuned members, or a learned
     method's best learned finalist when the selection returned a baseline instead.
 
     Each finalist is meta-tested as selection scored it (its chosen lr factor,
     its early stopping); the finalist that was returned reuses the main meta-test.
+    A finalist that adapted online keeps what adapted beside the cell
+    (:func:`online_row_files`), as the returned loss does, so its trajectory can be
+    drawn even when selection returned another loss.
     """
     records: list[FinalistRecord] = result.selection or []
     lr = config.meta_test.optimizer.lr
@@ -286,9 +297,18 @@ def _extra_rows(
                  "equals": finalist.equals, "learned": finalist.is_new}  # fmt: skip
         if finalist_record is returned:
             entry.update({k: main.get(k) for k in ("test_metric", "diverged", "reason", "details")})
-        else:
-            say(f"{method} seed {seed}: meta-testing {label}")
-            entry.update(tester(finalist_loss(finalist, lr))[0])
+            if "online" in main:
+                entry["online"] = {**main["online"], "loss": "search/best_loss.json"}
+            return entry
+        say(f"{method} seed {seed}: meta-testing {label}")
+        tested, online = tester(finalist_loss(finalist, lr))
+        entry.update(tested)
+        if online is not None:
+            trace_file, loss_file = online_row_files(key)
+            write_json_atomic(cell / trace_file, online)
+            write_json_atomic(cell / loss_file, finalist_record["document"])
+            entry["online"] = {"adapts": online["adapts"], "trace": trace_file,
+                               "loss": loss_file}  # fmt: skip
         return entry
 
     if method == "zoo":

@@ -153,3 +153,44 @@ def test_an_experiment_with_online_trees_gives_them_a_row_of_their_own(tmp_path)
         else:
             assert set(rows) == {"best_learned"}
         assert all(r["test_metric"] is not None for r in rows.values())
+
+
+def test_an_online_finalist_selection_did_not_return_keeps_its_trajectory(tmp_path):
+    """AdaLFL with a margin no finalist can clear returns the task loss; its best online
+    finalist still gets a row whose trajectory and initial weights sit beside the cell. The
+    trajectory equals meta-testing that finalist directly, and the report draws it, saying
+    that it was not returned."""
+    from evomal.methods.finalists import Finalist
+    from evomal.methods.meta_test import meta_test
+    from evomal.methods.selection import finalist_loss
+    from evomal.report.build import build_report
+    from evomal.report.page import Image
+    from evomal.runs.store import RunStore
+    from evomal.runs.tasks import task_from_record
+
+    overrides = (*TINY, "selection.margin_se=100", "online.meta_lrs=[0.01]",
+                 "online.snapshot_every=10")  # fmt: skip
+    spec = ExperimentSpec(methods=("adalfl",), task="wine", model="linear", seeds=(0,),
+                          preset="quick", overrides=overrides)  # fmt: skip
+    run_experiment(spec, tmp_path)
+    cell = tmp_path / "adalfl" / "seed-0"
+    record = json.loads((cell / "meta_test.json").read_text())
+    assert record["task_loss"] and "online" not in record
+    (row,) = record["rows"]
+    assert row["online"] == {"adapts": "loss", "trace": "online_trace_best_learned.json",
+                             "loss": "online_loss_best_learned.json"}  # fmt: skip
+    trace = json.loads((cell / row["online"]["trace"]).read_text())
+    document = json.loads((cell / row["online"]["loss"]).read_text())
+    assert document["online"]["meta_lr"] == 0.01
+    selection = json.loads((cell / "search" / "result.json").read_text())["selection"]
+    (finalist,) = [f for f in selection if f["document"] == document]
+    config = RunStore(cell / "search").load_config()
+    loss = finalist_loss(Finalist.from_record(finalist), config.meta_test.optimizer.lr)
+    direct = meta_test(loss, task_from_record(spec.task_record, config), "linear", config, seed=0)
+    assert direct.online is not None
+    assert trace["snapshots"] == direct.online.as_record()["snapshots"]
+    assert row["test_metric"] == direct.test_metric
+    _, sections = build_report([tmp_path])
+    images = {b.name: b for s in sections for b in s.blocks if isinstance(b, Image)}
+    assert "not returned" in images["online_adalfl"].caption
+    assert "4 points of training" in images["online_adalfl_shape"].caption

@@ -316,24 +316,26 @@ SHAPE_POINTS = 4
 
 
 def _online(path: Path, records: Sequence[dict[str, Any]]) -> list[Any]:
-    """For each method whose returned loss adapted online, its first seed's meta-test: what
-    adapted over training and, for an adapting loss, its shape at several points."""
+    """For each method with a loss that adapted online, one seed's meta-test: what adapted
+    over training and, for an adapting loss, its shape at several points.
+
+    The returned loss is drawn when it adapted (its first such seed); otherwise the best
+    online finalist, which selection scored but did not return, from its own row, so a
+    reader sees the trajectory whichever loss won.
+    """
     blocks: list[Any] = []
-    firsts: dict[str, dict[str, Any]] = {}
-    for r in sorted(records, key=lambda r: r["seed"]):
-        if r.get("online") and r["method"] not in firsts:
-            firsts[str(r["method"])] = r
-    for method, record in sorted(firsts.items()):
-        cell = path / method / f"seed-{record['seed']}"
-        trace = read_json(cell / str(record["online"]["trace"]), "online trace", ConfigError)
+    for method, seed, online, what in _online_picks(records):
+        cell = path / method / f"seed-{seed}"
+        trace = read_json(cell / str(online["trace"]), "online trace", ConfigError)
         name = f"online_{method}"
-        caption = (f"{method}, seed {record['seed']}: what adapted while the returned loss "
-                   "trained for the meta-test schedule, and the meta-objective")  # fmt: skip
-        fig = figures.online_trajectory(trace, f"{method}, seed {record['seed']}")
+        caption = (f"{method}, seed {seed}: what adapted while {what} trained for the "
+                   "meta-test schedule, and the meta-objective")  # fmt: skip
+        fig = figures.online_trajectory(trace, f"{method}, seed {seed}")
         blocks.append(Image(name, figures.png(fig), caption))
         if trace["adapts"] != "loss":
             continue
-        loss = loss_from_dict(read_json(cell / "search" / "best_loss.json", "loss", ConfigError))
+        document = str(online.get("loss", "search/best_loss.json"))
+        loss = loss_from_dict(read_json(cell / document, "loss", ConfigError))
         snapshots = trace["snapshots"]
         picks = sorted({round(i * (len(snapshots) - 1) / (SHAPE_POINTS - 1))
                         for i in range(SHAPE_POINTS)})  # fmt: skip
@@ -341,9 +343,28 @@ def _online(path: Path, records: Sequence[dict[str, Any]]) -> list[Any]:
                   for i in picks]  # fmt: skip
         kind = _kind_of(loss)
         blocks.append(Image(f"{name}_shape", figures.png(figures.loss_shape(shapes, kind)),
-                            f"{method}, seed {record['seed']}: the loss's shape at "
+                            f"{method}, seed {seed}: the shape of {what} at "
                             f"{len(shapes)} points of training"))  # fmt: skip
     return blocks
+
+
+def _online_picks(
+    records: Sequence[dict[str, Any]],
+) -> list[tuple[str, int, dict[str, Any], str]]:
+    """Per method: (method, seed, its online record, what it is) of the loss to draw."""
+    returned: dict[str, tuple[int, dict[str, Any]]] = {}
+    finalist: dict[str, tuple[int, dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: r["seed"]):
+        method, seed = str(r["method"]), int(r["seed"])
+        if r.get("online") and method not in returned:
+            returned[method] = (seed, r["online"])
+        for row in r.get("rows") or []:
+            if row.get("online") and method not in finalist:
+                finalist[method] = (seed, row["online"])
+    picks = [(m, s, o, "the returned loss") for m, (s, o) in returned.items()]
+    picks += [(m, s, o, "the best online finalist (not returned)")
+              for m, (s, o) in finalist.items() if m not in returned]  # fmt: skip
+    return sorted(picks)
 
 
 def _per_class_errors(records: Sequence[dict[str, Any]]) -> Table | None:
