@@ -144,3 +144,27 @@ def test_with_hypergrad_every_row_is_also_tested_against_the_learned_schedule():
     tests = [c for r in rows for c in r.comparisons]
     assert [c.p_holm for c in tests] == pytest.approx(holm([c.p_paired for c in tests]))
     assert "vs Hypergrad" in markdown_table(rows).splitlines()[0]
+
+
+def test_the_schedule_comparator_is_hypergrads_schedule_not_the_loss_it_returned():
+    """With the zoo as rivals, hypergrad returns the zoo's pick when its schedule loses on
+    validation; the third comparator is then its best learned finalist (the schedule), and
+    each row's test against it equals a paired t on the two rows' per-seed values."""
+    from evomal.report.comparison import paired_t
+
+    records = _zoo_records()
+    schedule = {0: 0.47, 1: 0.53}
+    for seed in (0, 1):
+        records.append({"method": "hypergrad", "seed": seed, "test_metric": 0.5 + seed / 100,
+                        "metric": "error rate", "baseline": "zoo pick",
+                        "rows": [{"row": "best_learned", "test_metric": schedule[seed],
+                                  "val_metric": 0.5, "lr_factor": 1.0}]})  # fmt: skip
+        records.append({"method": "adalfl", "seed": seed, "test_metric": 0.42 + seed / 30,
+                        "metric": "error rate"})  # fmt: skip
+    rows = method_rows(records)
+    by_key = {r.key: r for r in rows}
+    comparisons = {c.comparator: c for c in by_key["adalfl"].comparisons}
+    assert list(comparisons) == [TUNED_TASK_LOSS, "zoo", "hypergrad/best_learned"]
+    _, p = paired_t(by_key["adalfl"].values, [schedule[0], schedule[1]])
+    assert comparisons["hypergrad/best_learned"].p_paired == pytest.approx(p)
+    assert "vs Hypergrad, best learned finalist" in markdown_table(rows).splitlines()[0]

@@ -251,13 +251,22 @@ SCHEDULE = "hypergrad"
 
 def comparators_of(rows: Sequence[MethodRow]) -> list[str]:
     """Tuned cross-entropy and the zoo pick when the zoo ran, else the baseline method; and
-    hypergrad (the online learning-rate schedule) when it ran."""
+    hypergrad's learning-rate schedule when it ran.
+
+    The schedule is hypergrad's best learned finalist (the online schedule that scored
+    best on validation, meta-tested whether or not selection returned it), not the loss
+    hypergrad returned: with the zoo as the selection's rivals hypergrad returns the zoo's
+    pick whenever its schedule loses on validation, and testing against that would repeat
+    the zoo-pick comparison instead of asking whether a gain is a schedule. Records without
+    that row fall back to the returned loss.
+    """
     keys = {r.key for r in rows}
     if "zoo" in keys:
         found = [k for k in (TUNED_TASK_LOSS, "zoo") if k in keys]
     else:
         found = [m for m in method_order() if m in keys and REGISTRY[m].reference][:1]
-    return found + ([SCHEDULE] if SCHEDULE in keys else [])
+    schedule = next((k for k in (f"{SCHEDULE}/best_learned", SCHEDULE) if k in keys), None)
+    return found + ([schedule] if schedule else [])
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
