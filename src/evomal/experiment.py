@@ -193,8 +193,7 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         tested, online = tester(loss)
         record.update(tested)
         if online is not None:  # what adapted, beside the record (a network's weights)
-            write_json_atomic(cell / ONLINE_TRACE, online)
-            record["online"] = {"adapts": online["adapts"], "trace": ONLINE_TRACE}
+            record["online"] = _keep_trace(cell, ONLINE_TRACE, online)
         record["lr_factor"] = getattr(advice_of(loss), "lr_factor", 1.0)
         record["rows"] = _extra_rows(method, result, record, tester, config, seed, say, cell)
     write_json_atomic(cell / "meta_test.json", record)
@@ -210,6 +209,12 @@ def online_row_files(key: str) -> tuple[str, str]:
     what adapted (as :data:`ONLINE_TRACE`) and the finalist's loss document (its initial
     weights), so a report can draw a finalist that selection did not return."""
     return f"online_trace_{key}.json", f"online_loss_{key}.json"
+
+
+def _keep_trace(cell: Path, name: str, online: dict[str, Any]) -> dict[str, Any]:
+    """Write what adapted online beside the cell's record; the record's pointer to it."""
+    write_json_atomic(cell / name, online)
+    return {"adapts": online["adapts"], "trace": name}
 
 
 #: The experiment's cache of training runs (shared tuned baselines), beside the method folders.
@@ -305,10 +310,8 @@ def _extra_rows(
         entry.update(tested)
         if online is not None:
             trace_file, loss_file = online_row_files(key)
-            write_json_atomic(cell / trace_file, online)
             write_json_atomic(cell / loss_file, finalist_record["document"])
-            entry["online"] = {"adapts": online["adapts"], "trace": trace_file,
-                               "loss": loss_file}  # fmt: skip
+            entry["online"] = {**_keep_trace(cell, trace_file, online), "loss": loss_file}
         return entry
 
     if method == "zoo":
