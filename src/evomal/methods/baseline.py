@@ -7,11 +7,14 @@ fitness as the other methods, so fitness columns are comparable.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from evomal.events import (
     EVALUATED,
     FAILED,
     CandidateEvent,
     GenerationEvent,
+    GenerationRecord,
     GenerationSummary,
     Outcome,
     Scored,
@@ -23,16 +26,29 @@ from evomal.methods.stages import FitnessJob, FitnessOutcome, fitness
 
 def run_baseline(run: MethodRun) -> SearchResult:
     loss, record, summary = score_task_loss(run)
-    run.checkpoint("baseline", {"done": True})
     message = f"baseline {loss.expression}: fitness {record.fitness}"
     return run.finish(
         run.result(best=loss, record=record, history=[summary], message=message, task_loss=True)
     )
 
 
+class TaskLossState(TypedDict):
+    """The task loss's score (checkpoint key ``task_loss``): its fitness and generation
+    summary, so a resumed run (in selection, say) neither trains nor records it again."""
+
+    fitness: float | None
+    summary: GenerationRecord
+
+
 def score_task_loss(run: MethodRun) -> tuple[LearnedLoss, Scored, GenerationSummary]:
-    """The task loss as a tree, scored by the search fitness (one candidate, generation 0)."""
+    """The task loss as a tree, scored by the search fitness (one candidate, generation 0).
+
+    The score is checkpointed after its events; a resumed run reads it back.
+    """
     loss = LearnedLoss.cross_entropy() if run.kind == "classification" else LearnedLoss.mse()
+    saved: TaskLossState | None = run.saved("task_loss")
+    if saved is not None:
+        return loss, _scored(loss, saved["fitness"]), GenerationSummary.from_dict(saved["summary"])
     run.start_executor()
     (fit,) = run.executor.map(fitness, [FitnessJob(loss.to_dict())])
     assert isinstance(fit, FitnessOutcome)
@@ -48,7 +64,12 @@ def score_task_loss(run: MethodRun) -> tuple[LearnedLoss, Scored, GenerationSumm
     )
     run.emit(CandidateEvent(0, 0, outcome))
     summary = GenerationSummary.of(0, [verdict], [fit.fitness], fit.fitness, loss.expression)
-    record = Scored(document=loss.to_dict(), fitness=fit.fitness, generation=0,
-                    label=loss.expression, key=loss.expression)  # fmt: skip
+    record = _scored(loss, fit.fitness)
     run.emit(GenerationEvent(0, summary, record))
+    run.checkpoint("task_loss", TaskLossState(fitness=fit.fitness, summary=summary.as_dict()))
     return loss, record, summary
+
+
+def _scored(loss: LearnedLoss, value: float | None) -> Scored:
+    return Scored(document=loss.to_dict(), fitness=value, generation=0, label=loss.expression,
+                  key=loss.expression)  # fmt: skip
