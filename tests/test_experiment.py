@@ -280,3 +280,44 @@ def test_a_cell_killed_among_its_meta_tests_reruns_only_the_unfinished_ones(tmp_
         return {k: record[k] for k in keep}, rows
 
     assert untimed(resumed) == untimed(whole)
+
+
+@pytest.mark.parametrize("method", ["zoo", "adalfl"])
+def test_meta_tests_side_by_side_on_the_workers_equal_those_in_the_calling_process(
+    method, tmp_path, monkeypatch
+):
+    """With the process executor, a cell's meta-tests (the zoo's dozen rows; a learned
+    method's returned loss and best finalist, adapting online) run on the workers side by
+    side. Oracle: the same experiment with that turned off, each meta-test in the calling
+    process one after another: every row's record is the same, online traces included."""
+    from evomal.experiment import _CachedMetaTest
+
+    overrides = (*TINY, "execution.executor=process", "execution.workers=2",
+                 "selection.baselines=zoo", "selection.k=2", "meta_test.steps=60",
+                 "zoo.families=[ce, ce_es, mae, label_smoothing]",
+                 "zoo.grids={label_smoothing: [[0.1]]}",
+                 "online.meta_lrs=[0.001, 0.01]")  # fmt: skip
+    spec = ExperimentSpec(methods=(method,), task="wine", model="linear", seeds=(0,),
+                          preset="quick", overrides=overrides)  # fmt: skip
+    messages = []
+    run_experiment(spec, tmp_path / "side", progress=messages.append)
+    assert any("losses side by side" in m for m in messages)
+    monkeypatch.setattr(_CachedMetaTest, "prefetch", lambda self, losses, announce=None: None)
+    run_experiment(spec, tmp_path / "alone")
+    cells = [json.loads((tmp_path / d / method / "seed-0" / "meta_test.json").read_text())
+             for d in ("side", "alone")]  # fmt: skip
+
+    def untimed(record):
+        drop = ("meta_test_seconds", "search_seconds", "message")
+        kept = {k: v for k, v in record.items() if k not in drop and k != "rows"}
+        kept["rows"] = [{k: v for k, v in r.items() if k not in drop} for r in record["rows"]]
+        return kept
+
+    assert cells[0]["rows"], "the cell has rows to meta-test"
+    assert untimed(cells[0]) == untimed(cells[1])
+    traces = sorted(p.name for p in (tmp_path / "side" / method / "seed-0").glob("online_*"))
+    for name in traces:
+        side, alone = (json.loads((tmp_path / d / method / "seed-0" / name).read_text())
+                       for d in ("side", "alone"))  # fmt: skip
+        assert side == alone, name
+    assert (method == "adalfl") == bool(traces)

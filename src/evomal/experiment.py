@@ -20,6 +20,7 @@ files only (:mod:`evomal.report.tables`).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -190,12 +191,24 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         record.update(test_metric=None, diverged=True, reason="the search produced no loss")
     else:
         say(f"{method} seed {seed}: meta-testing for {config.meta_test.steps} steps")
+        lr = config.meta_test.optimizer.lr
+        plan = _row_plan(method, result.selection or [])
+        returned = next((r for r in result.selection or [] if r.get("returned")), None)
+        finalists = [r for _, r, _ in plan if r is not returned]
+        if method == "zoo" and (plain := _task_loss_at_preset_lr(result.selection or [])):
+            finalists.append(plain)
+        rows_to_test = [finalist_loss(Finalist.from_record(r), lr) for r in finalists]
+        tester.prefetch(
+            [loss, *rows_to_test],
+            lambda n: say(f"{method} seed {seed}: meta-testing {n} losses side by side"),
+        )
         tested, online = tester(loss)
         record.update(tested)
         if online is not None:  # what adapted, beside the record (a network's weights)
             record["online"] = _keep_trace(cell, ONLINE_TRACE, online)
         record["lr_factor"] = getattr(advice_of(loss), "lr_factor", 1.0)
-        record["rows"] = _extra_rows(method, result, record, tester, config, seed, say, cell)
+        record["rows"] = _extra_rows(method, result, record, tester, config, seed, say, cell,
+                                     plan)  # fmt: skip
     write_json_atomic(cell / "meta_test.json", record)
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
 
@@ -219,6 +232,11 @@ def _keep_trace(cell: Path, name: str, online: dict[str, Any]) -> dict[str, Any]
 
 #: The experiment's cache of training runs (shared tuned baselines), beside the method folders.
 CACHE = "cache"
+
+
+def _finished(hit: Any) -> bool:
+    """Whether a cache entry is a finished meta-test."""
+    return isinstance(hit, dict) and "tested" in hit
 
 
 def _tested(tested: TrainResult) -> dict[str, Any]:
@@ -263,11 +281,58 @@ class _CachedMetaTest:
         return {"meta_test": self.cell_key, "loss": document,
                 "training": None if advice is None else advice.as_dict()}  # fmt: skip
 
+    def prefetch(
+        self, losses: Sequence[Any], announce: Callable[[int], None] | None = None
+    ) -> None:
+        """Meta-test the ``losses`` not in the cache yet side by side, on the config's
+        executor (the process pool's workers, or Ray's), storing each as it finishes.
+
+        The calls that follow then read them from the cache. A meta-test in the calling
+        process uses one core; a zoo cell has a dozen, and a learned method's cell two or
+        three. The workers train with the thread count the calling process would
+        (:func:`~evomal.methods.meta_test.selection_threads`), so the records are the
+        same; a serial executor leaves them to the calls.
+        """
+        from evomal.execution.context import ContextSpec
+        from evomal.methods.meta_test import MetaTestJob, meta_test_stage
+        from evomal.search import make_executor
+        from evomal.tasks.models.source import resolve_model
+
+        if self.config.execution.executor in ("serial", "auto"):
+            return
+        missing: dict[str, tuple[dict[str, Any], Any]] = {}
+        for loss in losses:
+            key = self.key(loss)
+            if key is not None and not _finished(self.cache.get(key)):
+                missing.setdefault(json.dumps(key, sort_keys=True, default=str), (key, loss))
+        todo = list(missing.values())
+        if len(todo) < 2:
+            return
+        if announce is not None:
+            announce(len(todo))
+        executor = make_executor(self.config)
+        model = resolve_model(self.model)
+        executor.start(
+            ContextSpec((self.task,), model, self.config, dict(self.config.model_options))
+        )
+        try:
+            step = max(1, executor.workers)
+            for start in range(0, len(todo), step):  # a kill loses at most one round
+                chunk = todo[start : start + step]
+                jobs = [MetaTestJob.of(loss, self.seed) for _, loss in chunk]
+                for (key, _), tested in zip(
+                    chunk, executor.map(meta_test_stage, jobs), strict=True
+                ):
+                    online = None if tested.online is None else tested.online.as_record()
+                    self.cache.put(key, {"tested": _tested(tested), "online": online})
+        finally:
+            executor.close()
+
     def __call__(self, loss: Any) -> tuple[dict[str, Any], Any]:
         """The meta-test of ``loss`` as a record, and what adapted online (or None)."""
         key = self.key(loss)
         hit = None if key is None else self.cache.get(key)
-        if isinstance(hit, dict) and "tested" in hit:
+        if isinstance(hit, dict) and _finished(hit):
             return hit["tested"], hit.get("online")
         tested = meta_test(loss, self.task, self.model, self.config, seed=self.seed)
         record = _tested(tested)
@@ -277,23 +342,54 @@ class _CachedMetaTest:
         return record, online
 
 
+def _row_plan(
+    method: str, records: Sequence[FinalistRecord]
+) -> list[tuple[str, FinalistRecord, str]]:
+    """The extra rows a cell adds beside its method's, as (row key, finalist record, label):
+    the zoo's tuned members, or a learned method's best learned finalist (and, with online
+    trees beside the fixed ones, its best online finalist)."""
+    if method == "zoo":
+        plan = []
+        for record in records:
+            finalist = Finalist.from_record(record)
+            key = "ce" if finalist.is_task_loss else str(finalist.family)
+            plan.append((key, record, record["label"]))
+        return plan
+    # The best *learned* finalist: a learned loss that equals no seed and no zoo member
+    # up to a positive scale. With online trees beside the fixed ones (online.enabled), the
+    # best fixed one and the best adapting one each get a row.
+    learned = [
+        (value, r)
+        for r in records
+        if r.get("role", "learned") == "learned"
+        and (value := r.get("val_metric")) is not None
+        and r.get("equals") is None
+    ]
+    plan = []
+    fixed = [(v, r) for v, r in learned if "online" not in r["document"]]
+    if fixed and len(fixed) < len(learned):  # both kinds: the online tree has its own row
+        online = min((p for p in learned if "online" in p[1]["document"]), key=lambda p: p[0])[1]
+        plan.append(("best_online", online, f"best online: {online['label']}"))
+        learned = fixed
+    if learned:
+        best = min(learned, key=lambda pair: pair[0])[1]
+        plan.append(("best_learned", best, f"best learned: {best['label']}"))
+    return plan
+
+
 def _extra_rows(
     method: str, result: Any, main: dict[str, Any], tester: _CachedMetaTest, config: Any,
-    seed: int, say: Progress, cell: Path,
+    seed: int, say: Progress, cell: Path, plan: list[tuple[str, FinalistRecord, str]],
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """The rows a cell adds beside its method's: the zoo's tuned members, or a learned
-    method's best learned finalist when the selection returned a baseline instead.
-
-    Each finalist is meta-tested as selection scored it (its chosen lr factor,
-    its early stopping); the finalist that was returned reuses the main meta-test.
-    A finalist that adapted online keeps what adapted beside the cell
-    (:func:`online_row_files`), as the returned loss does, so its trajectory can be
-    drawn even when selection returned another loss.
+    """The rows of ``plan`` (:func:`_row_plan`), each meta-tested as selection scored it (its
+    chosen lr factor, its early stopping); the finalist that was returned reuses the main
+    meta-test. A finalist that adapted online keeps what adapted beside the cell
+    (:func:`online_row_files`), as the returned loss does, so its trajectory can be drawn
+    even when selection returned another loss.
     """
     records: list[FinalistRecord] = result.selection or []
     lr = config.meta_test.optimizer.lr
     returned = next((r for r in records if r.get("returned")), None)
-    rows = []
 
     def row(key: str, finalist_record: FinalistRecord, label: str) -> dict[str, Any]:
         finalist = Finalist.from_record(finalist_record)
@@ -314,35 +410,20 @@ def _extra_rows(
             entry["online"] = {**_keep_trace(cell, trace_file, online), "loss": loss_file}
         return entry
 
-    if method == "zoo":
-        for finalist_record in records:
-            finalist = Finalist.from_record(finalist_record)
-            key = "ce" if finalist.is_task_loss else str(finalist.family)
-            rows.append(row(key, finalist_record, finalist_record["label"]))
-        if records and rows:
-            if Finalist.from_record(records[0]).lr_factor == 1.0:
-                rows.append({**rows[0], "row": "ce_preset"})
-            else:
-                seeds = [s for s in records[0]["seeds"] if s.get("lr_factor", 1.0) == 1.0]
-                plain: FinalistRecord = {**records[0], "seeds": seeds}
-                rows.append(row("ce_preset", plain, "task loss at the preset's lr"))
-        return rows
-    # The best *learned* finalist: a learned loss that equals no seed and no zoo member
-    # up to a positive scale. With online trees beside the fixed ones (online.enabled), the
-    # best fixed one and the best adapting one each get a row.
-    learned = [
-        (value, r)
-        for r in records
-        if r.get("role", "learned") == "learned"
-        and (value := r.get("val_metric")) is not None
-        and r.get("equals") is None
-    ]
-    fixed = [(v, r) for v, r in learned if "online" not in r["document"]]
-    if fixed and len(fixed) < len(learned):  # both kinds: the online tree has its own row
-        online = min((p for p in learned if "online" in p[1]["document"]), key=lambda p: p[0])[1]
-        rows.append(row("best_online", online, f"best online: {online['label']}"))
-        learned = fixed
-    if learned:
-        best = min(learned, key=lambda pair: pair[0])[1]
-        rows.append(row("best_learned", best, f"best learned: {best['label']}"))
+    rows = [row(key, record, label) for key, record, label in plan]
+    if method == "zoo" and rows:
+        plain = _task_loss_at_preset_lr(records)
+        if plain is None:  # the tuned task loss is at the preset's lr: the same row
+            rows.append({**rows[0], "row": "ce_preset"})
+        else:
+            rows.append(row("ce_preset", plain, "task loss at the preset's lr"))
     return rows
+
+
+def _task_loss_at_preset_lr(records: Sequence[FinalistRecord]) -> FinalistRecord | None:
+    """A zoo cell's task loss (its first finalist) at the preset's lr, when its tuned lr
+    factor is another (None when it is 1, or there is no finalist)."""
+    if not records or Finalist.from_record(records[0]).lr_factor == 1.0:
+        return None
+    seeds = [s for s in records[0]["seeds"] if s.get("lr_factor", 1.0) == 1.0]
+    return {**records[0], "seeds": seeds}

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,6 +25,9 @@ from evomal.optim import SGDConfig
 from evomal.tasks.models.source import ModelLike
 from evomal.tasks.task import Task
 from evomal.training.loop import TrainResult, train
+
+if TYPE_CHECKING:
+    from evomal.execution.context import EvaluationContext
 
 
 def check_transfer(loss: Any, task: Task) -> None:
@@ -131,6 +134,39 @@ def meta_test(
             val_every=val_every,
             early_stopping=every,
         )
+
+
+@dataclass(frozen=True)
+class MetaTestJob:
+    """One meta-test for a worker: the loss as plain data (``"task"``, or a loss document
+    with its training advice) and the seed."""
+
+    loss: str | dict[str, Any]
+    seed: int
+
+    @classmethod
+    def of(cls, loss: Any, seed: int) -> MetaTestJob:
+        """The job for a loss object (a string loss such as ``"task"`` travels as is)."""
+        if isinstance(loss, str):
+            return cls(loss, seed)
+        document = dict(loss.to_dict())
+        advice = advice_of(loss)
+        if advice is not None:
+            document["training"] = advice.as_dict()
+        return cls(document, seed)
+
+
+def meta_test_stage(context: EvaluationContext, job: MetaTestJob) -> TrainResult:
+    """Stage: :func:`meta_test` in a worker, on the context's task and model.
+
+    The worker trains with the thread count :func:`meta_test` sets in the calling
+    process (:func:`selection_threads`), so the result is the one a meta-test there gives.
+    """
+    from evomal.losses.io import loss_from_dict
+
+    loss = job.loss if isinstance(job.loss, str) else loss_from_dict(job.loss)
+    spec = context.spec
+    return meta_test(loss, spec.tasks[0], spec.model, context.config, seed=job.seed)
 
 
 def loss_to_test(result: Any) -> Any:
