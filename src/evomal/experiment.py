@@ -323,8 +323,7 @@ class _CachedMetaTest:
                 for (key, _), tested in zip(
                     chunk, executor.map(meta_test_stage, jobs), strict=True
                 ):
-                    online = None if tested.online is None else tested.online.as_record()
-                    self.cache.put(key, {"tested": _tested(tested), "online": online})
+                    self._store(key, tested)
         finally:
             executor.close()
 
@@ -335,6 +334,10 @@ class _CachedMetaTest:
         if isinstance(hit, dict) and _finished(hit):
             return hit["tested"], hit.get("online")
         tested = meta_test(loss, self.task, self.model, self.config, seed=self.seed)
+        return self._store(key, tested)
+
+    def _store(self, key: dict[str, Any] | None, tested: TrainResult) -> tuple[dict[str, Any], Any]:
+        """A finished meta-test as a record and its online trace, kept in the cache."""
         record = _tested(tested)
         online = None if tested.online is None else tested.online.as_record()
         if key is not None:
