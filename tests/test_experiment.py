@@ -290,7 +290,10 @@ def test_meta_tests_side_by_side_on_the_workers_equal_those_in_the_calling_proce
     method's returned loss and best finalist, adapting online) run on the workers side by
     side. Oracle: the same experiment with that turned off, each meta-test in the calling
     process one after another: every row's record is the same, online traces included."""
+    import evomal.experiment
     from evomal.experiment import _CachedMetaTest
+
+    monkeypatch.setattr(evomal.experiment, "SIDE_BY_SIDE_SECONDS", 0.0)  # tiny meta-tests
 
     overrides = (*TINY, "execution.executor=process", "execution.workers=2",
                  "selection.baselines=zoo", "selection.k=2", "meta_test.steps=60",

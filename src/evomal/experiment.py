@@ -191,18 +191,13 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         record.update(test_metric=None, diverged=True, reason="the search produced no loss")
     else:
         say(f"{method} seed {seed}: meta-testing for {config.meta_test.steps} steps")
-        lr = config.meta_test.optimizer.lr
-        plan = _row_plan(method, result.selection or [])
-        returned = next((r for r in result.selection or [] if r.get("returned")), None)
-        finalists = [r for _, r, _ in plan if r is not returned]
-        if method == "zoo" and (plain := _task_loss_at_preset_lr(result.selection or [])):
-            finalists.append(plain)
-        rows_to_test = [finalist_loss(Finalist.from_record(r), lr) for r in finalists]
-        tester.prefetch(
-            [loss, *rows_to_test],
-            lambda n: say(f"{method} seed {seed}: meta-testing {n} losses side by side"),
-        )
         tested, online = tester(loss)
+        plan = _row_plan(method, result.selection or [])
+        if (tested.get("meta_test_seconds") or 0.0) >= SIDE_BY_SIDE_SECONDS:
+            tester.prefetch(
+                _row_losses(method, result.selection or [], plan, config),
+                lambda n: say(f"{method} seed {seed}: meta-testing {n} losses side by side"),
+            )
         record.update(tested)
         if online is not None:  # what adapted, beside the record (a network's weights)
             record["online"] = _keep_trace(cell, ONLINE_TRACE, online)
@@ -211,6 +206,26 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
                                      plan)  # fmt: skip
     write_json_atomic(cell / "meta_test.json", record)
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
+
+
+#: A cell's other meta-tests run side by side on the executor's workers when its first one
+#: took at least this long; starting the workers costs several seconds (each imports torch
+#: and receives the task), more than a short meta-test (an MLP's 3,000 steps, 1-2 s) saves.
+SIDE_BY_SIDE_SECONDS = 30.0
+
+
+def _row_losses(
+    method: str, records: Sequence[FinalistRecord], plan: list[tuple[str, FinalistRecord, str]],
+    config: Any,
+) -> list[Any]:  # fmt: skip
+    """The losses :func:`_extra_rows` meta-tests for ``plan`` (the returned finalist reuses
+    the cell's own meta-test), as selection trained them."""
+    returned = next((r for r in records if r.get("returned")), None)
+    finalists = [r for _, r, _ in plan if r is not returned]
+    if method == "zoo" and (plain := _task_loss_at_preset_lr(records)):
+        finalists.append(plain)
+    lr = config.meta_test.optimizer.lr
+    return [finalist_loss(Finalist.from_record(r), lr) for r in finalists]
 
 
 #: The file beside a cell's ``meta_test.json`` that holds what an online loss adapted.
@@ -289,9 +304,10 @@ class _CachedMetaTest:
 
         The calls that follow then read them from the cache. A meta-test in the calling
         process uses one core; a zoo cell has a dozen, and a learned method's cell two or
-        three. The workers train with the thread count the calling process would
-        (:func:`~evomal.methods.meta_test.selection_threads`), so the records are the
-        same; a serial executor leaves them to the calls.
+        three (:func:`run_cell` asks for this when its first meta-test took at least
+        :data:`SIDE_BY_SIDE_SECONDS`). The workers train with the thread count the
+        calling process would (:func:`~evomal.methods.meta_test.selection_threads`), so
+        the records are the same; a serial executor leaves them to the calls.
         """
         from evomal.execution.context import ContextSpec
         from evomal.methods.meta_test import MetaTestJob, meta_test_stage
