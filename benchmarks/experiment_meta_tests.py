@@ -4,7 +4,7 @@ one after another in the calling process.
 The losses are four of a zoo cell's rows (cross-entropy, label smoothing, focal, Poly-1)
 meta-tested with LeNet-5 on MNIST-shaped random images (the arithmetic of a LeNet-5
 experiment, no download), SGD with momentum, batch 128, ``--steps`` steps. An experiment's
-cell runs its meta-tests side by side only when its first one took
+cell runs its meta-tests side by side only when one is expected to take
 ``SIDE_BY_SIDE_SECONDS`` or more. Both ways go through the experiment's own meta-test
 cache (``evomal.experiment._CachedMetaTest``), each with an empty cache:
 ``side_by_side`` calls ``prefetch`` (what ``evomal experiment`` does), then reads every

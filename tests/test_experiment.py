@@ -324,3 +324,18 @@ def test_meta_tests_side_by_side_on_the_workers_equal_those_in_the_calling_proce
                        for d in ("side", "alone"))  # fmt: skip
         assert side == alone, name
     assert (method == "adalfl") == bool(traces)
+
+
+def test_a_meta_test_is_expected_to_take_as_long_as_selection_runs_say():
+    """The median of selection's training runs, scaled to the meta-testing steps; 0 without
+    a recorded run (records written before runs kept their seconds)."""
+    from evomal.config import build_config
+    from evomal.experiment import _expected_meta_test_seconds
+
+    records = [{"seeds": [{"seconds": 10.0}, {"seconds": 30.0}]}, {"seeds": [{"seconds": 20.0}]}]
+    full = build_config("quick", ["meta_test.steps=3000"])
+    short = build_config("quick", ["meta_test.steps=3000", "selection.steps=1000"])
+    assert _expected_meta_test_seconds(records, full) == 20.0
+    assert _expected_meta_test_seconds(records, short) == 60.0
+    assert _expected_meta_test_seconds([{"seeds": [{"val_metric": 0.1}]}], full) == 0.0
+    assert _expected_meta_test_seconds([], full) == 0.0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -191,13 +192,14 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         record.update(test_metric=None, diverged=True, reason="the search produced no loss")
     else:
         say(f"{method} seed {seed}: meta-testing for {config.meta_test.steps} steps")
-        tested, online = tester(loss)
-        plan = _row_plan(method, result.selection or [])
-        if (tested.get("meta_test_seconds") or 0.0) >= SIDE_BY_SIDE_SECONDS:
+        records = result.selection or []
+        plan = _row_plan(method, records)
+        if _expected_meta_test_seconds(records, config) >= SIDE_BY_SIDE_SECONDS:
             tester.prefetch(
-                _row_losses(method, result.selection or [], plan, config),
+                [loss, *_row_losses(method, records, plan, config)],
                 lambda n: say(f"{method} seed {seed}: meta-testing {n} losses side by side"),
             )
+        tested, online = tester(loss)
         record.update(tested)
         if online is not None:  # what adapted, beside the record (a network's weights)
             record["online"] = _keep_trace(cell, ONLINE_TRACE, online)
@@ -208,10 +210,21 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
     say(f"{method} seed {seed}: test {record.get('metric', 'metric')} {record['test_metric']}")
 
 
-#: A cell's other meta-tests run side by side on the executor's workers when its first one
-#: took at least this long; starting the workers costs several seconds (each imports torch
+#: A cell's meta-tests run side by side on the executor's workers when one is expected to
+#: take at least this long; starting the workers costs several seconds (each imports torch
 #: and receives the task), more than a short meta-test (an MLP's 3,000 steps, 1-2 s) saves.
 SIDE_BY_SIDE_SECONDS = 30.0
+
+
+def _expected_meta_test_seconds(records: Sequence[FinalistRecord], config: Any) -> float:
+    """A meta-test's expected wall time: the median of the final selection's training runs
+    (the schedule a meta-test repeats), scaled by the steps when selection trained fewer;
+    0 when selection recorded no run."""
+    runs = [run["seconds"] for r in records for run in r.get("seeds", []) if run.get("seconds")]
+    if not runs:
+        return 0.0
+    steps = config.meta_test.steps
+    return float(statistics.median(runs)) * steps / (config.selection.steps or steps)
 
 
 def _row_losses(
@@ -304,10 +317,11 @@ class _CachedMetaTest:
 
         The calls that follow then read them from the cache. A meta-test in the calling
         process uses one core; a zoo cell has a dozen, and a learned method's cell two or
-        three (:func:`run_cell` asks for this when its first meta-test took at least
-        :data:`SIDE_BY_SIDE_SECONDS`). The workers train with the thread count the
-        calling process would (:func:`~evomal.methods.meta_test.selection_threads`), so
-        the records are the same; a serial executor leaves them to the calls.
+        three (:func:`run_cell` asks for this when selection's training runs say a
+        meta-test takes at least :data:`SIDE_BY_SIDE_SECONDS`). The workers train with
+        the thread count the calling process would
+        (:func:`~evomal.methods.meta_test.selection_threads`), so the records are the
+        same; a serial executor leaves them to the calls.
         """
         from evomal.execution.context import ContextSpec
         from evomal.methods.meta_test import MetaTestJob, meta_test_stage
