@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -196,7 +196,7 @@ def run_cell(spec: ExperimentSpec, method: str, seed: int, cell: Path, say: Prog
         plan = _row_plan(method, records)
         if _expected_meta_test_seconds(records, config) >= SIDE_BY_SIDE_SECONDS:
             tester.prefetch(
-                [loss, *_row_losses(method, records, plan, config)],
+                [loss, *_row_losses(records, plan, config)],
                 lambda n: say(f"{method} seed {seed}: meta-testing {n} losses side by side"),
             )
         tested, online = tester(loss)
@@ -228,17 +228,13 @@ def _expected_meta_test_seconds(records: Sequence[FinalistRecord], config: Any) 
 
 
 def _row_losses(
-    method: str, records: Sequence[FinalistRecord], plan: list[tuple[str, FinalistRecord, str]],
-    config: Any,
-) -> list[Any]:  # fmt: skip
+    records: Sequence[FinalistRecord], plan: list[tuple[str, FinalistRecord, str]], config: Any
+) -> list[Any]:
     """The losses :func:`_extra_rows` meta-tests for ``plan`` (the returned finalist reuses
     the cell's own meta-test), as selection trained them."""
     returned = next((r for r in records if r.get("returned")), None)
-    finalists = [r for _, r, _ in plan if r is not returned]
-    if method == "zoo" and (plain := _task_loss_at_preset_lr(records)):
-        finalists.append(plain)
     lr = config.meta_test.optimizer.lr
-    return [finalist_loss(Finalist.from_record(r), lr) for r in finalists]
+    return [finalist_loss(Finalist.from_record(r), lr) for _, r, _ in plan if r is not returned]
 
 
 #: The file beside a cell's ``meta_test.json`` that holds what an online loss adapted.
@@ -262,7 +258,7 @@ def _keep_trace(cell: Path, name: str, online: dict[str, Any]) -> dict[str, Any]
 CACHE = "cache"
 
 
-def _finished(hit: Any) -> bool:
+def _finished(hit: Any) -> TypeGuard[dict[str, Any]]:
     """Whether a cache entry is a finished meta-test."""
     return isinstance(hit, dict) and "tested" in hit
 
@@ -361,7 +357,7 @@ class _CachedMetaTest:
         """The meta-test of ``loss`` as a record, and what adapted online (or None)."""
         key = self.key(loss)
         hit = None if key is None else self.cache.get(key)
-        if isinstance(hit, dict) and _finished(hit):
+        if _finished(hit):
             return hit["tested"], hit.get("online")
         tested = meta_test(loss, self.task, self.model, self.config, seed=self.seed)
         return self._store(key, tested)
@@ -379,14 +375,17 @@ def _row_plan(
     method: str, records: Sequence[FinalistRecord]
 ) -> list[tuple[str, FinalistRecord, str]]:
     """The extra rows a cell adds beside its method's, as (row key, finalist record, label):
-    the zoo's tuned members, or a learned method's best learned finalist (and, with online
-    trees beside the fixed ones, its best online finalist)."""
+    the zoo's tuned members (and its task loss at the preset's lr, when tuning chose another
+    lr), or a learned method's best learned finalist (and, with online trees beside the
+    fixed ones, its best online finalist)."""
     if method == "zoo":
         plan = []
         for record in records:
             finalist = Finalist.from_record(record)
             key = "ce" if finalist.is_task_loss else str(finalist.family)
             plan.append((key, record, record["label"]))
+        if (plain := _task_loss_at_preset_lr(records)) is not None:
+            plan.append(("ce_preset", plain, "task loss at the preset's lr"))
         return plan
     # The best *learned* finalist: a learned loss that equals no seed and no zoo member
     # up to a positive scale. With online trees beside the fixed ones (online.enabled), the
@@ -444,12 +443,8 @@ def _extra_rows(
         return entry
 
     rows = [row(key, record, label) for key, record, label in plan]
-    if method == "zoo" and rows:
-        plain = _task_loss_at_preset_lr(records)
-        if plain is None:  # the tuned task loss is at the preset's lr: the same row
-            rows.append({**rows[0], "row": "ce_preset"})
-        else:
-            rows.append(row("ce_preset", plain, "task loss at the preset's lr"))
+    if method == "zoo" and rows and all(r["row"] != "ce_preset" for r in rows):
+        rows.append({**rows[0], "row": "ce_preset"})  # the tuned task loss is at the preset's lr
     return rows
 
 
