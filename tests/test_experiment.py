@@ -282,6 +282,44 @@ def test_a_cell_killed_among_its_meta_tests_reruns_only_the_unfinished_ones(tmp_
     assert untimed(resumed) == untimed(whole)
 
 
+def test_every_row_keeps_its_own_meta_tests_validation_metric(tmp_path):
+    """The table picks tuned cross-entropy with or without early stopping per seed by the
+    rows' validation metrics, so every row's must be of one kind: its own meta-test's. The
+    returned finalist's row reuses the cell's meta-test, so its value is the cell's; the
+    selection's mean over its two seeds, a different number, is kept apart. Oracle for the
+    rows not returned: each loss meta-tested again directly."""
+    from evomal.config import build_config
+    from evomal.methods.finalists import Finalist
+    from evomal.methods.meta_test import meta_test
+    from evomal.methods.selection import finalist_loss
+    from evomal.runs.tasks import task_from_record
+
+    overrides = (*ZOO_CELL, "data.label_noise=0.4")  # noisy, so the pick is not the task loss
+    spec = ExperimentSpec(methods=("zoo",), task="digits", model="linear", seeds=(0,),
+                          preset="quick", overrides=overrides)  # fmt: skip
+    run_experiment(spec, tmp_path)
+    cell = tmp_path / "zoo" / "seed-0"
+    record = json.loads((cell / "meta_test.json").read_text())
+    selection = json.loads((cell / "search" / "result.json").read_text())["selection"]
+    by_label = {r["label"]: r for r in selection}
+    returned = next(r["label"] for r in selection if r.get("returned"))
+    config = build_config("quick", list(overrides))
+    task = task_from_record(spec.task_record, config)
+    differs = False
+    for row in record["rows"]:
+        finalist = by_label[row["label"]] if row["row"] != "ce_preset" else None
+        if finalist is not None:
+            assert row["selection_val_metric"] == finalist["val_metric"]
+        if row["label"] == returned:
+            assert row["val_metric"] == record["val_metric"]
+            differs |= row["val_metric"] != row["selection_val_metric"]
+        elif finalist is not None:
+            loss = finalist_loss(Finalist.from_record(finalist), config.meta_test.optimizer.lr)
+            again = meta_test(loss, task, "linear", config, seed=0)
+            assert row["val_metric"] == again.val_metric, row["label"]
+    assert differs, "the returned row's two validation metrics coincide; the test shows nothing"
+
+
 @pytest.mark.parametrize("method", ["zoo", "adalfl"])
 def test_meta_tests_side_by_side_on_the_workers_equal_those_in_the_calling_process(
     method, tmp_path, monkeypatch

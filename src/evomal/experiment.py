@@ -418,6 +418,10 @@ def _extra_rows(
     meta-test. A finalist that adapted online keeps what adapted beside the cell
     (:func:`online_row_files`), as the returned loss does, so its trajectory can be drawn
     even when selection returned another loss.
+
+    A row's ``val_metric`` is its own meta-test's validation metric, for every row alike
+    (the table's "by validation" choices compare rows by it); ``selection_val_metric`` is
+    the selection's mean over its seeds at the chosen lr factor.
     """
     records: list[FinalistRecord] = result.selection or []
     lr = config.meta_test.optimizer.lr
@@ -426,10 +430,11 @@ def _extra_rows(
     def row(key: str, finalist_record: FinalistRecord, label: str) -> dict[str, Any]:
         finalist = Finalist.from_record(finalist_record)
         entry = {"row": key, "label": label, "lr_factor": finalist.lr_factor,
-                 "val_metric": finalist.val_metric, "family": finalist.family,
+                 "selection_val_metric": finalist.val_metric, "family": finalist.family,
                  "equals": finalist.equals, "learned": finalist.is_new}  # fmt: skip
         if finalist_record is returned:
-            entry.update({k: main.get(k) for k in ("test_metric", "diverged", "reason", "details")})
+            kept = ("test_metric", "val_metric", "diverged", "reason", "details")
+            entry.update({k: main.get(k) for k in kept})
             if "online" in main:
                 entry["online"] = {**main["online"], "loss": "search/best_loss.json"}
             return entry
