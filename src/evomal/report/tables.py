@@ -341,7 +341,9 @@ def markdown_table(rows: Sequence[MethodRow], metric: str = "test error rate") -
 
 
 def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> str:
-    """CSV with one line per (method, seed) and one summary line per row and comparator."""
+    """CSV in three blocks, each after a blank line: one line per (method, seed), one summary
+    line per row and comparator, and one line per (row, seed) with the row's per-seed values,
+    so that every comparison of the table can be recomputed from the CSV alone."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -366,4 +368,12 @@ def csv_table(records: Sequence[dict[str, Any]], rows: Sequence[MethodRow]) -> s
         for c in row.comparisons:
             writer.writerow([*base, c.comparator, c.pairs, c.mean_difference, c.t_paired,
                              c.p_paired, c.p_holm, c.t_welch, c.p_welch])  # fmt: skip
+    writer.writerow([])
+    writer.writerow(["row", "seed", "test_metric", "other_metric", "memorisation", "lr_factor",
+                     "returned_as"])  # fmt: skip
+    for row in rows:
+        for seed in row.seeds:
+            writer.writerow([row.key, seed, row.per_seed[seed], row.other_metric.get(seed),
+                             row.memorisation.get(seed), row.lr_factors.get(seed),
+                             row.returned_as.get(seed)])  # fmt: skip
     return out.getvalue()
