@@ -13,12 +13,10 @@ these numbers for the online tables' extra comparisons.
 from __future__ import annotations
 
 import csv
-import math
-import statistics
 import sys
 from pathlib import Path
 
-from evomal.report.comparison import holm, paired_t
+from evomal.report.comparison import compare, holm
 
 PER_SEED_HEADER = ["row", "seed", "test_metric"]
 
@@ -47,28 +45,23 @@ def per_seed_values(path: Path) -> dict[str, dict[int, float | None]]:
 def compare_pairs(
     values: dict[str, dict[int, float | None]], pairs: list[tuple[str, str]]
 ) -> list[dict[str, object]]:
-    """Per pair: the seeds used, the mean difference, paired t and p, seeds worse, Holm p."""
+    """Per pair: the seeds used, the mean difference, paired t and p, seeds worse, Holm p.
+
+    Each pair is tested by the tables' own :func:`~evomal.report.comparison.compare` (the
+    same pairing of seeds, divergences and "worse" count); Holm runs over the pairs given.
+    """
     out: list[dict[str, object]] = []
     for mine, other in pairs:
         missing = [name for name in (mine, other) if name not in values]
         if missing:
             raise SystemExit(f"no row {missing[0]!r} in the CSV; its rows are {sorted(values)}")
-        a, b = values[mine], values[other]
-        seeds = [s for s in sorted(a) if s in b and _ok(a[s]) and _ok(b[s])]
-        x = [float(a[s]) for s in seeds]  # type: ignore[arg-type]
-        y = [float(b[s]) for s in seeds]  # type: ignore[arg-type]
-        t, p = paired_t(x, y)
-        diff = statistics.fmean(u - v for u, v in zip(x, y, strict=True)) if seeds else None
-        worse = sum(u > v for u, v in zip(x, y, strict=True))
-        out.append({"row": mine, "other": other, "seeds": len(seeds), "difference": diff,
-                    "t": t, "p": p, "worse": worse})  # fmt: skip
+        (c,) = compare({mine: values[mine], other: values[other]}, [other])
+        out.append({"row": mine, "other": other, "seeds": c.pairs,
+                    "difference": c.mean_difference, "t": c.t_paired, "p": c.p_paired,
+                    "worse": c.worse})  # fmt: skip
     for entry, adjusted in zip(out, holm([e["p"] for e in out]), strict=True):  # type: ignore[misc]
         entry["holm_p"] = adjusted
     return out
-
-
-def _ok(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 def main(args: list[str]) -> None:
